@@ -1,0 +1,322 @@
+use crate::{ObjectInfo, ObjectStore, PutOptions, Retention, StoreError};
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Temporary files live here until they are renamed into place, so a crash
+/// leaves only files that are never mistaken for objects.
+const TMP_DIR: &str = ".tmp";
+
+/// A repository in a local directory: the embedded default.
+///
+/// Each object is a file at `root/key`. Writes go to a temporary file in the same
+/// filesystem, are fsynced and then renamed over the final name, and the parent
+/// directory is fsynced, so a crash never leaves a partial object and two
+/// writers never see each other's half-written files.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStore { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        if key.is_empty()
+            || key.starts_with('/')
+            || key.split('/').any(|c| c == ".." || c == "." || c.is_empty())
+        {
+            return Err(StoreError::Backend {
+                location: self.location(),
+                key: key.to_string(),
+                detail: "invalid object key".into(),
+            });
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn not_found_or_io(&self, key: &str, path: &Path, e: io::Error) -> StoreError {
+        if e.kind() == io::ErrorKind::NotFound {
+            StoreError::NotFound {
+                location: self.location(),
+                key: key.to_string(),
+            }
+        } else if e.kind() == io::ErrorKind::PermissionDenied {
+            StoreError::AccessDenied {
+                location: self.location(),
+                key: key.to_string(),
+                detail: e.to_string(),
+            }
+        } else {
+            StoreError::io(path.display().to_string(), e)
+        }
+    }
+
+    fn unsupported_lock(&self) -> StoreError {
+        StoreError::Unsupported {
+            location: self.location(),
+            what: "Object Lock (retention needs an S3 bucket with Object Lock enabled)".into(),
+        }
+    }
+}
+
+fn write_atomically(root: &Path, path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp_dir = root.join(TMP_DIR);
+    fs::create_dir_all(&tmp_dir)?;
+    let parent = path
+        .parent()
+        .ok_or_else(|| io::Error::other("object path has no parent"))?;
+    fs::create_dir_all(parent)?;
+    let mut rnd = [0u8; 12];
+    getrandom::getrandom(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
+    let tmp = tmp_dir.join(hex::encode(rnd));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        fs::File::open(parent)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn modified(meta: &fs::Metadata) -> Option<DateTime<Utc>> {
+    meta.modified().ok().map(DateTime::<Utc>::from)
+}
+
+fn walk(dir: &Path, rel: &str, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if rel.is_empty() && name == TMP_DIR {
+            continue;
+        }
+        let key = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            walk(&entry.path(), &key, out)?;
+        } else if ft.is_file() {
+            let meta = entry.metadata()?;
+            out.push(ObjectInfo {
+                key,
+                size: meta.len(),
+                last_modified: modified(&meta),
+                retention: None,
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::io("<blocking task>", io::Error::other(e.to_string())))?
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    async fn exists(&self) -> Result<bool, StoreError> {
+        Ok(self.root.is_dir())
+    }
+
+    async fn create(&self) -> Result<(), StoreError> {
+        let root = self.root.clone();
+        blocking(move || {
+            fs::create_dir_all(&root).map_err(|e| StoreError::io(root.display().to_string(), e))
+        })
+        .await
+    }
+
+    async fn ensure_lock_support(&self) -> Result<(), StoreError> {
+        Err(self.unsupported_lock())
+    }
+
+    async fn put(&self, key: &str, data: Bytes, opts: &PutOptions) -> Result<(), StoreError> {
+        if opts.retention.is_some() {
+            return Err(self.unsupported_lock());
+        }
+        let path = self.path(key)?;
+        if !self.root.is_dir() {
+            return Err(StoreError::StoreMissing {
+                location: self.location(),
+            });
+        }
+        let root = self.root.clone();
+        let this = self.clone();
+        let key = key.to_string();
+        blocking(move || {
+            write_atomically(&root, &path, &data).map_err(|e| this.not_found_or_io(&key, &path, e))
+        })
+        .await
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let path = self.path(key)?;
+        let this = self.clone();
+        let key = key.to_string();
+        blocking(move || {
+            fs::read(&path)
+                .map(Bytes::from)
+                .map_err(|e| this.not_found_or_io(&key, &path, e))
+        })
+        .await
+    }
+
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        let path = self.path(key)?;
+        let this = self.clone();
+        let key = key.to_string();
+        blocking(move || {
+            let read = || -> io::Result<Vec<u8>> {
+                let mut f = fs::File::open(&path)?;
+                f.seek(SeekFrom::Start(offset))?;
+                let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+                f.take(len).read_to_end(&mut buf)?;
+                if (buf.len() as u64) < len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("object is shorter than {offset}+{len} bytes"),
+                    ));
+                }
+                Ok(buf)
+            };
+            read()
+                .map(Bytes::from)
+                .map_err(|e| this.not_found_or_io(&key, &path, e))
+        })
+        .await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectInfo, StoreError> {
+        let path = self.path(key)?;
+        let meta = fs::metadata(&path).map_err(|e| self.not_found_or_io(key, &path, e))?;
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            size: meta.len(),
+            last_modified: modified(&meta),
+            retention: None,
+        })
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        if !self.root.is_dir() {
+            return Err(StoreError::StoreMissing {
+                location: self.location(),
+            });
+        }
+        // Walk only the directory the prefix names; filter the rest by string.
+        let dir_part = match prefix.rfind('/') {
+            Some(i) => &prefix[..i],
+            None => "",
+        };
+        let root = self.root.clone();
+        let dir_part = dir_part.to_string();
+        let prefix = prefix.to_string();
+        blocking(move || {
+            let mut out = Vec::new();
+            let start = if dir_part.is_empty() {
+                root.clone()
+            } else {
+                root.join(&dir_part)
+            };
+            walk(&start, &dir_part, &mut out)
+                .map_err(|e| StoreError::io(start.display().to_string(), e))?;
+            out.retain(|o| o.key.starts_with(&prefix));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.not_found_or_io(key, &path, e)),
+        }
+    }
+
+    async fn set_retention(&self, _key: &str, _retention: Retention) -> Result<(), StoreError> {
+        Err(self.unsupported_lock())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_list_delete_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("repo"));
+        assert!(!store.exists().await.unwrap());
+        store.create().await.unwrap();
+        store
+            .put("data/ab/abc", Bytes::from_static(b"hello"), &PutOptions::default())
+            .await
+            .unwrap();
+        store
+            .put("config", Bytes::from_static(b"{}"), &PutOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(store.get("data/ab/abc").await.unwrap(), "hello");
+        assert_eq!(store.get_range("data/ab/abc", 1, 3).await.unwrap(), "ell");
+        assert!(store.get_range("data/ab/abc", 3, 5).await.is_err());
+        let mut keys: Vec<_> = store.list("").await.unwrap().into_iter().map(|o| o.key).collect();
+        keys.sort();
+        assert_eq!(keys, vec!["config", "data/ab/abc"]);
+        assert_eq!(store.list("data/").await.unwrap().len(), 1);
+        assert_eq!(store.list("snapshots/").await.unwrap().len(), 0);
+        store.delete("data/ab/abc").await.unwrap();
+        assert!(store.get("data/ab/abc").await.unwrap_err().is_not_found());
+        store.delete("data/ab/abc").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn rejects_escaping_keys_and_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        assert!(store.get("../etc/passwd").await.is_err());
+        assert!(store.get("/etc/passwd").await.is_err());
+        assert!(matches!(
+            store.ensure_lock_support().await,
+            Err(StoreError::Unsupported { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn missing_store_is_named() {
+        let store = LocalStore::new("/nonexistent/lifeboat-repo");
+        let err = store.list("snapshots/").await.unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/lifeboat-repo"));
+    }
+}

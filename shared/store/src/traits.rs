@@ -1,0 +1,66 @@
+use crate::{Retention, StoreError};
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use std::fmt::Debug;
+
+/// Options for writing one object.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// Object Lock retention to write the object with; `None` for no lock.
+    pub retention: Option<Retention>,
+}
+
+/// What a listing or a HEAD tells about one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Key relative to the store root, `/`-separated.
+    pub key: String,
+    pub size: u64,
+    pub last_modified: Option<DateTime<Utc>>,
+    /// Retention as the store reports it. Listings leave it `None`; [`ObjectStore::head`] fills it.
+    pub retention: Option<Retention>,
+}
+
+/// A flat namespace of immutable objects.
+///
+/// Keys are relative, `/`-separated, and never start with `/`. Writes are atomic:
+/// a reader sees either the whole object or nothing. Implementations retry
+/// transient failures themselves and return [`StoreError::Transient`] only once
+/// retries are exhausted.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + Debug {
+    /// A human-readable location such as `/srv/repo` or `s3://bucket/prefix`.
+    fn location(&self) -> String;
+
+    /// Whether the store exists (directory present, bucket reachable).
+    async fn exists(&self) -> Result<bool, StoreError>;
+
+    /// Create the store's root if the backend needs it (a directory).
+    async fn create(&self) -> Result<(), StoreError>;
+
+    /// Check that the backend can enforce Object Lock, or explain why not.
+    async fn ensure_lock_support(&self) -> Result<(), StoreError>;
+
+    /// Write an object atomically. Overwriting an existing key replaces it.
+    async fn put(&self, key: &str, data: Bytes, opts: &PutOptions) -> Result<(), StoreError>;
+
+    /// Read a whole object.
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
+
+    /// Read `len` bytes starting at `offset`.
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError>;
+
+    /// Size, modification time and retention of one object.
+    async fn head(&self, key: &str) -> Result<ObjectInfo, StoreError>;
+
+    /// Every object whose key starts with `prefix`, in no particular order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError>;
+
+    /// Delete an object. Deleting a missing object succeeds; a locked one fails
+    /// with [`StoreError::Locked`].
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Set retention on an existing object. Stores refuse to shorten a lock.
+    async fn set_retention(&self, key: &str, retention: Retention) -> Result<(), StoreError>;
+}
