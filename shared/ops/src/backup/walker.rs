@@ -1,0 +1,288 @@
+//! Walks the source paths on a blocking thread, cuts file content into chunks,
+//! hashes them, and builds one tree blob per directory (bottom up).
+
+use super::pipeline::BlobSaver;
+use super::source::{content_len, data_regions, node_from_meta, wants_fixed_chunks};
+use crate::{OpsError, Progress};
+use lifeboat_repo::{
+    BlobType, ChunkRef, ChunkingParams, ContentChunker, FixedChunker, GearTable, Id, Index, Node,
+    NodeType, Repository, Tree,
+};
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File, Metadata};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::runtime::Handle;
+
+/// At most this many warnings are kept in a snapshot summary.
+const MAX_WARNINGS: usize = 100;
+
+/// What the walk found.
+#[derive(Debug, Default, Clone)]
+pub struct WalkStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    pub bytes_read: u64,
+    pub warnings: Vec<String>,
+    pub warning_count: u64,
+}
+
+/// Access to the parent snapshot's trees, to skip files that did not change.
+pub struct ParentTrees {
+    pub repo: Repository,
+    pub index: Arc<Index>,
+    pub rt: Handle,
+}
+
+impl ParentTrees {
+    fn load(&self, id: &Id) -> Option<Tree> {
+        match self.rt.block_on(self.repo.load_tree(&self.index, id)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(tree = %id, error = %e, "cannot read parent tree; reading files again");
+                None
+            }
+        }
+    }
+}
+
+pub struct Walker {
+    pub saver: BlobSaver,
+    gear: GearTable,
+    chunking: ChunkingParams,
+    progress: Arc<Progress>,
+    parent: Option<ParentTrees>,
+    pub stats: WalkStats,
+}
+
+fn find<'t>(tree: &'t Option<Tree>, name: &OsStr) -> Option<&'t Node> {
+    tree.as_ref()?.nodes.iter().find(|n| n.os_name() == name)
+}
+
+fn unchanged(prev: &Node, now: &Node) -> bool {
+    prev.node_type == now.node_type
+        && prev.size == now.size
+        && prev.mtime_ns == now.mtime_ns
+        && prev.ctime_ns == now.ctime_ns
+        && prev.inode == now.inode
+}
+
+impl Walker {
+    pub fn new(
+        saver: BlobSaver,
+        chunking: ChunkingParams,
+        progress: Arc<Progress>,
+        parent: Option<ParentTrees>,
+    ) -> Self {
+        let gear = GearTable::from_seed(saver.key().chunker_seed());
+        Walker {
+            saver,
+            gear,
+            chunking,
+            progress,
+            parent,
+            stats: WalkStats::default(),
+        }
+    }
+
+    fn warn(&mut self, path: &Path, e: &dyn std::fmt::Display) {
+        tracing::warn!(path = %path.display(), error = %e, "skipped");
+        self.stats.warning_count += 1;
+        if self.stats.warnings.len() < MAX_WARNINGS {
+            self.stats.warnings.push(format!("{}: {e}", path.display()));
+        }
+    }
+
+    fn load_parent(&self, id: Option<Id>) -> Option<Tree> {
+        self.parent.as_ref()?.load(&id?)
+    }
+
+    fn save_tree(&mut self, mut tree: Tree) -> Result<Id, OpsError> {
+        let json = tree.to_json()?;
+        self.saver.save(BlobType::Tree, json)
+    }
+
+    /// Back up the source paths; returns the root tree's id.
+    pub fn backup_sources(
+        &mut self,
+        paths: &[PathBuf],
+        parent_root: Option<Id>,
+    ) -> Result<Id, OpsError> {
+        let parent = self.load_parent(parent_root);
+        let mut root = Tree::default();
+        for path in paths {
+            let name: OsString = path
+                .file_name()
+                .map(|n| n.to_os_string())
+                .unwrap_or_else(|| OsString::from("root"));
+            let meta = fs::symlink_metadata(path).map_err(|e| OpsError::io(path, e))?;
+            let prev = find(&parent, &name).cloned();
+            let node = self.entry(path, &name, &meta, prev.as_ref(), true)?;
+            root.nodes.push(node);
+        }
+        self.save_tree(root)
+    }
+
+    fn entry(
+        &mut self,
+        path: &Path,
+        name: &OsStr,
+        meta: &Metadata,
+        prev: Option<&Node>,
+        top_level: bool,
+    ) -> Result<Node, OpsError> {
+        let mut node = node_from_meta(name, meta);
+        match node.node_type {
+            NodeType::Dir => {
+                let prev_subtree = prev.filter(|p| p.node_type == NodeType::Dir).and_then(|p| p.subtree);
+                node.subtree = Some(self.dir(path, prev_subtree)?);
+                self.stats.dirs += 1;
+            }
+            NodeType::File => self.file(path, meta, &mut node, prev)?,
+            NodeType::Blockdev if top_level => self.file(path, meta, &mut node, None)?,
+            NodeType::Symlink => {
+                let target = fs::read_link(path).map_err(|e| OpsError::io(path, e))?;
+                node.set_target(target.as_os_str());
+            }
+            _ => {}
+        }
+        Ok(node)
+    }
+
+    fn dir(&mut self, path: &Path, prev_subtree: Option<Id>) -> Result<Id, OpsError> {
+        let prev = self.load_parent(prev_subtree);
+        let mut names: Vec<OsString> = match fs::read_dir(path) {
+            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
+            Err(e) => {
+                self.warn(path, &e);
+                Vec::new()
+            }
+        };
+        names.sort();
+        let mut tree = Tree::default();
+        for name in names {
+            let child = path.join(&name);
+            let meta = match fs::symlink_metadata(&child) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.warn(&child, &e);
+                    continue;
+                }
+            };
+            match self.entry(&child, &name, &meta, find(&prev, &name), false) {
+                Ok(node) => tree.nodes.push(node),
+                // A file that vanished or cannot be read is skipped and reported;
+                // anything else (the repository, the pipeline) stops the backup.
+                Err(OpsError::Io { path, source }) => self.warn(&path, &source),
+                Err(e) => return Err(e),
+            }
+        }
+        self.save_tree(tree)
+    }
+
+    fn file(
+        &mut self,
+        path: &Path,
+        meta: &Metadata,
+        node: &mut Node,
+        prev: Option<&Node>,
+    ) -> Result<(), OpsError> {
+        if let Some(p) = prev {
+            if unchanged(p, node) && p.content.iter().all(|c| self.saver.has(&c.id)) {
+                node.content = p.content.clone();
+                self.stats.files += 1;
+                self.stats.bytes += node.size;
+                Progress::add(&self.progress.files, 1);
+                return Ok(());
+            }
+        }
+        let mut file = File::open(path).map_err(|e| OpsError::io(path, e))?;
+        let len = content_len(&mut file, meta).map_err(|e| OpsError::io(path, e))?;
+        node.size = len;
+        let regions = if meta.is_file() {
+            data_regions(&file, len)
+        } else {
+            vec![(0, len)]
+        };
+        node.content = if wants_fixed_chunks(path, meta) {
+            self.fixed_chunks(path, &file, len, &regions)?
+        } else {
+            self.content_chunks(path, &mut file, &regions)?
+        };
+        self.stats.files += 1;
+        self.stats.bytes += len;
+        Progress::add(&self.progress.files, 1);
+        Ok(())
+    }
+
+    fn fixed_chunks(
+        &mut self,
+        path: &Path,
+        file: &File,
+        len: u64,
+        regions: &[(u64, u64)],
+    ) -> Result<Vec<ChunkRef>, OpsError> {
+        let chunker = FixedChunker {
+            size: u64::from(self.chunking.fixed_size),
+        };
+        let mut out = Vec::new();
+        let mut done_until = 0u64;
+        for &(start, end) in regions {
+            for (s, e) in chunker.ranges(start.max(done_until), end, len) {
+                if s < done_until {
+                    continue;
+                }
+                let mut buf = vec![0u8; (e - s) as usize];
+                file.read_exact_at(&mut buf, s)
+                    .map_err(|err| OpsError::io(path, err))?;
+                done_until = e;
+                self.stats.bytes_read += buf.len() as u64;
+                Progress::add(&self.progress.bytes_read, buf.len() as u64);
+                // All-zero chunks are holes: nothing to store.
+                if buf.iter().all(|&b| b == 0) {
+                    continue;
+                }
+                let id = self.saver.save(BlobType::Data, buf)?;
+                out.push(ChunkRef { id, offset: s });
+            }
+        }
+        Ok(out)
+    }
+
+    fn content_chunks(
+        &mut self,
+        path: &Path,
+        file: &mut File,
+        regions: &[(u64, u64)],
+    ) -> Result<Vec<ChunkRef>, OpsError> {
+        let mut out = Vec::new();
+        for &(start, end) in regions {
+            file.seek(SeekFrom::Start(start))
+                .map_err(|e| OpsError::io(path, e))?;
+            let mut chunker =
+                ContentChunker::new((&*file).take(end - start), self.gear.clone(), self.chunking);
+            let mut offset = start;
+            while let Some(chunk) = chunker.next_chunk().map_err(|e| OpsError::io(path, e))? {
+                let n = chunk.len() as u64;
+                self.stats.bytes_read += n;
+                Progress::add(&self.progress.bytes_read, n);
+                let id = self.saver.save(BlobType::Data, chunk)?;
+                out.push(ChunkRef { id, offset });
+                offset += n;
+            }
+            if offset < end {
+                return Err(OpsError::io(
+                    path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("file shrank while it was read ({offset} of {end} bytes)"),
+                    ),
+                ));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,332 @@
+//! `repo check`: is every snapshot whole, every pack intact, every object locked?
+
+use crate::{OpsError, Progress};
+use chrono::{Duration, Utc};
+use lifeboat_repo::{
+    parse_pack, FileKind, Id, Index, IndexFile, NodeType, RepoError, Repository, Snapshot, Tree,
+};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckOptions {
+    /// Download every pack and verify every blob in it.
+    pub read_data: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Data is missing, damaged or unprotected.
+    Error,
+    /// Harmless leftovers (an interrupted backup's packs).
+    Warning,
+}
+
+/// One finding, naming the object and the snapshots it affects.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    pub severity: Severity,
+    pub object: String,
+    pub message: String,
+    pub snapshots: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckReport {
+    pub snapshots: u64,
+    pub trees: u64,
+    pub blobs_referenced: u64,
+    pub packs: u64,
+    pub packs_read: u64,
+    pub bytes_read: u64,
+    pub objects_lock_checked: u64,
+    pub problems: Vec<Problem>,
+}
+
+impl CheckReport {
+    pub fn errors(&self) -> usize {
+        self.problems.iter().filter(|p| p.severity == Severity::Error).count()
+    }
+
+    fn push(&mut self, severity: Severity, object: String, message: String, snapshots: Vec<String>) {
+        self.problems.push(Problem {
+            severity,
+            object,
+            message,
+            snapshots,
+        });
+    }
+}
+
+struct Walk<'a> {
+    repo: &'a Repository,
+    index: &'a Index,
+    trees: HashMap<Id, Option<Tree>>,
+    /// Pack -> snapshots that need it.
+    pack_users: HashMap<Id, BTreeSet<String>>,
+    referenced: HashSet<Id>,
+}
+
+impl Walk<'_> {
+    async fn snapshot(&mut self, report: &mut CheckReport, sid: &Id, snap: &Snapshot) {
+        let who = sid.short();
+        let mut stack = vec![snap.tree];
+        while let Some(tid) = stack.pop() {
+            self.blob(report, &tid, &who, "tree");
+            if !self.trees.contains_key(&tid) {
+                let t = match self.repo.load_tree(self.index, &tid).await {
+                    Ok(t) => Some(t),
+                    Err(RepoError::BlobNotIndexed { .. }) => None, // reported by blob()
+                    Err(e) => {
+                        report.push(Severity::Error, format!("tree {tid}"), e.to_string(), vec![who.clone()]);
+                        None
+                    }
+                };
+                report.trees += 1;
+                self.trees.insert(tid, t);
+            }
+            let Some(Some(tree)) = self.trees.get(&tid) else { continue };
+            let tree = tree.clone();
+            for node in &tree.nodes {
+                for c in &node.content {
+                    self.blob(report, &c.id, &who, "data");
+                }
+                if node.node_type == NodeType::Dir {
+                    match node.subtree {
+                        Some(s) => stack.push(s),
+                        None => report.push(
+                            Severity::Error,
+                            format!("tree {tid}"),
+                            format!("directory {:?} has no subtree", node.name),
+                            vec![who.clone()],
+                        ),
+                    }
+                }
+            }
+        }
+    }
+
+    fn blob(&mut self, report: &mut CheckReport, id: &Id, who: &str, kind: &str) {
+        match self.index.get(id) {
+            Some(loc) => {
+                self.pack_users.entry(loc.pack).or_default().insert(who.to_string());
+                self.referenced.insert(*id);
+            }
+            None => report.push(
+                Severity::Error,
+                format!("{kind} blob {id}"),
+                "missing: no index lists it".into(),
+                vec![who.to_string()],
+            ),
+        }
+    }
+}
+
+/// Check the repository; problems are reported, not returned as errors.
+#[tracing::instrument(skip_all, fields(read_data = opts.read_data))]
+pub async fn check(
+    repo: &Repository,
+    opts: CheckOptions,
+    progress: Arc<Progress>,
+) -> Result<CheckReport, OpsError> {
+    let mut report = CheckReport::default();
+    progress.set_phase("listing packs");
+    let listed: HashMap<Id, u64> = repo
+        .store()
+        .list(FileKind::Pack.prefix())
+        .await?
+        .into_iter()
+        .filter_map(|o| FileKind::Pack.parse_key(&o.key).map(|id| (id, o.size)))
+        .collect();
+    report.packs = listed.len() as u64;
+
+    progress.set_phase("loading indexes");
+    let mut files = Vec::new();
+    for id in repo.list_ids(FileKind::Index).await? {
+        match repo.load_file::<IndexFile>(FileKind::Index, &id).await {
+            Ok(f) => files.push((id, f)),
+            Err(e) => report.push(Severity::Error, format!("index {id}"), e.to_string(), vec![]),
+        }
+    }
+    let index = Index::from_files(files);
+
+    progress.set_phase("checking snapshots");
+    let mut walk = Walk {
+        repo,
+        index: &index,
+        trees: HashMap::new(),
+        pack_users: HashMap::new(),
+        referenced: HashSet::new(),
+    };
+    let mut snapshot_ids = Vec::new();
+    for sid in repo.list_ids(FileKind::Snapshot).await? {
+        match repo.load_file::<Snapshot>(FileKind::Snapshot, &sid).await {
+            Ok(s) => {
+                walk.snapshot(&mut report, &sid, &s).await;
+                snapshot_ids.push(sid);
+            }
+            Err(e) => report.push(Severity::Error, format!("snapshot {sid}"), e.to_string(), vec![sid.short()]),
+        }
+    }
+    report.snapshots = snapshot_ids.len() as u64;
+    report.blobs_referenced = walk.referenced.len() as u64;
+    let pack_users = std::mem::take(&mut walk.pack_users);
+    let users = |p: &Id| -> Vec<String> {
+        pack_users.get(p).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+    };
+
+    for (pack, size) in index.packs() {
+        match listed.get(pack) {
+            None => report.push(
+                Severity::Error,
+                format!("pack {pack}"),
+                "missing from the store".into(),
+                users(pack),
+            ),
+            Some(actual) if actual != size => report.push(
+                Severity::Error,
+                format!("pack {pack}"),
+                format!("is {actual} bytes but the index says {size} (truncated or replaced)"),
+                users(pack),
+            ),
+            Some(_) => {}
+        }
+    }
+    for pack in listed.keys().filter(|p| !index.packs().contains_key(*p)) {
+        report.push(
+            Severity::Warning,
+            format!("pack {pack}"),
+            "orphan: in no index (left by an interrupted backup; prune removes it)".into(),
+            vec![],
+        );
+    }
+
+    if opts.read_data {
+        read_data(repo, &index, &listed, &users, &mut report, &progress).await?;
+    }
+    if let Some(policy) = repo.config().object_lock {
+        progress.set_phase("checking object locks");
+        let mut keys = vec!["config".to_string()];
+        keys.extend(repo.store().list(FileKind::Key.prefix()).await?.into_iter().map(|o| o.key));
+        keys.extend(index.files.iter().map(|i| FileKind::Index.key(i)));
+        keys.extend(snapshot_ids.iter().map(|s| FileKind::Snapshot.key(s)));
+        keys.extend(index.packs().keys().filter(|p| listed.contains_key(*p)).map(|p| FileKind::Pack.key(p)));
+        check_locks(repo, policy, keys, &mut report).await?;
+    }
+    Ok(report)
+}
+
+async fn read_data(
+    repo: &Repository,
+    index: &Index,
+    listed: &HashMap<Id, u64>,
+    users: &dyn Fn(&Id) -> Vec<String>,
+    report: &mut CheckReport,
+    progress: &Progress,
+) -> Result<(), OpsError> {
+    progress.set_phase("reading packs");
+    progress.items_total.store(listed.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    let mut set = JoinSet::new();
+    let mut pending = listed.keys().copied().collect::<Vec<_>>().into_iter();
+    loop {
+        while set.len() < workers {
+            let Some(pack) = pending.next() else { break };
+            let repo = repo.clone();
+            set.spawn(async move {
+                let bytes = repo.store().get(&FileKind::Pack.key(&pack)).await;
+                let bytes = match bytes {
+                    Ok(b) => b,
+                    Err(e) => return (pack, 0, Err(RepoError::from(e))),
+                };
+                let n = bytes.len() as u64;
+                let key = repo.key().clone();
+                let parsed = tokio::task::spawn_blocking(move || parse_pack(&key, &pack, &bytes))
+                    .await
+                    .unwrap_or_else(|e| Err(RepoError::Malformed { what: format!("pack {pack}"), reason: e.to_string() }));
+                (pack, n, parsed)
+            });
+        }
+        let Some(joined) = set.join_next().await else { break };
+        let (pack, n, parsed) = joined.map_err(|e| OpsError::Pipeline(e.to_string()))?;
+        report.packs_read += 1;
+        report.bytes_read += n;
+        Progress::add(&progress.items_done, 1);
+        Progress::add(&progress.bytes_read, n);
+        match parsed {
+            Err(e) => report.push(Severity::Error, format!("pack {pack}"), e.to_string(), users(&pack)),
+            Ok(blobs) => {
+                let in_pack: HashSet<Id> = blobs.iter().map(|b| b.id).collect();
+                for (id, loc) in index.blobs().filter(|(_, l)| l.pack == pack) {
+                    let header = blobs.iter().find(|b| b.id == *id);
+                    let agrees = header.is_some_and(|b| b.offset == loc.offset && b.length == loc.length);
+                    if !in_pack.contains(id) || !agrees {
+                        report.push(
+                            Severity::Error,
+                            format!("pack {pack}"),
+                            format!("blob {id} is not where the index says"),
+                            users(&pack),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn check_locks(
+    repo: &Repository,
+    policy: lifeboat_repo::LockPolicy,
+    keys: Vec<String>,
+    report: &mut CheckReport,
+) -> Result<(), OpsError> {
+    let now = Utc::now();
+    let mut set = JoinSet::new();
+    let mut pending = keys.into_iter();
+    loop {
+        while set.len() < 16 {
+            let Some(key) = pending.next() else { break };
+            let store = repo.store().clone();
+            set.spawn(async move {
+                let r = store.head(&key).await;
+                (key, r)
+            });
+        }
+        let Some(joined) = set.join_next().await else { break };
+        let (key, head) = joined.map_err(|e| OpsError::Pipeline(e.to_string()))?;
+        report.objects_lock_checked += 1;
+        let info = match head {
+            Ok(i) => i,
+            Err(e) => {
+                report.push(Severity::Error, key, e.to_string(), vec![]);
+                continue;
+            }
+        };
+        let msg = match info.retention {
+            None => Some(format!("has no Object Lock (policy: {} for {} days)", policy.mode, policy.days)),
+            Some(r) if r.mode != policy.mode => Some(format!("is locked in {} mode, policy says {}", r.mode, policy.mode)),
+            Some(r) if r.until <= now => Some(format!("lock expired at {}", r.until.to_rfc3339())),
+            Some(r) => {
+                // Written (or last extended) at least `days` before the lock ends; an hour of slack for clocks.
+                let floor = info.last_modified.map(|m| m + Duration::days(i64::from(policy.days)) - Duration::hours(1));
+                match floor {
+                    Some(f) if r.until < f => Some(format!(
+                        "locked until {}, shorter than the policy's {} days from {}",
+                        r.until.to_rfc3339(),
+                        policy.days,
+                        info.last_modified.map(|m| m.to_rfc3339()).unwrap_or_default()
+                    )),
+                    _ => None,
+                }
+            }
+        };
+        if let Some(m) = msg {
+            report.push(Severity::Error, key, m, vec![]);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+use lifeboat_repo::RepoError;
+use std::io;
+use std::path::PathBuf;
+
+/// Errors of Lifeboat's operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpsError {
+    /// The repository layer failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// Reading or writing a local path failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The caller asked for something that cannot be done.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// A stage of the backup pipeline stopped unexpectedly.
+    #[error("backup pipeline failed: {0}")]
+    Pipeline(String),
+}
+
+impl OpsError {
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        OpsError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether retrying the operation may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            OpsError::Repo(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
+impl From<lifeboat_store::StoreError> for OpsError {
+    fn from(e: lifeboat_store::StoreError) -> Self {
+        OpsError::Repo(RepoError::Store(e))
+    }
+}

@@ -1,0 +1,80 @@
+//! `repo extend-locks`: keep every object that a snapshot needs locked for the
+//! policy's full period from now. Locks are only ever extended.
+
+use crate::reachable::{packs_of, reachable_blobs};
+use crate::{OpsError, Progress};
+use chrono::{Duration, Utc};
+use lifeboat_repo::{FileKind, LockKind, Repository};
+use lifeboat_store::Retention;
+use serde::Serialize;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExtendReport {
+    pub objects: u64,
+    pub extended: u64,
+    pub already_sufficient: u64,
+    pub until: String,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn extend_locks(repo: &Repository, progress: Arc<Progress>) -> Result<ExtendReport, OpsError> {
+    let policy = repo.config().object_lock.ok_or_else(|| {
+        OpsError::InvalidInput(format!(
+            "repository {} has no Object Lock policy (set one with `repo init --lock-mode ... --lock-days ...`)",
+            repo.store().location()
+        ))
+    })?;
+    let lock = repo.lock(LockKind::Shared, "extend-locks").await?;
+    progress.set_phase("finding referenced objects");
+    let snapshots = repo.snapshots().await?;
+    let index = repo.load_index().await?;
+    let snaps: Vec<_> = snapshots.iter().map(|(_, s)| s).collect();
+    let blobs = reachable_blobs(repo, &index, &snaps).await?;
+    let mut keys = vec!["config".to_string()];
+    keys.extend(repo.store().list(FileKind::Key.prefix()).await?.into_iter().map(|o| o.key));
+    keys.extend(index.files.iter().map(|i| FileKind::Index.key(i)));
+    keys.extend(snapshots.iter().map(|(id, _)| FileKind::Snapshot.key(id)));
+    keys.extend(packs_of(&index, &blobs).iter().map(|p| FileKind::Pack.key(p)));
+
+    let target = Retention {
+        mode: policy.mode,
+        until: Utc::now() + Duration::days(i64::from(policy.days)),
+    };
+    let mut report = ExtendReport {
+        objects: keys.len() as u64,
+        until: target.until.to_rfc3339(),
+        ..Default::default()
+    };
+    progress.set_phase("extending locks");
+    progress.items_total.store(keys.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let mut set = JoinSet::new();
+    let mut pending = keys.into_iter();
+    loop {
+        while set.len() < 16 {
+            let Some(key) = pending.next() else { break };
+            let store = repo.store().clone();
+            set.spawn(async move {
+                let head = store.head(&key).await?;
+                if head.retention.is_some_and(|r| r.until >= target.until) {
+                    return Ok::<bool, OpsError>(false);
+                }
+                store.set_retention(&key, target).await?;
+                Ok(true)
+            });
+        }
+        let Some(joined) = set.join_next().await else { break };
+        match joined.map_err(|e| OpsError::Pipeline(e.to_string()))? {
+            Ok(true) => report.extended += 1,
+            Ok(false) => report.already_sufficient += 1,
+            Err(e) => {
+                lock.release().await?;
+                return Err(e);
+            }
+        }
+        Progress::add(&progress.items_done, 1);
+    }
+    lock.release().await?;
+    Ok(report)
+}

@@ -1,0 +1,24 @@
+//! Lifeboat's use cases, one module each, over a [`Repository`]:
+//! volume backup and restore, check, prune with GFS retention, lock
+//! extension, statistics and snapshot diffs.
+//!
+//! Operations are async and never start a runtime of their own; CPU-heavy
+//! stages (chunking, hashing, compression, encryption) run on Tokio's blocking
+//! pool. Long operations report through a shared [`Progress`].
+//!
+//! [`Repository`]: lifeboat_repo::Repository
+
+pub mod backup;
+mod error;
+pub mod check;
+pub mod diff;
+pub mod extend_locks;
+pub mod forget;
+mod progress;
+pub mod prune;
+mod reachable;
+pub mod restore;
+pub mod stats;
+
+pub use error::OpsError;
+pub use progress::{Progress, ProgressSnapshot};

@@ -1,0 +1,156 @@
+//! `repo prune`: forget snapshots by GFS policy and delete what nothing needs
+//! any more, never touching an object whose lock has not expired.
+
+use crate::forget::{apply_policy, Decision, RetentionPolicy};
+use crate::reachable::{packs_of, reachable_blobs};
+use crate::{OpsError, Progress};
+use chrono::Utc;
+use lifeboat_repo::{FileKind, Id, IndexFile, IndexPack, IndexedBlob, LockKind, Repository};
+use lifeboat_store::StoreError;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Default)]
+pub struct PruneOptions {
+    pub policy: RetentionPolicy,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PruneReport {
+    pub dry_run: bool,
+    pub decisions: Vec<Decision>,
+    pub snapshots_removed: Vec<Id>,
+    /// Snapshots the policy would remove but whose lock has not expired.
+    pub snapshots_locked: Vec<Id>,
+    pub packs_deleted: u64,
+    pub bytes_freed: u64,
+    /// Unreferenced packs still under lock (deleted by a later prune).
+    pub packs_locked: u64,
+    pub packs_kept: u64,
+    pub index_files_written: u64,
+    pub index_files_deleted: u64,
+}
+
+/// Delete an object unless its lock is still active. Returns whether it was deleted.
+async fn delete_if_unlocked(repo: &Repository, key: &str, dry_run: bool) -> Result<bool, OpsError> {
+    let head = match repo.store().head(key).await {
+        Ok(h) => h,
+        Err(e) if e.is_not_found() => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    if head.retention.is_some_and(|r| r.is_active(Utc::now())) {
+        return Ok(false);
+    }
+    if dry_run {
+        return Ok(true);
+    }
+    match repo.store().delete(key).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::Locked { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(dry_run = opts.dry_run))]
+pub async fn prune(
+    repo: &Repository,
+    opts: &PruneOptions,
+    progress: Arc<Progress>,
+) -> Result<PruneReport, OpsError> {
+    let lock = repo.lock(LockKind::Exclusive, "prune").await?;
+    let result = prune_locked(repo, opts, &progress).await;
+    lock.release().await?;
+    result
+}
+
+async fn prune_locked(
+    repo: &Repository,
+    opts: &PruneOptions,
+    progress: &Progress,
+) -> Result<PruneReport, OpsError> {
+    let mut report = PruneReport {
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    progress.set_phase("applying retention policy");
+    let snapshots = repo.snapshots().await?;
+    report.decisions = apply_policy(&opts.policy, &snapshots);
+    let remove: HashSet<Id> = report.decisions.iter().filter(|d| !d.keep).map(|d| d.id).collect();
+    let mut kept = Vec::new();
+    for (id, snap) in &snapshots {
+        if remove.contains(id) {
+            if delete_if_unlocked(repo, &FileKind::Snapshot.key(id), opts.dry_run).await? {
+                report.snapshots_removed.push(*id);
+                continue;
+            }
+            report.snapshots_locked.push(*id);
+        }
+        kept.push(snap);
+    }
+
+    progress.set_phase("finding unreferenced data");
+    let index = repo.load_index().await?;
+    let used_blobs = reachable_blobs(repo, &index, &kept).await?;
+    let used_packs = packs_of(&index, &used_blobs);
+    let listed = repo.store().list(FileKind::Pack.prefix()).await?;
+    let mut deleted = HashSet::new();
+    for obj in &listed {
+        let Some(pack) = FileKind::Pack.parse_key(&obj.key) else { continue };
+        if used_packs.contains(&pack) {
+            report.packs_kept += 1;
+            continue;
+        }
+        if delete_if_unlocked(repo, &obj.key, opts.dry_run).await? {
+            report.packs_deleted += 1;
+            report.bytes_freed += obj.size;
+            deleted.insert(pack);
+        } else {
+            report.packs_locked += 1;
+        }
+    }
+
+    // Rewrite the index without the deleted packs, superseding every index file present.
+    let indexed_deleted = deleted.iter().any(|p| index.packs().contains_key(p));
+    if indexed_deleted && !opts.dry_run {
+        progress.set_phase("rewriting index");
+        let present = repo.list_ids(FileKind::Index).await?;
+        let mut packs: std::collections::HashMap<Id, IndexPack> = std::collections::HashMap::new();
+        for (id, loc) in index.blobs() {
+            if deleted.contains(&loc.pack) {
+                continue;
+            }
+            let size = index.packs().get(&loc.pack).copied().unwrap_or(0);
+            packs
+                .entry(loc.pack)
+                .or_insert_with(|| IndexPack { id: loc.pack, size, blobs: Vec::new() })
+                .blobs
+                .push(IndexedBlob {
+                    id: *id,
+                    blob_type: loc.blob_type,
+                    offset: loc.offset,
+                    length: loc.length,
+                    raw_length: loc.raw_length,
+                    compression: loc.compression,
+                });
+        }
+        let mut packs: Vec<IndexPack> = packs.into_values().collect();
+        for p in &mut packs {
+            p.blobs.sort_by_key(|b| b.offset);
+        }
+        let file = IndexFile {
+            version: 1,
+            supersedes: present.clone(),
+            packs,
+        };
+        repo.save_file(FileKind::Index, &file).await?;
+        report.index_files_written = 1;
+        for old in present {
+            if delete_if_unlocked(repo, &FileKind::Index.key(&old), false).await? {
+                report.index_files_deleted += 1;
+            }
+        }
+    }
+    Ok(report)
+}

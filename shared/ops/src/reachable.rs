@@ -1,0 +1,37 @@
+//! Which blobs and packs the snapshots need.
+
+use crate::OpsError;
+use lifeboat_repo::{Id, Index, Repository, Snapshot};
+use std::collections::HashSet;
+
+/// Every blob (trees and data) reachable from `snapshots`. Fails on the first
+/// tree that cannot be read: deciding what to delete on partial knowledge is unsafe.
+pub(crate) async fn reachable_blobs(
+    repo: &Repository,
+    index: &Index,
+    snapshots: &[&Snapshot],
+) -> Result<HashSet<Id>, OpsError> {
+    let mut seen = HashSet::new();
+    let mut stack: Vec<Id> = snapshots.iter().map(|s| s.tree).collect();
+    while let Some(tid) = stack.pop() {
+        if !seen.insert(tid) {
+            continue;
+        }
+        let tree = repo.load_tree(index, &tid).await?;
+        for node in tree.nodes {
+            seen.extend(node.content.iter().map(|c| c.id));
+            if let Some(sub) = node.subtree {
+                stack.push(sub);
+            }
+        }
+    }
+    Ok(seen)
+}
+
+/// The packs that hold any of `blobs`.
+pub(crate) fn packs_of(index: &Index, blobs: &HashSet<Id>) -> HashSet<Id> {
+    blobs
+        .iter()
+        .filter_map(|b| index.get(b).map(|l| l.pack))
+        .collect()
+}

@@ -1,0 +1,285 @@
+//! `volume restore`: recreate a snapshot's files byte for byte, with their
+//! metadata, under a target directory (or onto a block device).
+
+use crate::{OpsError, Progress};
+use filetime::FileTime;
+use lifeboat_repo::{FileKind, Id, Index, Node, NodeType, Repository, Snapshot, Tree};
+use serde::Serialize;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{FileExt, FileTypeExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+/// Files restored at once.
+const FILES_IN_FLIGHT: usize = 4;
+
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    pub target: PathBuf,
+    /// Restore only this path inside the snapshot (relative to its root, e.g. `data/sub`).
+    pub include: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RestoreSummary {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub special: u64,
+    pub bytes: u64,
+    /// Metadata that could not be applied (ownership when not root, device nodes).
+    pub warnings: Vec<String>,
+}
+
+struct FileJob {
+    path: PathBuf,
+    node: Node,
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Restore snapshot `id` as `opts` says.
+#[tracing::instrument(skip_all, fields(snapshot = %id.short()))]
+pub async fn restore(
+    repo: &Repository,
+    id: &Id,
+    opts: &RestoreOptions,
+    progress: Arc<Progress>,
+) -> Result<RestoreSummary, OpsError> {
+    let snapshot: Snapshot = repo.load_file(FileKind::Snapshot, id).await?;
+    progress.set_phase("loading index");
+    let index = Arc::new(repo.load_index().await?);
+    let root = repo.load_tree(&index, &snapshot.tree).await?;
+
+    let mut summary = RestoreSummary::default();
+    fs::create_dir_all(&opts.target).map_err(|e| OpsError::io(&opts.target, e))?;
+
+    // Walk down to the included subpath, if any.
+    let mut tree = root;
+    let mut base = opts.target.clone();
+    let mut start_nodes: Option<Vec<Node>> = None;
+    if let Some(include) = &opts.include {
+        let parts: Vec<_> = include
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(s) => Some(s.to_os_string()),
+                _ => None,
+            })
+            .collect();
+        for (i, part) in parts.iter().enumerate() {
+            let node = tree
+                .nodes
+                .iter()
+                .find(|n| n.os_name() == *part)
+                .cloned()
+                .ok_or_else(|| {
+                    OpsError::InvalidInput(format!(
+                        "{} is not in snapshot {}",
+                        include.display(),
+                        id.short()
+                    ))
+                })?;
+            if i + 1 == parts.len() {
+                start_nodes = Some(vec![node]);
+            } else {
+                let sub = node.subtree.ok_or_else(|| {
+                    OpsError::InvalidInput(format!("{} is not a directory", part.to_string_lossy()))
+                })?;
+                base = base.join(part);
+                fs::create_dir_all(&base).map_err(|e| OpsError::io(&base, e))?;
+                tree = repo.load_tree(&index, &sub).await?;
+            }
+        }
+    }
+    let nodes = start_nodes.unwrap_or(tree.nodes);
+
+    // Pass 1: directories, links and special files; collect files.
+    progress.set_phase("creating directories");
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    let mut stack: Vec<(PathBuf, Node)> = nodes.into_iter().map(|n| (base.clone(), n)).collect();
+    while let Some((parent, node)) = stack.pop() {
+        if !node.has_safe_name() {
+            return Err(OpsError::InvalidInput(format!(
+                "snapshot {} holds an unsafe file name {:?}",
+                id.short(),
+                node.name
+            )));
+        }
+        let path = parent.join(node.os_name());
+        match node.node_type {
+            NodeType::Dir => {
+                fs::create_dir_all(&path).map_err(|e| OpsError::io(&path, e))?;
+                if let Some(sub) = node.subtree {
+                    let t: Tree = repo.load_tree(&index, &sub).await?;
+                    stack.extend(t.nodes.into_iter().map(|n| (path.clone(), n)));
+                }
+                summary.dirs += 1;
+                dirs.push((path, node));
+            }
+            NodeType::File => files.push(FileJob { path, node }),
+            NodeType::Blockdev if !node.content.is_empty() || node.size > 0 => {
+                files.push(FileJob { path, node })
+            }
+            NodeType::Symlink => {
+                let target = node.os_target().unwrap_or_default();
+                let _ = fs::remove_file(&path);
+                std::os::unix::fs::symlink(&target, &path).map_err(|e| OpsError::io(&path, e))?;
+                apply_metadata(&path, &node, &mut summary.warnings);
+                summary.symlinks += 1;
+            }
+            NodeType::Fifo | NodeType::Chardev | NodeType::Blockdev | NodeType::Socket => {
+                if let Err(e) = make_special(&path, &node) {
+                    summary.warnings.push(format!("{}: {e}", path.display()));
+                } else {
+                    apply_metadata(&path, &node, &mut summary.warnings);
+                }
+                summary.special += 1;
+            }
+        }
+    }
+
+    // Pass 2: file contents, a few files at a time.
+    progress.set_phase("restoring files");
+    progress
+        .items_total
+        .store(files.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let mut set: JoinSet<Result<(u64, Vec<String>), OpsError>> = JoinSet::new();
+    let mut pending = files.into_iter();
+    loop {
+        while set.len() < FILES_IN_FLIGHT {
+            let Some(job) = pending.next() else { break };
+            set.spawn(restore_file(repo.clone(), index.clone(), job, progress.clone()));
+        }
+        match set.join_next().await {
+            Some(r) => {
+                let (bytes, warnings) = r.map_err(|e| OpsError::Pipeline(e.to_string()))??;
+                summary.files += 1;
+                summary.bytes += bytes;
+                summary.warnings.extend(warnings);
+                Progress::add(&progress.items_done, 1);
+            }
+            None => break,
+        }
+    }
+
+    // Pass 3: directory metadata, deepest first, so writing children does not
+    // change a parent's mtime afterwards.
+    dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+    for (path, node) in &dirs {
+        apply_metadata(path, node, &mut summary.warnings);
+    }
+    Ok(summary)
+}
+
+async fn restore_file(
+    repo: Repository,
+    index: Arc<Index>,
+    job: FileJob,
+    progress: Arc<Progress>,
+) -> Result<(u64, Vec<String>), OpsError> {
+    let path = job.path.clone();
+    let size = job.node.size;
+    let p = path.clone();
+    let file = tokio::task::spawn_blocking(move || open_target(&p, size))
+        .await
+        .map_err(|e| OpsError::Pipeline(e.to_string()))?
+        .map_err(|e| OpsError::io(&path, e))?;
+    let file = Arc::new(file);
+    for chunk in &job.node.content {
+        let data = repo.read_blob(&index, &chunk.id).await?;
+        let f = file.clone();
+        let offset = chunk.offset;
+        let n = data.len() as u64;
+        tokio::task::spawn_blocking(move || f.write_all_at(&data, offset))
+            .await
+            .map_err(|e| OpsError::Pipeline(e.to_string()))?
+            .map_err(|e| OpsError::io(&path, e))?;
+        Progress::add(&progress.bytes_written, n);
+    }
+    let mut warnings = Vec::new();
+    let node = job.node;
+    let p = path.clone();
+    let warnings = tokio::task::spawn_blocking(move || {
+        if let Err(e) = file.sync_all() {
+            warnings.push(format!("{}: fsync: {e}", p.display()));
+        }
+        drop(file);
+        apply_metadata(&p, &node, &mut warnings);
+        warnings
+    })
+    .await
+    .map_err(|e| OpsError::Pipeline(e.to_string()))?;
+    Ok((size, warnings))
+}
+
+/// Open the restore target: an existing block device is written in place,
+/// anything else becomes a regular file of the right (sparse) length.
+fn open_target(path: &Path, size: u64) -> std::io::Result<File> {
+    if let Ok(meta) = fs::metadata(path) {
+        if meta.file_type().is_block_device() {
+            return OpenOptions::new().write(true).open(path);
+        }
+        if meta.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a directory is in the way",
+            ));
+        }
+    }
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    f.set_len(size)?;
+    Ok(f)
+}
+
+fn make_special(path: &Path, node: &Node) -> Result<(), String> {
+    use rustix::fs::{mknodat, FileType, Mode, CWD};
+    let kind = match node.node_type {
+        NodeType::Fifo => FileType::Fifo,
+        NodeType::Chardev => FileType::CharacterDevice,
+        NodeType::Blockdev => FileType::BlockDevice,
+        NodeType::Socket => return Err("sockets are not restored".into()),
+        _ => return Ok(()),
+    };
+    let _ = fs::remove_file(path);
+    mknodat(CWD, path, kind, Mode::from_raw_mode(node.mode & 0o7777), node.rdev)
+        .map_err(|e| format!("mknod: {e}"))
+}
+
+/// Ownership (when root), permissions and times; problems become warnings.
+fn apply_metadata(path: &Path, node: &Node, warnings: &mut Vec<String>) {
+    let symlink = node.node_type == NodeType::Symlink;
+    if is_root() {
+        let r = if symlink {
+            std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid))
+        } else {
+            std::os::unix::fs::chown(path, Some(node.uid), Some(node.gid))
+        };
+        if let Err(e) = r {
+            warnings.push(format!("{}: chown: {e}", path.display()));
+        }
+    }
+    if !symlink {
+        if let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(node.mode)) {
+            warnings.push(format!("{}: chmod: {e}", path.display()));
+        }
+    }
+    let secs = node.mtime_ns.div_euclid(1_000_000_000);
+    let nanos = node.mtime_ns.rem_euclid(1_000_000_000) as u32;
+    let t = FileTime::from_unix_time(secs, nanos);
+    let r = if symlink {
+        filetime::set_symlink_file_times(path, t, t)
+    } else {
+        filetime::set_file_times(path, t, t)
+    };
+    if let Err(e) = r {
+        warnings.push(format!("{}: set times: {e}", path.display()));
+    }
+}

@@ -1,0 +1,153 @@
+use crate::{Id, MasterKey, RepoError};
+use serde::{Deserialize, Serialize};
+
+/// What a blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobType {
+    /// File, volume or Kubernetes object content.
+    Data,
+    /// A directory listing (see [`crate::Tree`]).
+    Tree,
+}
+
+impl BlobType {
+    pub fn code(self) -> u8 {
+        match self {
+            BlobType::Data => 0,
+            BlobType::Tree => 1,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<Self> {
+        match c {
+            0 => Some(BlobType::Data),
+            1 => Some(BlobType::Tree),
+            _ => None,
+        }
+    }
+}
+
+/// How a blob's plaintext was transformed before encryption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Stored as is (zstd would not have made it smaller).
+    None,
+    /// A single zstd frame.
+    Zstd,
+}
+
+impl Compression {
+    pub fn code(self) -> u8 {
+        match self {
+            Compression::None => 0,
+            Compression::Zstd => 1,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<Self> {
+        match c {
+            0 => Some(Compression::None),
+            1 => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// A blob ready to be appended to a pack.
+#[derive(Debug, Clone)]
+pub struct EncodedBlob {
+    pub blob_type: BlobType,
+    pub id: Id,
+    pub compression: Compression,
+    pub raw_length: u32,
+    /// `nonce || ciphertext || tag`.
+    pub sealed: Vec<u8>,
+}
+
+/// Compress (when it helps) and encrypt one blob whose id is already known.
+pub fn encode_blob(
+    key: &MasterKey,
+    blob_type: BlobType,
+    id: Id,
+    plaintext: &[u8],
+    level: i32,
+) -> Result<EncodedBlob, RepoError> {
+    let raw_length = u32::try_from(plaintext.len())
+        .map_err(|_| RepoError::malformed("blob", "larger than 4 GiB"))?;
+    let compressed = zstd::bulk::compress(plaintext, level)
+        .map_err(|e| RepoError::malformed("blob", format!("zstd: {e}")))?;
+    let (compression, body) = if compressed.len() < plaintext.len() {
+        (Compression::Zstd, compressed.as_slice())
+    } else {
+        (Compression::None, plaintext)
+    };
+    Ok(EncodedBlob {
+        blob_type,
+        id,
+        compression,
+        raw_length,
+        sealed: key.seal(body)?,
+    })
+}
+
+/// Decrypt, decompress and verify one blob against its id.
+pub fn decode_blob(
+    key: &MasterKey,
+    id: &Id,
+    compression: Compression,
+    raw_length: u32,
+    sealed: &[u8],
+) -> Result<Vec<u8>, RepoError> {
+    let what = format!("blob {id}");
+    let body = key.open(sealed, &what)?;
+    let plain = match compression {
+        Compression::None => body,
+        Compression::Zstd => zstd::bulk::decompress(&body, raw_length as usize)
+            .map_err(|e| RepoError::malformed(what.clone(), format!("zstd: {e}")))?,
+    };
+    if plain.len() != raw_length as usize {
+        return Err(RepoError::malformed(
+            what,
+            format!("{} bytes, index says {raw_length}", plain.len()),
+        ));
+    }
+    let actual = key.blob_id(&plain);
+    if actual != *id {
+        return Err(RepoError::HashMismatch {
+            what,
+            expected: *id,
+            actual,
+        });
+    }
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compressible_and_incompressible_roundtrip() {
+        let key = MasterKey::generate().unwrap();
+        let text = b"log line repeated ".repeat(1000);
+        let id = key.blob_id(&text);
+        let b = encode_blob(&key, BlobType::Data, id, &text, 3).unwrap();
+        assert_eq!(b.compression, Compression::Zstd);
+        assert!(b.sealed.len() < text.len() / 10);
+        assert_eq!(decode_blob(&key, &id, b.compression, b.raw_length, &b.sealed).unwrap(), text);
+
+        let mut random = vec![0u8; 4096];
+        getrandom::getrandom(&mut random).unwrap();
+        let id = key.blob_id(&random);
+        let b = encode_blob(&key, BlobType::Data, id, &random, 3).unwrap();
+        assert_eq!(b.compression, Compression::None);
+        assert_eq!(decode_blob(&key, &id, b.compression, b.raw_length, &b.sealed).unwrap(), random);
+        let wrong = key.blob_id(b"other");
+        assert!(matches!(
+            decode_blob(&key, &wrong, b.compression, b.raw_length, &b.sealed),
+            Err(RepoError::HashMismatch { .. })
+        ));
+    }
+}

@@ -1,0 +1,181 @@
+use crate::crypto::{open_with, seal_with};
+use crate::error::random_bytes;
+use crate::{Credential, MasterKey, RepoError};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// Domain separation for the key-file derivation.
+const KEYFILE_CONTEXT: &str = "lifeboat 2026-11 key-file wrapping key v1";
+/// A key file must hold at least this many bytes.
+pub const MIN_KEYFILE_LEN: usize = 32;
+
+/// How the wrapping key is derived from the credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "algorithm", rename_all = "lowercase")]
+pub enum KdfParams {
+    /// Argon2id (version 0x13) over the passphrase's UTF-8 bytes.
+    Argon2id {
+        memory_kib: u32,
+        iterations: u32,
+        parallelism: u32,
+        #[serde(with = "hex::serde")]
+        salt: Vec<u8>,
+    },
+    /// BLAKE3 `derive_key` over `salt || key file bytes`: the file is already high-entropy.
+    Keyfile {
+        #[serde(with = "hex::serde")]
+        salt: Vec<u8>,
+    },
+}
+
+impl KdfParams {
+    /// Defaults for a credential: Argon2id with 64 MiB and 3 passes for passphrases.
+    pub fn for_credential(cred: &Credential) -> Result<Self, RepoError> {
+        let salt = random_bytes::<16>()?.to_vec();
+        Ok(match cred {
+            Credential::Passphrase(_) => KdfParams::Argon2id {
+                memory_kib: 64 * 1024,
+                iterations: 3,
+                parallelism: 1,
+                salt,
+            },
+            Credential::KeyFile(_) => KdfParams::Keyfile { salt },
+        })
+    }
+
+    /// Cheap parameters, for tests only.
+    #[doc(hidden)]
+    pub fn weak_for_tests(cred: &Credential) -> Result<Self, RepoError> {
+        Ok(match Self::for_credential(cred)? {
+            KdfParams::Argon2id { salt, .. } => KdfParams::Argon2id {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+                salt,
+            },
+            other => other,
+        })
+    }
+
+    fn derive(&self, cred: &Credential) -> Result<Zeroizing<[u8; 32]>, RepoError> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        match (self, cred) {
+            (
+                KdfParams::Argon2id {
+                    memory_kib,
+                    iterations,
+                    parallelism,
+                    salt,
+                },
+                Credential::Passphrase(p),
+            ) => {
+                let params = argon2::Params::new(*memory_kib, *iterations, *parallelism, Some(32))
+                    .map_err(|e| RepoError::malformed("key file KDF parameters", e))?;
+                argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+                    .hash_password_into(p.as_bytes(), salt, out.as_mut())
+                    .map_err(|e| RepoError::malformed("key file KDF parameters", e))?;
+            }
+            (KdfParams::Keyfile { salt }, Credential::KeyFile(bytes)) => {
+                if bytes.len() < MIN_KEYFILE_LEN {
+                    return Err(RepoError::InvalidOption(format!(
+                        "key file holds {} bytes; at least {MIN_KEYFILE_LEN} random bytes are needed",
+                        bytes.len()
+                    )));
+                }
+                let mut h = blake3::Hasher::new_derive_key(KEYFILE_CONTEXT);
+                h.update(salt);
+                h.update(bytes);
+                out.copy_from_slice(h.finalize().as_bytes());
+            }
+            // A passphrase cannot open a key-file key and vice versa.
+            _ => {
+                return Err(RepoError::Decrypt {
+                    what: "key".into(),
+                })
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A stored key object (`keys/<id>`): the master key wrapped by a key derived
+/// from one credential. A repository may hold several, one per credential.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyFile {
+    pub version: u32,
+    pub created: DateTime<Utc>,
+    pub hostname: String,
+    pub kdf: KdfParams,
+    /// `nonce || XChaCha20-Poly1305(JSON of the master key) || tag`, hex.
+    #[serde(with = "hex::serde")]
+    pub wrapped: Vec<u8>,
+}
+
+impl KeyFile {
+    /// Wrap `master` for `cred` with the given KDF parameters.
+    pub fn wrap(
+        master: &MasterKey,
+        cred: &Credential,
+        kdf: KdfParams,
+        hostname: String,
+    ) -> Result<Self, RepoError> {
+        let wrapping = kdf.derive(cred)?;
+        let plain = Zeroizing::new(
+            serde_json::to_vec(master).map_err(|e| RepoError::malformed("master key", e))?,
+        );
+        Ok(KeyFile {
+            version: 1,
+            created: Utc::now(),
+            hostname,
+            kdf,
+            wrapped: seal_with(&wrapping, &plain)?,
+        })
+    }
+
+    /// Unwrap the master key; [`RepoError::Decrypt`] if the credential does not fit.
+    pub fn unwrap_key(&self, cred: &Credential) -> Result<MasterKey, RepoError> {
+        let wrapping = self.kdf.derive(cred)?;
+        let plain = Zeroizing::new(open_with(&wrapping, &self.wrapped, "key")?);
+        serde_json::from_slice(&plain).map_err(|e| RepoError::malformed("master key", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passphrase_and_keyfile_wrapping() {
+        let master = MasterKey::generate().unwrap();
+        let pass = Credential::Passphrase("correct horse".into());
+        let kf = KeyFile::wrap(&master, &pass, KdfParams::weak_for_tests(&pass).unwrap(), "h".into())
+            .unwrap();
+        let back = kf.unwrap_key(&pass).unwrap();
+        assert_eq!(back.blob_id(b"a"), master.blob_id(b"a"));
+        assert!(kf.unwrap_key(&Credential::Passphrase("wrong".into())).is_err());
+        assert!(kf.unwrap_key(&Credential::KeyFile(vec![7; 32])).is_err());
+
+        let file = Credential::KeyFile(vec![42; 64]);
+        let kf2 = KeyFile::wrap(&master, &file, KdfParams::for_credential(&file).unwrap(), "h".into())
+            .unwrap();
+        assert!(kf2.unwrap_key(&file).is_ok());
+        assert!(kf2.unwrap_key(&Credential::KeyFile(vec![43; 64])).is_err());
+        let short = Credential::KeyFile(vec![1; 8]);
+        assert!(matches!(
+            KeyFile::wrap(&master, &short, KdfParams::for_credential(&short).unwrap(), "h".into()),
+            Err(RepoError::InvalidOption(_))
+        ));
+    }
+
+    #[test]
+    fn wrapped_key_does_not_contain_the_master_key() {
+        let master = MasterKey::generate().unwrap();
+        let pass = Credential::Passphrase("p".into());
+        let kf = KeyFile::wrap(&master, &pass, KdfParams::weak_for_tests(&pass).unwrap(), "h".into())
+            .unwrap();
+        let json = serde_json::to_string(&kf).unwrap();
+        let master_json = serde_json::to_string(&master).unwrap();
+        assert!(!json.contains(&master_json[15..40]));
+    }
+}
