@@ -11,6 +11,7 @@
 pub mod backup;
 mod error;
 pub mod check;
+pub mod compare;
 pub mod diff;
 pub mod extend_locks;
 pub mod forget;
@@ -18,6 +19,7 @@ mod progress;
 pub mod prune;
 mod reachable;
 pub mod restore;
+pub mod sample_data;
 pub mod stats;
 
 pub use error::OpsError;

@@ -1,0 +1,260 @@
+//! `lifeboat repo ...`
+
+use crate::context::GlobalArgs;
+use crate::output::{bytes, print_json};
+use crate::progress::Reporter;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use lifeboat_ops::check::{check, CheckOptions, Severity};
+use lifeboat_ops::forget::RetentionPolicy;
+use lifeboat_ops::prune::{prune, PruneOptions};
+use lifeboat_ops::{extend_locks, stats, Progress};
+use lifeboat_repo::{ChunkingParams, Credential, InitOptions, KdfParams, LockPolicy, Repository};
+use lifeboat_store::LockMode;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Create a new repository.
+    Init(InitArgs),
+    /// Verify the repository: snapshots, indexes, packs and locks.
+    Check {
+        /// Also download every pack and verify every blob.
+        #[arg(long)]
+        read_data: bool,
+    },
+    /// Show what the repository holds.
+    Stats,
+    /// Forget snapshots by a GFS policy and delete unreferenced, unlocked data.
+    Prune(PruneArgs),
+    /// Extend the Object Lock of every object a snapshot needs (never shortens).
+    ExtendLocks,
+    /// Remove stale repository locks left by killed processes.
+    Unlock {
+        /// Remove every lock, not only stale ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Add a passphrase or key file that opens the repository (change the
+    /// passphrase by adding the new one, then removing the old key object).
+    AddKey {
+        /// File holding the new passphrase (first line).
+        #[arg(long, conflicts_with = "new_key_file")]
+        new_password_file: Option<PathBuf>,
+        /// New key file (at least 32 random bytes).
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// S3 Object Lock mode for every object written (needs --lock-days).
+    #[arg(long, requires = "lock_days")]
+    lock_mode: Option<LockMode>,
+    /// Days each object stays locked after it is written or extended.
+    #[arg(long, requires = "lock_mode")]
+    lock_days: Option<u32>,
+    /// zstd level, 1 (fastest) to 19 (smallest).
+    #[arg(long, default_value_t = 3)]
+    compression_level: i32,
+    /// Target pack size in MiB.
+    #[arg(long, default_value_t = 16)]
+    pack_size_mib: u32,
+    /// Fixed chunk size for block devices and images, in KiB.
+    #[arg(long, default_value_t = 64)]
+    fixed_chunk_kib: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[arg(long, default_value_t = 0)]
+    keep_last: u32,
+    #[arg(long, default_value_t = 0)]
+    keep_hourly: u32,
+    #[arg(long, default_value_t = 0)]
+    keep_daily: u32,
+    #[arg(long, default_value_t = 0)]
+    keep_weekly: u32,
+    #[arg(long, default_value_t = 0)]
+    keep_monthly: u32,
+    #[arg(long, default_value_t = 0)]
+    keep_yearly: u32,
+    /// Show what would be removed without removing anything.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub async fn run(g: &GlobalArgs, cmd: RepoCommand) -> Result<u8> {
+    match cmd {
+        RepoCommand::Init(a) => init(g, a).await,
+        RepoCommand::Check { read_data } => run_check(g, read_data).await,
+        RepoCommand::Stats => {
+            let repo = g.open().await?;
+            let s = stats::stats(&repo).await?;
+            if g.json {
+                print_json(&s)?;
+            } else {
+                println!("repository      {} (format v{})", s.location, s.format_version);
+                println!("snapshots       {}", s.snapshots);
+                println!("objects         {} ({} packs, {} index files)", s.objects, s.packs, s.index_files);
+                println!("stored          {}", bytes(s.stored_bytes));
+                println!("unique data     {} in {} data and {} tree blobs", bytes(s.unique_bytes), s.data_blobs, s.tree_blobs);
+                println!("logical data    {} over all snapshots", bytes(s.logical_bytes));
+                println!("deduplication   {:.2}x", s.dedup_ratio);
+                println!("compression     {:.2}x", s.compression_ratio);
+                println!("object lock     {}", s.object_lock.as_deref().unwrap_or("none"));
+            }
+            Ok(0)
+        }
+        RepoCommand::Prune(a) => run_prune(g, a).await,
+        RepoCommand::ExtendLocks => {
+            let repo = g.open().await?;
+            let progress = Arc::new(Progress::default());
+            let reporter = Reporter::start(progress.clone(), g.json);
+            let r = extend_locks::extend_locks(&repo, progress).await?;
+            drop(reporter);
+            if g.json {
+                print_json(&r)?;
+            } else {
+                println!("{} objects: {} extended to {}, {} already locked long enough", r.objects, r.extended, r.until, r.already_sufficient);
+            }
+            Ok(0)
+        }
+        RepoCommand::Unlock { all } => {
+            let repo = g.open().await?;
+            let n = repo.unlock(all).await?;
+            if g.json {
+                print_json(&serde_json::json!({ "removed": n }))?;
+            } else {
+                println!("removed {n} lock(s)");
+            }
+            Ok(0)
+        }
+        RepoCommand::AddKey { new_password_file, new_key_file } => {
+            let repo = g.open().await?;
+            let cred = match (new_password_file, new_key_file) {
+                (Some(p), None) => {
+                    let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+                    let line = text.lines().next().unwrap_or("").to_string();
+                    if line.is_empty() {
+                        bail!("{} is empty", p.display());
+                    }
+                    Credential::Passphrase(line)
+                }
+                (None, Some(k)) => Credential::KeyFile(std::fs::read(&k).with_context(|| format!("cannot read {}", k.display()))?),
+                _ => bail!("give --new-password-file or --new-key-file"),
+            };
+            let id = repo.add_key(&cred, KdfParams::for_credential(&cred)?).await?;
+            if g.json {
+                print_json(&serde_json::json!({ "key": id.to_hex() }))?;
+            } else {
+                println!("added key {id}");
+            }
+            Ok(0)
+        }
+    }
+}
+
+async fn init(g: &GlobalArgs, a: InitArgs) -> Result<u8> {
+    let cred = g.credential()?;
+    let store = g.store().await?;
+    let opts = InitOptions {
+        chunking: ChunkingParams {
+            fixed_size: a.fixed_chunk_kib.saturating_mul(1024),
+            ..ChunkingParams::default()
+        },
+        compression_level: a.compression_level,
+        pack_size: a.pack_size_mib.saturating_mul(1024 * 1024),
+        object_lock: match (a.lock_mode, a.lock_days) {
+            (Some(mode), Some(days)) => Some(LockPolicy { mode, days }),
+            _ => None,
+        },
+        kdf: None,
+    };
+    let location = store.location();
+    let repo = Repository::init(store, &cred, opts).await.with_context(|| format!("cannot create a repository at {location}"))?;
+    if g.json {
+        print_json(repo.config())?;
+    } else {
+        println!("created repository {} at {location}", repo.config().id.short());
+        if let Some(p) = repo.config().object_lock {
+            println!("every object is written with {} Object Lock for {} days", p.mode, p.days);
+        }
+    }
+    Ok(0)
+}
+
+async fn run_check(g: &GlobalArgs, read_data: bool) -> Result<u8> {
+    let repo = g.open().await?;
+    let progress = Arc::new(Progress::default());
+    let reporter = Reporter::start(progress.clone(), g.json);
+    let report = check(&repo, CheckOptions { read_data }, progress).await?;
+    drop(reporter);
+    if g.json {
+        print_json(&report)?;
+    } else {
+        for p in &report.problems {
+            let tag = match p.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            let affects = if p.snapshots.is_empty() { String::new() } else { format!(" (affects snapshots {})", p.snapshots.join(", ")) };
+            println!("{tag}: {}: {}{affects}", p.object, p.message);
+        }
+        println!(
+            "checked {} snapshots, {} trees, {} blobs, {} packs{}{}",
+            report.snapshots,
+            report.trees,
+            report.blobs_referenced,
+            report.packs,
+            if read_data { format!(", read {} in {} packs", bytes(report.bytes_read), report.packs_read) } else { String::new() },
+            if report.objects_lock_checked > 0 { format!(", {} object locks", report.objects_lock_checked) } else { String::new() },
+        );
+        let errors = report.errors();
+        if errors == 0 {
+            println!("no errors found");
+        } else {
+            println!("{errors} error(s) found");
+        }
+    }
+    Ok(if report.errors() == 0 { 0 } else { 1 })
+}
+
+async fn run_prune(g: &GlobalArgs, a: PruneArgs) -> Result<u8> {
+    let policy = RetentionPolicy {
+        last: a.keep_last,
+        hourly: a.keep_hourly,
+        daily: a.keep_daily,
+        weekly: a.keep_weekly,
+        monthly: a.keep_monthly,
+        yearly: a.keep_yearly,
+    };
+    if policy.is_empty() {
+        bail!("no retention given: pass at least one --keep-* option (an empty policy would keep everything)");
+    }
+    let repo = g.open().await?;
+    let progress = Arc::new(Progress::default());
+    let reporter = Reporter::start(progress.clone(), g.json);
+    let r = prune(&repo, &PruneOptions { policy, dry_run: a.dry_run }, progress).await?;
+    drop(reporter);
+    if g.json {
+        print_json(&r)?;
+        return Ok(0);
+    }
+    for d in &r.decisions {
+        let verdict = if d.keep { format!("keep ({})", d.reasons.join(", ")) } else if r.snapshots_locked.contains(&d.id) { "keep (locked)".into() } else { "remove".into() };
+        println!("{}  {}  {verdict}", d.id.short(), d.time.format("%Y-%m-%d %H:%M:%S"));
+    }
+    let verb = if r.dry_run { "would remove" } else { "removed" };
+    println!(
+        "{verb} {} snapshot(s) and {} pack(s), freeing {}; {} pack(s) kept, {} unreferenced pack(s) still locked",
+        r.snapshots_removed.len(),
+        r.packs_deleted,
+        bytes(r.bytes_freed),
+        r.packs_kept,
+        r.packs_locked
+    );
+    Ok(0)
+}

@@ -1,0 +1,72 @@
+//! `lifeboat`: the command-line front end. Argument parsing, credentials and
+//! output formatting live here; every operation is a call into `lifeboat-ops`.
+
+mod cmd_demo;
+mod cmd_repo;
+mod cmd_snapshots;
+mod cmd_volume;
+mod context;
+mod output;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use context::GlobalArgs;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "lifeboat", version, about = "Backup and restore for Kubernetes applications and their volumes")]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create, verify, inspect and maintain a repository.
+    #[command(subcommand)]
+    Repo(cmd_repo::RepoCommand),
+    /// Back up and restore files, directories, block devices and disk images.
+    #[command(subcommand)]
+    Volume(cmd_volume::VolumeCommand),
+    /// List snapshots.
+    Snapshots(cmd_snapshots::ListArgs),
+    /// Show one snapshot or compare two.
+    #[command(subcommand)]
+    Snapshot(cmd_snapshots::SnapshotCommand),
+    /// Run the main job end to end on generated data: back up, change, back up
+    /// again, restore, verify, and print a report.
+    Demo(cmd_demo::DemoArgs),
+}
+
+/// Exit codes: 0 success, 1 failure, 3 finished but some input could not be read.
+pub const EXIT_INCOMPLETE: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_tracing(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lifeboat: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Repo(c) => cmd_repo::run(&cli.global, c).await,
+            Command::Volume(c) => cmd_volume::run(&cli.global, c).await,
+            Command::Snapshots(a) => cmd_snapshots::list(&cli.global, a).await,
+            Command::Snapshot(c) => cmd_snapshots::run(&cli.global, c).await,
+            Command::Demo(a) => cmd_demo::run(&cli.global, a).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("lifeboat: error: {}", output::error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
