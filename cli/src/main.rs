@@ -2,6 +2,7 @@
 //! output formatting live here; every operation is a call into `lifeboat-ops`.
 
 mod cmd_demo;
+mod cmd_dev;
 mod cmd_repo;
 mod cmd_snapshots;
 mod cmd_volume;
@@ -38,6 +39,9 @@ enum Command {
     /// Run the main job end to end on generated data: back up, change, back up
     /// again, restore, verify, and print a report.
     Demo(cmd_demo::DemoArgs),
+    /// Benchmark and test helpers.
+    #[command(subcommand, hide = true)]
+    Dev(cmd_dev::DevCommand),
 }
 
 /// Exit codes: 0 success, 1 failure, 3 finished but some input could not be read.
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
             Command::Snapshots(a) => cmd_snapshots::list(&cli.global, a).await,
             Command::Snapshot(c) => cmd_snapshots::run(&cli.global, c).await,
             Command::Demo(a) => cmd_demo::run(&cli.global, a).await,
+            Command::Dev(c) => cmd_dev::run(c),
         }
     });
     match result {
