@@ -3,7 +3,8 @@
 //! A repository is a set of immutable objects addressed by slash-separated keys
 //! (`config`, `data/ab/ab12…`, `snapshots/…`). [`ObjectStore`] is the one
 //! interface the repository layer uses; [`LocalStore`] (a directory, the
-//! embedded default), [`MemoryStore`] (unit tests) and the S3 store implement it.
+//! embedded default), [`S3Store`] (an S3 bucket, with Object Lock) and
+//! [`MemoryStore`] (unit tests) implement it.
 //!
 //! Stores know nothing of encryption or the repository format: they move bytes
 //! and, where the backend supports it, enforce retention ([`Retention`]).
@@ -12,10 +13,12 @@ mod error;
 mod local;
 mod memory;
 mod retention;
+mod s3;
 mod traits;
 
 pub use error::StoreError;
 pub use local::LocalStore;
 pub use memory::MemoryStore;
 pub use retention::{LockMode, Retention};
+pub use s3::S3Store;
 pub use traits::{ObjectInfo, ObjectStore, PutOptions};

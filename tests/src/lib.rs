@@ -1,0 +1,86 @@
+//! Harness for Lifeboat's cross-crate tests (`tests/e2e/`).
+//!
+//! The tests run against real parts started on loopback by the scripts in
+//! `tests/substrate/`: `tests/substrate/aws up` starts moto and writes
+//! `target/substrate/aws.env`, which [`aws_env`] reads. The harness never starts
+//! services itself, so a test run does not leave servers behind.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The root of the Lifeboat repository (the workspace).
+pub fn repo_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map_or_else(|| manifest_dir.to_path_buf(), Path::to_path_buf)
+}
+
+/// Where the substrate scripts keep their pid, log and env files.
+pub fn substrate_dir() -> PathBuf {
+    repo_root().join("target").join("substrate")
+}
+
+/// The environment that points the AWS SDKs at the running moto server
+/// (`AWS_ENDPOINT_URL`, region, test credentials, path-style addressing).
+///
+/// # Panics
+/// When moto is not running, with a message saying how to start it: a test that
+/// needs it cannot do anything useful without it.
+#[allow(clippy::panic)]
+pub fn aws_env() -> Vec<(String, String)> {
+    let path = substrate_dir().join("aws.env");
+    match fs::read_to_string(&path) {
+        Ok(text) => parse_env(&text),
+        Err(e) => panic!(
+            "moto is not running: start it with tests/substrate/aws up (the README test command does) \
+             [{}: {e}]",
+            path.display()
+        ),
+    }
+}
+
+/// Parse shell `KEY=value` lines; blank lines and `#` comments are skipped and
+/// one level of surrounding quotes is removed.
+pub fn parse_env(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| {
+            let value = value.trim();
+            let unquoted = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(value);
+            (key.trim().to_string(), unquoted.to_string())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_shell_env_lines() {
+        let env = parse_env("# moto\nAWS_REGION=us-east-1\n\nA='x y'\nB=\"z\"\n");
+        let expected = [("AWS_REGION", "us-east-1"), ("A", "x y"), ("B", "z")];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(env, expected);
+    }
+
+    #[test]
+    fn finds_the_workspace_root() {
+        assert!(repo_root().join("Cargo.toml").is_file());
+        assert!(repo_root()
+            .join("tests")
+            .join("substrate")
+            .join("aws")
+            .is_file());
+    }
+}
