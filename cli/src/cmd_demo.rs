@@ -54,7 +54,12 @@ struct DemoReport {
     compression_ratio: f64,
 }
 
-fn step(name: &'static str, started: Instant, logical: u64, s: Option<&lifeboat_repo::SnapshotSummary>) -> Step {
+fn step(
+    name: &'static str,
+    started: Instant,
+    logical: u64,
+    s: Option<&lifeboat_repo::SnapshotSummary>,
+) -> Step {
     let secs = started.elapsed().as_secs_f64();
     Step {
         name,
@@ -78,7 +83,11 @@ pub async fn run(g: &GlobalArgs, a: DemoArgs) -> Result<u8> {
             eprintln!("==> {s}");
         }
     };
-    say(&format!("generating {} MiB of sample data in {}", a.size_mib, data.display()));
+    say(&format!(
+        "generating {} MiB of sample data in {}",
+        a.size_mib,
+        data.display()
+    ));
     let sample = sample_data::generate(&data, a.size_mib << 20, 42)?;
 
     say("creating an encrypted repository (local directory)");
@@ -86,7 +95,11 @@ pub async fn run(g: &GlobalArgs, a: DemoArgs) -> Result<u8> {
     let cred = match g.credential() {
         Ok(c) => c,
         // A throwaway passphrase that is never shown or stored.
-        Err(_) => Credential::Passphrase(format!("demo-{}-{}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0))),
+        Err(_) => Credential::Passphrase(format!(
+            "demo-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        )),
     };
     let repo = Repository::init(store, &cred, InitOptions::default()).await?;
     let mut steps = Vec::new();
@@ -95,9 +108,22 @@ pub async fn run(g: &GlobalArgs, a: DemoArgs) -> Result<u8> {
     say("full backup");
     let t = Instant::now();
     let reporter = Reporter::start(progress.clone(), g.json);
-    let first = backup(&repo, BackupOptions { paths: vec![data.clone()], ..Default::default() }, progress).await?;
+    let first = backup(
+        &repo,
+        BackupOptions {
+            paths: vec![data.clone()],
+            ..Default::default()
+        },
+        progress,
+    )
+    .await?;
     drop(reporter);
-    steps.push(step("full backup", t, first.snapshot.summary.bytes, Some(&first.snapshot.summary)));
+    steps.push(step(
+        "full backup",
+        t,
+        first.snapshot.summary.bytes,
+        Some(&first.snapshot.summary),
+    ));
 
     say("changing about 5% of the data");
     let changed = sample_data::mutate(&data, 0.05, 43)?;
@@ -105,15 +131,37 @@ pub async fn run(g: &GlobalArgs, a: DemoArgs) -> Result<u8> {
     let progress = Arc::new(Progress::default());
     let t = Instant::now();
     let reporter = Reporter::start(progress.clone(), g.json);
-    let second = backup(&repo, BackupOptions { paths: vec![data.clone()], ..Default::default() }, progress).await?;
+    let second = backup(
+        &repo,
+        BackupOptions {
+            paths: vec![data.clone()],
+            ..Default::default()
+        },
+        progress,
+    )
+    .await?;
     drop(reporter);
-    steps.push(step("incremental backup", t, second.snapshot.summary.bytes, Some(&second.snapshot.summary)));
+    steps.push(step(
+        "incremental backup",
+        t,
+        second.snapshot.summary.bytes,
+        Some(&second.snapshot.summary),
+    ));
 
     say("restoring the latest snapshot");
     let progress = Arc::new(Progress::default());
     let t = Instant::now();
     let reporter = Reporter::start(progress.clone(), g.json);
-    let r = restore(&repo, &second.snapshot_id, &RestoreOptions { target: restored.clone(), include: None }, progress).await?;
+    let r = restore(
+        &repo,
+        &second.snapshot_id,
+        &RestoreOptions {
+            target: restored.clone(),
+            include: None,
+        },
+        progress,
+    )
+    .await?;
     drop(reporter);
     steps.push(step("restore", t, r.bytes, None));
     let differences = compare_trees(&data, &restored.join("data"))?;
@@ -145,20 +193,53 @@ pub async fn run(g: &GlobalArgs, a: DemoArgs) -> Result<u8> {
         print_json(&report)?;
     } else {
         println!();
-        println!("Lifeboat demo: {} in {} files, {} changed between the two backups", bytes(report.data_bytes), report.files, bytes(report.changed_bytes));
-        println!("{:<20} {:>9} {:>12} {:>12} {:>12} {:>10}", "step", "seconds", "read", "new", "stored", "MiB/s");
+        println!(
+            "Lifeboat demo: {} in {} files, {} changed between the two backups",
+            bytes(report.data_bytes),
+            report.files,
+            bytes(report.changed_bytes)
+        );
+        println!(
+            "{:<20} {:>9} {:>12} {:>12} {:>12} {:>10}",
+            "step", "seconds", "read", "new", "stored", "MiB/s"
+        );
         for st in &report.steps {
             println!(
                 "{:<20} {:>9.2} {:>12} {:>12} {:>12} {:>10.1}",
-                st.name, st.seconds, bytes(st.bytes_read), bytes(st.bytes_new), bytes(st.bytes_stored), st.throughput_mib_s
+                st.name,
+                st.seconds,
+                bytes(st.bytes_read),
+                bytes(st.bytes_new),
+                bytes(st.bytes_stored),
+                st.throughput_mib_s
             );
         }
-        println!("restore identical:   {}", if report.restore_identical { "yes (content, modes, times, links)" } else { "NO" });
+        println!(
+            "restore identical:   {}",
+            if report.restore_identical {
+                "yes (content, modes, times, links)"
+            } else {
+                "NO"
+            }
+        );
         for d in &report.differences {
             println!("  differs: {d}");
         }
-        println!("check --read-data:   {} error(s), {} warning(s)", report.check_errors, report.check_warnings);
-        println!("repository:          {} in {} objects; dedup {:.2}x, compression {:.2}x", bytes(report.repository_bytes), report.repository_objects, report.dedup_ratio, report.compression_ratio);
+        println!(
+            "check --read-data:   {} error(s), {} warning(s)",
+            report.check_errors, report.check_warnings
+        );
+        println!(
+            "repository:          {} in {} objects; dedup {:.2}x, compression {:.2}x",
+            bytes(report.repository_bytes),
+            report.repository_objects,
+            report.dedup_ratio,
+            report.compression_ratio
+        );
     }
-    Ok(if report.restore_identical && report.check_errors == 0 { 0 } else { 1 })
+    Ok(if report.restore_identical && report.check_errors == 0 {
+        0
+    } else {
+        1
+    })
 }

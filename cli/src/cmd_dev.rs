@@ -28,11 +28,19 @@ pub enum DevCommand {
 
 pub fn run(cmd: DevCommand) -> Result<u8> {
     match cmd {
-        DevCommand::GenData { dir, size_mib, seed } => {
+        DevCommand::GenData {
+            dir,
+            size_mib,
+            seed,
+        } => {
             let s = sample_data::generate(&dir, size_mib << 20, seed)?;
             print_json(&s)?;
         }
-        DevCommand::Mutate { dir, fraction, seed } => {
+        DevCommand::Mutate {
+            dir,
+            fraction,
+            seed,
+        } => {
             let changed = sample_data::mutate(&dir, fraction, seed)?;
             print_json(&serde_json::json!({ "changed_bytes": changed }))?;
         }

@@ -96,15 +96,32 @@ pub async fn run(g: &GlobalArgs, cmd: RepoCommand) -> Result<u8> {
             if g.json {
                 print_json(&s)?;
             } else {
-                println!("repository      {} (format v{})", s.location, s.format_version);
+                println!(
+                    "repository      {} (format v{})",
+                    s.location, s.format_version
+                );
                 println!("snapshots       {}", s.snapshots);
-                println!("objects         {} ({} packs, {} index files)", s.objects, s.packs, s.index_files);
+                println!(
+                    "objects         {} ({} packs, {} index files)",
+                    s.objects, s.packs, s.index_files
+                );
                 println!("stored          {}", bytes(s.stored_bytes));
-                println!("unique data     {} in {} data and {} tree blobs", bytes(s.unique_bytes), s.data_blobs, s.tree_blobs);
-                println!("logical data    {} over all snapshots", bytes(s.logical_bytes));
+                println!(
+                    "unique data     {} in {} data and {} tree blobs",
+                    bytes(s.unique_bytes),
+                    s.data_blobs,
+                    s.tree_blobs
+                );
+                println!(
+                    "logical data    {} over all snapshots",
+                    bytes(s.logical_bytes)
+                );
                 println!("deduplication   {:.2}x", s.dedup_ratio);
                 println!("compression     {:.2}x", s.compression_ratio);
-                println!("object lock     {}", s.object_lock.as_deref().unwrap_or("none"));
+                println!(
+                    "object lock     {}",
+                    s.object_lock.as_deref().unwrap_or("none")
+                );
             }
             Ok(0)
         }
@@ -118,7 +135,10 @@ pub async fn run(g: &GlobalArgs, cmd: RepoCommand) -> Result<u8> {
             if g.json {
                 print_json(&r)?;
             } else {
-                println!("{} objects: {} extended to {}, {} already locked long enough", r.objects, r.extended, r.until, r.already_sufficient);
+                println!(
+                    "{} objects: {} extended to {}, {} already locked long enough",
+                    r.objects, r.extended, r.until, r.already_sufficient
+                );
             }
             Ok(0)
         }
@@ -132,21 +152,29 @@ pub async fn run(g: &GlobalArgs, cmd: RepoCommand) -> Result<u8> {
             }
             Ok(0)
         }
-        RepoCommand::AddKey { new_password_file, new_key_file } => {
+        RepoCommand::AddKey {
+            new_password_file,
+            new_key_file,
+        } => {
             let repo = g.open().await?;
             let cred = match (new_password_file, new_key_file) {
                 (Some(p), None) => {
-                    let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+                    let text = std::fs::read_to_string(&p)
+                        .with_context(|| format!("cannot read {}", p.display()))?;
                     let line = text.lines().next().unwrap_or("").to_string();
                     if line.is_empty() {
                         bail!("{} is empty", p.display());
                     }
                     Credential::Passphrase(line)
                 }
-                (None, Some(k)) => Credential::KeyFile(std::fs::read(&k).with_context(|| format!("cannot read {}", k.display()))?),
+                (None, Some(k)) => Credential::KeyFile(
+                    std::fs::read(&k).with_context(|| format!("cannot read {}", k.display()))?,
+                ),
                 _ => bail!("give --new-password-file or --new-key-file"),
             };
-            let id = repo.add_key(&cred, KdfParams::for_credential(&cred)?).await?;
+            let id = repo
+                .add_key(&cred, KdfParams::for_credential(&cred)?)
+                .await?;
             if g.json {
                 print_json(&serde_json::json!({ "key": id.to_hex() }))?;
             } else {
@@ -174,13 +202,21 @@ async fn init(g: &GlobalArgs, a: InitArgs) -> Result<u8> {
         kdf: None,
     };
     let location = store.location();
-    let repo = Repository::init(store, &cred, opts).await.with_context(|| format!("cannot create a repository at {location}"))?;
+    let repo = Repository::init(store, &cred, opts)
+        .await
+        .with_context(|| format!("cannot create a repository at {location}"))?;
     if g.json {
         print_json(repo.config())?;
     } else {
-        println!("created repository {} at {location}", repo.config().id.short());
+        println!(
+            "created repository {} at {location}",
+            repo.config().id.short()
+        );
         if let Some(p) = repo.config().object_lock {
-            println!("every object is written with {} Object Lock for {} days", p.mode, p.days);
+            println!(
+                "every object is written with {} Object Lock for {} days",
+                p.mode, p.days
+            );
         }
     }
     Ok(0)
@@ -200,7 +236,11 @@ async fn run_check(g: &GlobalArgs, read_data: bool) -> Result<u8> {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
-            let affects = if p.snapshots.is_empty() { String::new() } else { format!(" (affects snapshots {})", p.snapshots.join(", ")) };
+            let affects = if p.snapshots.is_empty() {
+                String::new()
+            } else {
+                format!(" (affects snapshots {})", p.snapshots.join(", "))
+            };
             println!("{tag}: {}: {}{affects}", p.object, p.message);
         }
         println!(
@@ -209,8 +249,20 @@ async fn run_check(g: &GlobalArgs, read_data: bool) -> Result<u8> {
             report.trees,
             report.blobs_referenced,
             report.packs,
-            if read_data { format!(", read {} in {} packs", bytes(report.bytes_read), report.packs_read) } else { String::new() },
-            if report.objects_lock_checked > 0 { format!(", {} object locks", report.objects_lock_checked) } else { String::new() },
+            if read_data {
+                format!(
+                    ", read {} in {} packs",
+                    bytes(report.bytes_read),
+                    report.packs_read
+                )
+            } else {
+                String::new()
+            },
+            if report.objects_lock_checked > 0 {
+                format!(", {} object locks", report.objects_lock_checked)
+            } else {
+                String::new()
+            },
         );
         let errors = report.errors();
         if errors == 0 {
@@ -237,15 +289,33 @@ async fn run_prune(g: &GlobalArgs, a: PruneArgs) -> Result<u8> {
     let repo = g.open().await?;
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(progress.clone(), g.json);
-    let r = prune(&repo, &PruneOptions { policy, dry_run: a.dry_run }, progress).await?;
+    let r = prune(
+        &repo,
+        &PruneOptions {
+            policy,
+            dry_run: a.dry_run,
+        },
+        progress,
+    )
+    .await?;
     drop(reporter);
     if g.json {
         print_json(&r)?;
         return Ok(0);
     }
     for d in &r.decisions {
-        let verdict = if d.keep { format!("keep ({})", d.reasons.join(", ")) } else if r.snapshots_locked.contains(&d.id) { "keep (locked)".into() } else { "remove".into() };
-        println!("{}  {}  {verdict}", d.id.short(), d.time.format("%Y-%m-%d %H:%M:%S"));
+        let verdict = if d.keep {
+            format!("keep ({})", d.reasons.join(", "))
+        } else if r.snapshots_locked.contains(&d.id) {
+            "keep (locked)".into()
+        } else {
+            "remove".into()
+        };
+        println!(
+            "{}  {}  {verdict}",
+            d.id.short(),
+            d.time.format("%Y-%m-%d %H:%M:%S")
+        );
     }
     let verb = if r.dry_run { "would remove" } else { "removed" };
     println!(

@@ -28,7 +28,10 @@ pub async fn list(g: &GlobalArgs, _a: ListArgs) -> Result<u8> {
         print_json(&v)?;
         return Ok(0);
     }
-    println!("{:<10} {:<20} {:<7} {:<16} {:>11}  paths", "id", "time (UTC)", "kind", "host", "size");
+    println!(
+        "{:<10} {:<20} {:<7} {:<16} {:>11}  paths",
+        "id", "time (UTC)", "kind", "host", "size"
+    );
     for (id, s) in &snaps {
         println!(
             "{:<10} {:<20} {:<7} {:<16} {:>11}  {}",
@@ -64,9 +67,20 @@ pub async fn run(g: &GlobalArgs, cmd: SnapshotCommand) -> Result<u8> {
                     println!("parent     {}", p.short());
                 }
                 let m = &s.summary;
-                println!("files      {} in {} dirs, {}", m.files, m.dirs, bytes(m.bytes));
+                println!(
+                    "files      {} in {} dirs, {}",
+                    m.files,
+                    m.dirs,
+                    bytes(m.bytes)
+                );
                 println!("read       {}", bytes(m.bytes_read));
-                println!("new        {} stored as {} ({} blobs, {} packs)", bytes(m.bytes_new), bytes(m.bytes_stored), m.blobs_new, m.packs_written);
+                println!(
+                    "new        {} stored as {} ({} blobs, {} packs)",
+                    bytes(m.bytes_new),
+                    bytes(m.bytes_stored),
+                    m.blobs_new,
+                    m.packs_written
+                );
                 println!("duration   {:.1}s", m.duration_secs);
             }
         }
@@ -75,7 +89,9 @@ pub async fn run(g: &GlobalArgs, cmd: SnapshotCommand) -> Result<u8> {
             let (ib, b) = repo.resolve_snapshot(&to).await?;
             let entries = diff(&repo, &a, &b).await?;
             if g.json {
-                print_json(&serde_json::json!({ "from": ia.to_hex(), "to": ib.to_hex(), "changes": entries }))?;
+                print_json(
+                    &serde_json::json!({ "from": ia.to_hex(), "to": ib.to_hex(), "changes": entries }),
+                )?;
             } else {
                 for e in &entries {
                     let c = match e.change {
@@ -86,7 +102,12 @@ pub async fn run(g: &GlobalArgs, cmd: SnapshotCommand) -> Result<u8> {
                     };
                     println!("{c}  {}", e.path);
                 }
-                println!("{} change(s) from {} to {}", entries.len(), ia.short(), ib.short());
+                println!(
+                    "{} change(s) from {} to {}",
+                    entries.len(),
+                    ia.short(),
+                    ib.short()
+                );
             }
         }
     }

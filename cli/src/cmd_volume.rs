@@ -45,14 +45,22 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
 
 pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
     match cmd {
-        VolumeCommand::Backup { paths, tags, no_parent } => {
+        VolumeCommand::Backup {
+            paths,
+            tags,
+            no_parent,
+        } => {
             let repo = g.open().await?;
             let progress = Arc::new(Progress::default());
             let reporter = Reporter::start(progress.clone(), g.json);
             let opts = BackupOptions {
                 paths,
                 tags: tags.into_iter().collect::<BTreeMap<_, _>>(),
-                parent: if no_parent { ParentChoice::None } else { ParentChoice::Auto },
+                parent: if no_parent {
+                    ParentChoice::None
+                } else {
+                    ParentChoice::Auto
+                },
                 hostname: None,
             };
             let out = backup(&repo, opts, progress).await?;
@@ -61,7 +69,10 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
                 eprintln!("warning: {w}");
             }
             if out.warning_count > out.warnings.len() as u64 {
-                eprintln!("warning: ... and {} more", out.warning_count - out.warnings.len() as u64);
+                eprintln!(
+                    "warning: ... and {} more",
+                    out.warning_count - out.warnings.len() as u64
+                );
             }
             let s = &out.snapshot.summary;
             if g.json {
@@ -85,24 +96,47 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
                 );
                 println!("{}", out.snapshot_id);
             }
-            Ok(if out.warning_count > 0 { EXIT_INCOMPLETE } else { 0 })
+            Ok(if out.warning_count > 0 {
+                EXIT_INCOMPLETE
+            } else {
+                0
+            })
         }
-        VolumeCommand::Restore { snapshot, target, include } => {
+        VolumeCommand::Restore {
+            snapshot,
+            target,
+            include,
+        } => {
             let repo = g.open().await?;
             let (id, snap) = repo.resolve_snapshot(&snapshot).await?;
             if snap.kind != "volume" {
-                bail!("snapshot {} is a {} snapshot, not a volume snapshot", id.short(), snap.kind);
+                bail!(
+                    "snapshot {} is a {} snapshot, not a volume snapshot",
+                    id.short(),
+                    snap.kind
+                );
             }
             let progress = Arc::new(Progress::default());
             let reporter = Reporter::start(progress.clone(), g.json);
             let started = std::time::Instant::now();
-            let s = restore(&repo, &id, &RestoreOptions { target: target.clone(), include }, progress).await?;
+            let s = restore(
+                &repo,
+                &id,
+                &RestoreOptions {
+                    target: target.clone(),
+                    include,
+                },
+                progress,
+            )
+            .await?;
             drop(reporter);
             for w in &s.warnings {
                 eprintln!("warning: {w}");
             }
             if g.json {
-                print_json(&serde_json::json!({ "snapshot": id.to_hex(), "target": target, "summary": s }))?;
+                print_json(
+                    &serde_json::json!({ "snapshot": id.to_hex(), "target": target, "summary": s }),
+                )?;
             } else {
                 println!(
                     "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} in {:.1}s",

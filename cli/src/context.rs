@@ -41,7 +41,8 @@ impl GlobalArgs {
     /// The credential, from a key file, a password file or LIFEBOAT_PASSWORD.
     pub fn credential(&self) -> Result<Credential> {
         if let Some(p) = &self.key_file {
-            let bytes = std::fs::read(p).with_context(|| format!("cannot read key file {}", p.display()))?;
+            let bytes = std::fs::read(p)
+                .with_context(|| format!("cannot read key file {}", p.display()))?;
             return Ok(Credential::KeyFile(bytes));
         }
         if let Some(p) = &self.password_file {
@@ -55,7 +56,9 @@ impl GlobalArgs {
         }
         match std::env::var("LIFEBOAT_PASSWORD") {
             Ok(p) if !p.is_empty() => Ok(Credential::Passphrase(p)),
-            _ => bail!("no passphrase: set LIFEBOAT_PASSWORD, or pass --password-file or --key-file"),
+            _ => {
+                bail!("no passphrase: set LIFEBOAT_PASSWORD, or pass --password-file or --key-file")
+            }
         }
     }
 

@@ -15,7 +15,11 @@ use context::GlobalArgs;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "lifeboat", version, about = "Backup and restore for Kubernetes applications and their volumes")]
+#[command(
+    name = "lifeboat",
+    version,
+    about = "Backup and restore for Kubernetes applications and their volumes"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -50,7 +54,10 @@ pub const EXIT_INCOMPLETE: u8 = 3;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_tracing(cli.global.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("lifeboat: error: cannot start the async runtime: {e}");

@@ -18,12 +18,18 @@ pub struct Reporter {
 impl Reporter {
     pub fn start(progress: Arc<Progress>, quiet: bool) -> Self {
         if quiet {
-            return Reporter { task: None, bar: None };
+            return Reporter {
+                task: None,
+                bar: None,
+            };
         }
         let started = Instant::now();
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new_spinner();
-            bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             let b = bar.clone();
             let task = tokio::spawn(async move {
                 loop {
@@ -32,15 +38,25 @@ impl Reporter {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             });
-            Reporter { task: Some(task), bar: Some(bar) }
+            Reporter {
+                task: Some(task),
+                bar: Some(bar),
+            }
         } else {
             let task = tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(Duration::from_secs(10)).await;
-                    eprintln!("[{:>6.1}s] {}", started.elapsed().as_secs_f64(), line(&progress, started));
+                    eprintln!(
+                        "[{:>6.1}s] {}",
+                        started.elapsed().as_secs_f64(),
+                        line(&progress, started)
+                    );
                 }
             });
-            Reporter { task: Some(task), bar: None }
+            Reporter {
+                task: Some(task),
+                bar: None,
+            }
         }
     }
 }
@@ -71,7 +87,11 @@ fn line(p: &Progress, started: Instant) -> String {
         );
     }
     if s.bytes_written > 0 {
-        out += &format!(": {} written ({}/s)", bytes(s.bytes_written), bytes((s.bytes_written as f64 / secs) as u64));
+        out += &format!(
+            ": {} written ({}/s)",
+            bytes(s.bytes_written),
+            bytes((s.bytes_written as f64 / secs) as u64)
+        );
     }
     if s.items_total > 0 {
         out += &format!(" [{}/{}]", s.items_done, s.items_total);

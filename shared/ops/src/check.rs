@@ -48,10 +48,19 @@ pub struct CheckReport {
 
 impl CheckReport {
     pub fn errors(&self) -> usize {
-        self.problems.iter().filter(|p| p.severity == Severity::Error).count()
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count()
     }
 
-    fn push(&mut self, severity: Severity, object: String, message: String, snapshots: Vec<String>) {
+    fn push(
+        &mut self,
+        severity: Severity,
+        object: String,
+        message: String,
+        snapshots: Vec<String>,
+    ) {
         self.problems.push(Problem {
             severity,
             object,
@@ -81,14 +90,21 @@ impl Walk<'_> {
                     Ok(t) => Some(t),
                     Err(RepoError::BlobNotIndexed { .. }) => None, // reported by blob()
                     Err(e) => {
-                        report.push(Severity::Error, format!("tree {tid}"), e.to_string(), vec![who.clone()]);
+                        report.push(
+                            Severity::Error,
+                            format!("tree {tid}"),
+                            e.to_string(),
+                            vec![who.clone()],
+                        );
                         None
                     }
                 };
                 report.trees += 1;
                 self.trees.insert(tid, t);
             }
-            let Some(Some(tree)) = self.trees.get(&tid) else { continue };
+            let Some(Some(tree)) = self.trees.get(&tid) else {
+                continue;
+            };
             let tree = tree.clone();
             for node in &tree.nodes {
                 for c in &node.content {
@@ -112,7 +128,10 @@ impl Walk<'_> {
     fn blob(&mut self, report: &mut CheckReport, id: &Id, who: &str, kind: &str) {
         match self.index.get(id) {
             Some(loc) => {
-                self.pack_users.entry(loc.pack).or_default().insert(who.to_string());
+                self.pack_users
+                    .entry(loc.pack)
+                    .or_default()
+                    .insert(who.to_string());
                 self.referenced.insert(*id);
             }
             None => report.push(
@@ -148,7 +167,12 @@ pub async fn check(
     for id in repo.list_ids(FileKind::Index).await? {
         match repo.load_file::<IndexFile>(FileKind::Index, &id).await {
             Ok(f) => files.push((id, f)),
-            Err(e) => report.push(Severity::Error, format!("index {id}"), e.to_string(), vec![]),
+            Err(e) => report.push(
+                Severity::Error,
+                format!("index {id}"),
+                e.to_string(),
+                vec![],
+            ),
         }
     }
     let index = Index::from_files(files);
@@ -168,14 +192,22 @@ pub async fn check(
                 walk.snapshot(&mut report, &sid, &s).await;
                 snapshot_ids.push(sid);
             }
-            Err(e) => report.push(Severity::Error, format!("snapshot {sid}"), e.to_string(), vec![sid.short()]),
+            Err(e) => report.push(
+                Severity::Error,
+                format!("snapshot {sid}"),
+                e.to_string(),
+                vec![sid.short()],
+            ),
         }
     }
     report.snapshots = snapshot_ids.len() as u64;
     report.blobs_referenced = walk.referenced.len() as u64;
     let pack_users = std::mem::take(&mut walk.pack_users);
     let users = |p: &Id| -> Vec<String> {
-        pack_users.get(p).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+        pack_users
+            .get(p)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     };
 
     for (pack, size) in index.packs() {
@@ -210,10 +242,22 @@ pub async fn check(
     if let Some(policy) = repo.config().object_lock {
         progress.set_phase("checking object locks");
         let mut keys = vec!["config".to_string()];
-        keys.extend(repo.store().list(FileKind::Key.prefix()).await?.into_iter().map(|o| o.key));
+        keys.extend(
+            repo.store()
+                .list(FileKind::Key.prefix())
+                .await?
+                .into_iter()
+                .map(|o| o.key),
+        );
         keys.extend(index.files.iter().map(|i| FileKind::Index.key(i)));
         keys.extend(snapshot_ids.iter().map(|s| FileKind::Snapshot.key(s)));
-        keys.extend(index.packs().keys().filter(|p| listed.contains_key(*p)).map(|p| FileKind::Pack.key(p)));
+        keys.extend(
+            index
+                .packs()
+                .keys()
+                .filter(|p| listed.contains_key(*p))
+                .map(|p| FileKind::Pack.key(p)),
+        );
         check_locks(repo, policy, keys, &mut report).await?;
     }
     Ok(report)
@@ -228,7 +272,9 @@ async fn read_data(
     progress: &Progress,
 ) -> Result<(), OpsError> {
     progress.set_phase("reading packs");
-    progress.items_total.store(listed.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    progress
+        .items_total
+        .store(listed.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     let mut set = JoinSet::new();
     let mut pending = listed.keys().copied().collect::<Vec<_>>().into_iter();
@@ -246,23 +292,36 @@ async fn read_data(
                 let key = repo.key().clone();
                 let parsed = tokio::task::spawn_blocking(move || parse_pack(&key, &pack, &bytes))
                     .await
-                    .unwrap_or_else(|e| Err(RepoError::Malformed { what: format!("pack {pack}"), reason: e.to_string() }));
+                    .unwrap_or_else(|e| {
+                        Err(RepoError::Malformed {
+                            what: format!("pack {pack}"),
+                            reason: e.to_string(),
+                        })
+                    });
                 (pack, n, parsed)
             });
         }
-        let Some(joined) = set.join_next().await else { break };
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
         let (pack, n, parsed) = joined.map_err(|e| OpsError::Pipeline(e.to_string()))?;
         report.packs_read += 1;
         report.bytes_read += n;
         Progress::add(&progress.items_done, 1);
         Progress::add(&progress.bytes_read, n);
         match parsed {
-            Err(e) => report.push(Severity::Error, format!("pack {pack}"), e.to_string(), users(&pack)),
+            Err(e) => report.push(
+                Severity::Error,
+                format!("pack {pack}"),
+                e.to_string(),
+                users(&pack),
+            ),
             Ok(blobs) => {
                 let in_pack: HashSet<Id> = blobs.iter().map(|b| b.id).collect();
                 for (id, loc) in index.blobs().filter(|(_, l)| l.pack == pack) {
                     let header = blobs.iter().find(|b| b.id == *id);
-                    let agrees = header.is_some_and(|b| b.offset == loc.offset && b.length == loc.length);
+                    let agrees =
+                        header.is_some_and(|b| b.offset == loc.offset && b.length == loc.length);
                     if !in_pack.contains(id) || !agrees {
                         report.push(
                             Severity::Error,
@@ -296,7 +355,9 @@ async fn check_locks(
                 (key, r)
             });
         }
-        let Some(joined) = set.join_next().await else { break };
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
         let (key, head) = joined.map_err(|e| OpsError::Pipeline(e.to_string()))?;
         report.objects_lock_checked += 1;
         let info = match head {
@@ -307,18 +368,28 @@ async fn check_locks(
             }
         };
         let msg = match info.retention {
-            None => Some(format!("has no Object Lock (policy: {} for {} days)", policy.mode, policy.days)),
-            Some(r) if r.mode != policy.mode => Some(format!("is locked in {} mode, policy says {}", r.mode, policy.mode)),
+            None => Some(format!(
+                "has no Object Lock (policy: {} for {} days)",
+                policy.mode, policy.days
+            )),
+            Some(r) if r.mode != policy.mode => Some(format!(
+                "is locked in {} mode, policy says {}",
+                r.mode, policy.mode
+            )),
             Some(r) if r.until <= now => Some(format!("lock expired at {}", r.until.to_rfc3339())),
             Some(r) => {
                 // Written (or last extended) at least `days` before the lock ends; an hour of slack for clocks.
-                let floor = info.last_modified.map(|m| m + Duration::days(i64::from(policy.days)) - Duration::hours(1));
+                let floor = info
+                    .last_modified
+                    .map(|m| m + Duration::days(i64::from(policy.days)) - Duration::hours(1));
                 match floor {
                     Some(f) if r.until < f => Some(format!(
                         "locked until {}, shorter than the policy's {} days from {}",
                         r.until.to_rfc3339(),
                         policy.days,
-                        info.last_modified.map(|m| m.to_rfc3339()).unwrap_or_default()
+                        info.last_modified
+                            .map(|m| m.to_rfc3339())
+                            .unwrap_or_default()
                     )),
                     _ => None,
                 }

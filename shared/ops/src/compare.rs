@@ -39,14 +39,22 @@ fn walk(a: &Path, b: &Path, rel: &Path, diffs: &mut Vec<String>) -> Result<(), O
             return Ok(());
         }
     };
-    let shown = if rel.as_os_str().is_empty() { ".".into() } else { rel.display().to_string() };
+    let shown = if rel.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        rel.display().to_string()
+    };
     if ma.file_type() != mb.file_type() {
         diffs.push(format!("{shown}: type differs"));
         return Ok(());
     }
     if !ma.file_type().is_symlink() {
         if ma.mode() & 0o7777 != mb.mode() & 0o7777 {
-            diffs.push(format!("{shown}: mode {:o} vs {:o}", ma.mode() & 0o7777, mb.mode() & 0o7777));
+            diffs.push(format!(
+                "{shown}: mode {:o} vs {:o}",
+                ma.mode() & 0o7777,
+                mb.mode() & 0o7777
+            ));
         }
         if (ma.mtime(), ma.mtime_nsec()) != (mb.mtime(), mb.mtime_nsec()) {
             diffs.push(format!("{shown}: mtime differs"));

@@ -28,7 +28,11 @@ fn by_name(t: Tree) -> BTreeMap<OsString, Node> {
     t.nodes.into_iter().map(|n| (n.os_name(), n)).collect()
 }
 
-async fn tree(repo: &Repository, index: &Index, id: Option<Id>) -> Result<BTreeMap<OsString, Node>, OpsError> {
+async fn tree(
+    repo: &Repository,
+    index: &Index,
+    id: Option<Id>,
+) -> Result<BTreeMap<OsString, Node>, OpsError> {
     match id {
         Some(id) => Ok(by_name(repo.load_tree(index, &id).await?)),
         None => Ok(BTreeMap::new()),
@@ -36,7 +40,11 @@ async fn tree(repo: &Repository, index: &Index, id: Option<Id>) -> Result<BTreeM
 }
 
 /// Paths that differ between `a` and `b`, in path order.
-pub async fn diff(repo: &Repository, a: &Snapshot, b: &Snapshot) -> Result<Vec<DiffEntry>, OpsError> {
+pub async fn diff(
+    repo: &Repository,
+    a: &Snapshot,
+    b: &Snapshot,
+) -> Result<Vec<DiffEntry>, OpsError> {
     let index = repo.load_index().await?;
     let mut out = Vec::new();
     let mut stack = vec![(PathBuf::new(), Some(a.tree), Some(b.tree))];
@@ -54,13 +62,19 @@ pub async fn diff(repo: &Repository, a: &Snapshot, b: &Snapshot) -> Result<Vec<D
             let shown = path.display().to_string();
             match (na.get(name), nb.get(name)) {
                 (Some(x), None) => {
-                    out.push(DiffEntry { change: Change::Removed, path: shown });
+                    out.push(DiffEntry {
+                        change: Change::Removed,
+                        path: shown,
+                    });
                     if x.subtree.is_some() {
                         stack.push((path, x.subtree, None));
                     }
                 }
                 (None, Some(y)) => {
-                    out.push(DiffEntry { change: Change::Added, path: shown });
+                    out.push(DiffEntry {
+                        change: Change::Added,
+                        path: shown,
+                    });
                     if y.subtree.is_some() {
                         stack.push((path, None, y.subtree));
                     }
@@ -69,12 +83,26 @@ pub async fn diff(repo: &Repository, a: &Snapshot, b: &Snapshot) -> Result<Vec<D
                     if x.subtree.is_some() || y.subtree.is_some() {
                         stack.push((path.clone(), x.subtree, y.subtree));
                     }
-                    if x.node_type != y.node_type || x.content != y.content || x.target != y.target || x.size != y.size {
+                    if x.node_type != y.node_type
+                        || x.content != y.content
+                        || x.target != y.target
+                        || x.size != y.size
+                    {
                         if x.subtree.is_none() || y.subtree.is_none() {
-                            out.push(DiffEntry { change: Change::Modified, path: shown });
+                            out.push(DiffEntry {
+                                change: Change::Modified,
+                                path: shown,
+                            });
                         }
-                    } else if x.mode != y.mode || x.uid != y.uid || x.gid != y.gid || x.mtime_ns != y.mtime_ns {
-                        out.push(DiffEntry { change: Change::Metadata, path: shown });
+                    } else if x.mode != y.mode
+                        || x.uid != y.uid
+                        || x.gid != y.gid
+                        || x.mtime_ns != y.mtime_ns
+                    {
+                        out.push(DiffEntry {
+                            change: Change::Metadata,
+                            path: shown,
+                        });
                     }
                 }
                 (None, None) => {}

@@ -19,7 +19,10 @@ pub struct ExtendReport {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn extend_locks(repo: &Repository, progress: Arc<Progress>) -> Result<ExtendReport, OpsError> {
+pub async fn extend_locks(
+    repo: &Repository,
+    progress: Arc<Progress>,
+) -> Result<ExtendReport, OpsError> {
     let policy = repo.config().object_lock.ok_or_else(|| {
         OpsError::InvalidInput(format!(
             "repository {} has no Object Lock policy (set one with `repo init --lock-mode ... --lock-days ...`)",
@@ -33,10 +36,20 @@ pub async fn extend_locks(repo: &Repository, progress: Arc<Progress>) -> Result<
     let snaps: Vec<_> = snapshots.iter().map(|(_, s)| s).collect();
     let blobs = reachable_blobs(repo, &index, &snaps).await?;
     let mut keys = vec!["config".to_string()];
-    keys.extend(repo.store().list(FileKind::Key.prefix()).await?.into_iter().map(|o| o.key));
+    keys.extend(
+        repo.store()
+            .list(FileKind::Key.prefix())
+            .await?
+            .into_iter()
+            .map(|o| o.key),
+    );
     keys.extend(index.files.iter().map(|i| FileKind::Index.key(i)));
     keys.extend(snapshots.iter().map(|(id, _)| FileKind::Snapshot.key(id)));
-    keys.extend(packs_of(&index, &blobs).iter().map(|p| FileKind::Pack.key(p)));
+    keys.extend(
+        packs_of(&index, &blobs)
+            .iter()
+            .map(|p| FileKind::Pack.key(p)),
+    );
 
     let target = Retention {
         mode: policy.mode,
@@ -48,7 +61,9 @@ pub async fn extend_locks(repo: &Repository, progress: Arc<Progress>) -> Result<
         ..Default::default()
     };
     progress.set_phase("extending locks");
-    progress.items_total.store(keys.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    progress
+        .items_total
+        .store(keys.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let mut set = JoinSet::new();
     let mut pending = keys.into_iter();
     loop {
@@ -64,7 +79,9 @@ pub async fn extend_locks(repo: &Repository, progress: Arc<Progress>) -> Result<
                 Ok(true)
             });
         }
-        let Some(joined) = set.join_next().await else { break };
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
         match joined.map_err(|e| OpsError::Pipeline(e.to_string()))? {
             Ok(true) => report.extended += 1,
             Ok(false) => report.already_sufficient += 1,

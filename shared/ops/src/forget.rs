@@ -49,7 +49,9 @@ pub fn apply_policy(policy: &RetentionPolicy, snapshots: &[(Id, Snapshot)]) -> V
         list.sort_by(|a, b| b.1.time.cmp(&a.1.time).then(b.0.cmp(&a.0)));
         type Bucket = fn(&DateTime<Utc>) -> (i32, u32, u32, u32);
         let rules: [(&'static str, u32, Bucket); 5] = [
-            ("hourly", policy.hourly, |t| (t.year(), t.ordinal(), t.hour(), 0)),
+            ("hourly", policy.hourly, |t| {
+                (t.year(), t.ordinal(), t.hour(), 0)
+            }),
             ("daily", policy.daily, |t| (t.year(), t.ordinal(), 0, 0)),
             ("weekly", policy.weekly, |t| {
                 let w = t.iso_week();
@@ -131,8 +133,13 @@ mod tests {
         // 7 daily (the newest two among them), 4 weekly, 3 monthly, partly overlapping.
         assert!(kept.len() >= 7 && kept.len() <= 13, "{}", kept.len());
         let newest = snaps.iter().map(|s| s.1.time).max().unwrap();
-        assert!(kept.iter().any(|k| k.time == newest && k.reasons.contains(&"last")));
-        let monthly: Vec<_> = kept.iter().filter(|k| k.reasons.contains(&"monthly")).collect();
+        assert!(kept
+            .iter()
+            .any(|k| k.time == newest && k.reasons.contains(&"last")));
+        let monthly: Vec<_> = kept
+            .iter()
+            .filter(|k| k.reasons.contains(&"monthly"))
+            .collect();
         // Jan 1 to Mar 1: three months.
         assert_eq!(monthly.len(), 3);
         // The January monthly snapshot is January's newest.
@@ -144,6 +151,8 @@ mod tests {
     fn empty_policy_keeps_all() {
         let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let snaps = vec![snap(start, 1), snap(start + Duration::days(1), 2)];
-        assert!(apply_policy(&RetentionPolicy::default(), &snaps).iter().all(|d| d.keep));
+        assert!(apply_policy(&RetentionPolicy::default(), &snaps)
+            .iter()
+            .all(|d| d.keep));
     }
 }

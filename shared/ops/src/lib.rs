@@ -9,10 +9,10 @@
 //! [`Repository`]: lifeboat_repo::Repository
 
 pub mod backup;
-mod error;
 pub mod check;
 pub mod compare;
 pub mod diff;
+mod error;
 pub mod extend_locks;
 pub mod forget;
 mod progress;

@@ -77,7 +77,12 @@ async fn prune_locked(
     progress.set_phase("applying retention policy");
     let snapshots = repo.snapshots().await?;
     report.decisions = apply_policy(&opts.policy, &snapshots);
-    let remove: HashSet<Id> = report.decisions.iter().filter(|d| !d.keep).map(|d| d.id).collect();
+    let remove: HashSet<Id> = report
+        .decisions
+        .iter()
+        .filter(|d| !d.keep)
+        .map(|d| d.id)
+        .collect();
     let mut kept = Vec::new();
     for (id, snap) in &snapshots {
         if remove.contains(id) {
@@ -97,7 +102,9 @@ async fn prune_locked(
     let listed = repo.store().list(FileKind::Pack.prefix()).await?;
     let mut deleted = HashSet::new();
     for obj in &listed {
-        let Some(pack) = FileKind::Pack.parse_key(&obj.key) else { continue };
+        let Some(pack) = FileKind::Pack.parse_key(&obj.key) else {
+            continue;
+        };
         if used_packs.contains(&pack) {
             report.packs_kept += 1;
             continue;
@@ -124,7 +131,11 @@ async fn prune_locked(
             let size = index.packs().get(&loc.pack).copied().unwrap_or(0);
             packs
                 .entry(loc.pack)
-                .or_insert_with(|| IndexPack { id: loc.pack, size, blobs: Vec::new() })
+                .or_insert_with(|| IndexPack {
+                    id: loc.pack,
+                    size,
+                    blobs: Vec::new(),
+                })
                 .blobs
                 .push(IndexedBlob {
                     id: *id,

@@ -152,7 +152,12 @@ pub async fn restore(
     loop {
         while set.len() < FILES_IN_FLIGHT {
             let Some(job) = pending.next() else { break };
-            set.spawn(restore_file(repo.clone(), index.clone(), job, progress.clone()));
+            set.spawn(restore_file(
+                repo.clone(),
+                index.clone(),
+                job,
+                progress.clone(),
+            ));
         }
         match set.join_next().await {
             Some(r) => {
@@ -249,8 +254,14 @@ fn make_special(path: &Path, node: &Node) -> Result<(), String> {
         _ => return Ok(()),
     };
     let _ = fs::remove_file(path);
-    mknodat(CWD, path, kind, Mode::from_raw_mode(node.mode & 0o7777), node.rdev)
-        .map_err(|e| format!("mknod: {e}"))
+    mknodat(
+        CWD,
+        path,
+        kind,
+        Mode::from_raw_mode(node.mode & 0o7777),
+        node.rdev,
+    )
+    .map_err(|e| format!("mknod: {e}"))
 }
 
 /// Ownership (when root), permissions and times; problems become warnings.

@@ -12,10 +12,42 @@ use std::path::Path;
 
 const PAGE: u64 = 4096;
 const WORDS: &[&str] = &[
-    "request", "completed", "user", "order", "payment", "retry", "timeout", "cache", "miss",
-    "hit", "shard", "replica", "commit", "rollback", "session", "token", "refresh", "upstream",
-    "latency", "ms", "bytes", "GET", "POST", "/api/v1/orders", "/healthz", "status", "200",
-    "404", "503", "pod", "node", "volume", "mounted", "snapshot", "ready", "backoff",
+    "request",
+    "completed",
+    "user",
+    "order",
+    "payment",
+    "retry",
+    "timeout",
+    "cache",
+    "miss",
+    "hit",
+    "shard",
+    "replica",
+    "commit",
+    "rollback",
+    "session",
+    "token",
+    "refresh",
+    "upstream",
+    "latency",
+    "ms",
+    "bytes",
+    "GET",
+    "POST",
+    "/api/v1/orders",
+    "/healthz",
+    "status",
+    "200",
+    "404",
+    "503",
+    "pod",
+    "node",
+    "volume",
+    "mounted",
+    "snapshot",
+    "ready",
+    "backoff",
 ];
 const LEVELS: &[&str] = &["INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR"];
 
@@ -71,12 +103,25 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> OpsError + '_ {
 
 fn log_line(rng: &mut Rng, out: &mut Vec<u8>, t: u64) {
     let level = LEVELS[rng.below(LEVELS.len() as u64) as usize];
-    let _ = write!(out, "2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z {level:<5} ", 1 + (t / 86400) % 28, (t / 3600) % 24, (t / 60) % 60, t % 60, rng.below(1000));
+    let _ = write!(
+        out,
+        "2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z {level:<5} ",
+        1 + (t / 86400) % 28,
+        (t / 3600) % 24,
+        (t / 60) % 60,
+        t % 60,
+        rng.below(1000)
+    );
     for _ in 0..(4 + rng.below(10)) {
         out.extend_from_slice(WORDS[rng.below(WORDS.len() as u64) as usize].as_bytes());
         out.push(b' ');
     }
-    let _ = writeln!(out, "id={} took={}ms", rng.below(1_000_000), rng.below(5000));
+    let _ = writeln!(
+        out,
+        "id={} took={}ms",
+        rng.below(1_000_000),
+        rng.below(5000)
+    );
 }
 
 fn json_doc(rng: &mut Rng, out: &mut Vec<u8>, i: u64) {
@@ -90,12 +135,25 @@ fn json_doc(rng: &mut Rng, out: &mut Vec<u8>, i: u64) {
         if k > 0 {
             out.push(b',');
         }
-        let _ = write!(out, "{{\"sku\":\"SKU-{}\",\"qty\":{},\"price\":{}.{:02}}}", rng.below(10_000), 1 + rng.below(9), rng.below(500), rng.below(100));
+        let _ = write!(
+            out,
+            "{{\"sku\":\"SKU-{}\",\"qty\":{},\"price\":{}.{:02}}}",
+            rng.below(10_000),
+            1 + rng.below(9),
+            rng.below(500),
+            rng.below(100)
+        );
     }
     let _ = writeln!(out, "],\"region\":\"eu-west-{}\"}}", 1 + rng.below(3));
 }
 
-fn write_text(path: &Path, bytes: u64, rng: &mut Rng, json: bool, start: u64) -> Result<u64, OpsError> {
+fn write_text(
+    path: &Path,
+    bytes: u64,
+    rng: &mut Rng,
+    json: bool,
+    start: u64,
+) -> Result<u64, OpsError> {
     let f = File::create(path).map_err(io(path))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     let mut buf = Vec::with_capacity(1 << 16);
@@ -135,7 +193,14 @@ fn write_random(path: &Path, bytes: u64, rng: &mut Rng) -> Result<(), OpsError> 
 pub fn generate(dir: &Path, total: u64, seed: u64) -> Result<SampleStats, OpsError> {
     let mut rng = Rng::new(seed);
     let mut st = SampleStats::default();
-    for sub in ["logs", "json", "random/small", "random/large", "db", "config"] {
+    for sub in [
+        "logs",
+        "json",
+        "random/small",
+        "random/large",
+        "db",
+        "config",
+    ] {
         fs::create_dir_all(dir.join(sub)).map_err(io(dir))?;
     }
     // 30% logs, 15% JSON, 30% random, 25% image (of which 1/8 written).
@@ -159,7 +224,11 @@ pub fn generate(dir: &Path, total: u64, seed: u64) -> Result<SampleStats, OpsErr
     let mut i = 0;
     while made < small_total {
         let n = 1024 + rng.below(64 * 1024);
-        write_random(&dir.join(format!("random/small/blob-{i:05}.bin")), n, &mut rng)?;
+        write_random(
+            &dir.join(format!("random/small/blob-{i:05}.bin")),
+            n,
+            &mut rng,
+        )?;
         made += n;
         i += 1;
         st.files += 1;
@@ -168,7 +237,11 @@ pub fn generate(dir: &Path, total: u64, seed: u64) -> Result<SampleStats, OpsErr
     let large_total = random - made.min(random);
     let n_large = (large_total / (32 << 20)).max(1);
     for i in 0..n_large {
-        write_random(&dir.join(format!("random/large/media-{i:03}.bin")), large_total / n_large, &mut rng)?;
+        write_random(
+            &dir.join(format!("random/large/media-{i:03}.bin")),
+            large_total / n_large,
+            &mut rng,
+        )?;
         st.written_bytes += large_total / n_large;
         st.files += 1;
     }
@@ -180,7 +253,8 @@ pub fn generate(dir: &Path, total: u64, seed: u64) -> Result<SampleStats, OpsErr
     let mut page = vec![0u8; PAGE as usize];
     for _ in 0..pages {
         rng.fill(&mut page);
-        f.write_all_at(&page, rng.below(image / PAGE) * PAGE).map_err(io(&p))?;
+        f.write_all_at(&page, rng.below(image / PAGE) * PAGE)
+            .map_err(io(&p))?;
     }
     st.written_bytes += pages * PAGE;
     st.files += 1;
@@ -235,7 +309,8 @@ pub fn mutate(dir: &Path, fraction: f64, seed: u64) -> Result<u64, OpsError> {
         let mut page = vec![0u8; PAGE as usize];
         for _ in 0..(budget / 3 / PAGE) {
             rng.fill(&mut page);
-            f.write_all_at(&page, rng.below((len / PAGE).max(1)) * PAGE).map_err(io(&img))?;
+            f.write_all_at(&page, rng.below((len / PAGE).max(1)) * PAGE)
+                .map_err(io(&img))?;
             changed += PAGE;
         }
     }
@@ -277,7 +352,11 @@ mod tests {
         let sa = generate(a.path(), 8 << 20, 1).unwrap();
         let sb = generate(b.path(), 8 << 20, 1).unwrap();
         assert_eq!(sa.logical_bytes, sb.logical_bytes);
-        assert!(sa.logical_bytes > 6 << 20 && sa.logical_bytes < 10 << 20, "{}", sa.logical_bytes);
+        assert!(
+            sa.logical_bytes > 6 << 20 && sa.logical_bytes < 10 << 20,
+            "{}",
+            sa.logical_bytes
+        );
         assert_eq!(
             fs::read(a.path().join("logs/app-000.log")).unwrap(),
             fs::read(b.path().join("logs/app-000.log")).unwrap()

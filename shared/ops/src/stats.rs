@@ -40,7 +40,10 @@ pub async fn stats(repo: &Repository) -> Result<RepoStats, OpsError> {
         location: repo.store().location(),
         format_version: repo.config().version,
         snapshots: snapshots.len() as u64,
-        packs: all.iter().filter(|o| o.key.starts_with(FileKind::Pack.prefix())).count() as u64,
+        packs: all
+            .iter()
+            .filter(|o| o.key.starts_with(FileKind::Pack.prefix()))
+            .count() as u64,
         index_files: index.files.len() as u64,
         objects: all.len() as u64,
         stored_bytes: all.iter().map(|o| o.size).sum(),

@@ -136,14 +136,20 @@ mod tests {
         let b = encode_blob(&key, BlobType::Data, id, &text, 3).unwrap();
         assert_eq!(b.compression, Compression::Zstd);
         assert!(b.sealed.len() < text.len() / 10);
-        assert_eq!(decode_blob(&key, &id, b.compression, b.raw_length, &b.sealed).unwrap(), text);
+        assert_eq!(
+            decode_blob(&key, &id, b.compression, b.raw_length, &b.sealed).unwrap(),
+            text
+        );
 
         let mut random = vec![0u8; 4096];
         getrandom::getrandom(&mut random).unwrap();
         let id = key.blob_id(&random);
         let b = encode_blob(&key, BlobType::Data, id, &random, 3).unwrap();
         assert_eq!(b.compression, Compression::None);
-        assert_eq!(decode_blob(&key, &id, b.compression, b.raw_length, &b.sealed).unwrap(), random);
+        assert_eq!(
+            decode_blob(&key, &id, b.compression, b.raw_length, &b.sealed).unwrap(),
+            random
+        );
         let wrong = key.blob_id(b"other");
         assert!(matches!(
             decode_blob(&key, &wrong, b.compression, b.raw_length, &b.sealed),

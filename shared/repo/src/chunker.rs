@@ -158,7 +158,9 @@ impl FixedChunker {
         let first = start / size * size;
         let end = end.min(len);
         let step = usize::try_from(size).unwrap_or(usize::MAX);
-        (first..end).step_by(step).map(move |s| (s, (s + size).min(len)))
+        (first..end)
+            .step_by(step)
+            .map(move |s| (s, (s + size).min(len)))
     }
 }
 

@@ -34,7 +34,8 @@ impl Default for ChunkingParams {
 impl ChunkingParams {
     pub fn validate(&self) -> Result<(), RepoError> {
         let pow2 = |v: u32| v.is_power_of_two();
-        if !(self.cdc_min < self.cdc_avg && self.cdc_avg < self.cdc_max) || !pow2(self.cdc_avg) {
+        let ordered = self.cdc_min < self.cdc_avg && self.cdc_avg < self.cdc_max;
+        if !(ordered && pow2(self.cdc_avg)) {
             return Err(RepoError::InvalidOption(format!(
                 "chunk sizes need min < avg < max with avg a power of two (got {}/{}/{})",
                 self.cdc_min, self.cdc_avg, self.cdc_max
@@ -163,7 +164,13 @@ mod tests {
         v["version"] = 2.into();
         v["something_new"] = "x".into();
         let err = RepoConfig::parse(&serde_json::to_vec(&v).unwrap()).unwrap_err();
-        assert!(matches!(err, RepoError::UnsupportedVersion { found: 2, supported: 1 }));
+        assert!(matches!(
+            err,
+            RepoError::UnsupportedVersion {
+                found: 2,
+                supported: 1
+            }
+        ));
         assert!(err.to_string().contains("upgrade Lifeboat"));
     }
 

@@ -154,7 +154,10 @@ mod tests {
         assert_eq!(key.open(&sealed, "x").unwrap(), b"secret data");
         let mut bad = sealed.clone();
         bad[30] ^= 1;
-        assert!(matches!(key.open(&bad, "x"), Err(RepoError::Decrypt { .. })));
+        assert!(matches!(
+            key.open(&bad, "x"),
+            Err(RepoError::Decrypt { .. })
+        ));
         let other = MasterKey::generate().unwrap();
         assert!(other.open(&sealed, "x").is_err());
         assert!(key.open(&sealed[..10], "x").is_err());

@@ -89,11 +89,7 @@ impl KdfParams {
                 out.copy_from_slice(h.finalize().as_bytes());
             }
             // A passphrase cannot open a key-file key and vice versa.
-            _ => {
-                return Err(RepoError::Decrypt {
-                    what: "key".into(),
-                })
-            }
+            _ => return Err(RepoError::Decrypt { what: "key".into() }),
         }
         Ok(out)
     }
@@ -149,21 +145,38 @@ mod tests {
     fn passphrase_and_keyfile_wrapping() {
         let master = MasterKey::generate().unwrap();
         let pass = Credential::Passphrase("correct horse".into());
-        let kf = KeyFile::wrap(&master, &pass, KdfParams::weak_for_tests(&pass).unwrap(), "h".into())
-            .unwrap();
+        let kf = KeyFile::wrap(
+            &master,
+            &pass,
+            KdfParams::weak_for_tests(&pass).unwrap(),
+            "h".into(),
+        )
+        .unwrap();
         let back = kf.unwrap_key(&pass).unwrap();
         assert_eq!(back.blob_id(b"a"), master.blob_id(b"a"));
-        assert!(kf.unwrap_key(&Credential::Passphrase("wrong".into())).is_err());
+        assert!(kf
+            .unwrap_key(&Credential::Passphrase("wrong".into()))
+            .is_err());
         assert!(kf.unwrap_key(&Credential::KeyFile(vec![7; 32])).is_err());
 
         let file = Credential::KeyFile(vec![42; 64]);
-        let kf2 = KeyFile::wrap(&master, &file, KdfParams::for_credential(&file).unwrap(), "h".into())
-            .unwrap();
+        let kf2 = KeyFile::wrap(
+            &master,
+            &file,
+            KdfParams::for_credential(&file).unwrap(),
+            "h".into(),
+        )
+        .unwrap();
         assert!(kf2.unwrap_key(&file).is_ok());
         assert!(kf2.unwrap_key(&Credential::KeyFile(vec![43; 64])).is_err());
         let short = Credential::KeyFile(vec![1; 8]);
         assert!(matches!(
-            KeyFile::wrap(&master, &short, KdfParams::for_credential(&short).unwrap(), "h".into()),
+            KeyFile::wrap(
+                &master,
+                &short,
+                KdfParams::for_credential(&short).unwrap(),
+                "h".into()
+            ),
             Err(RepoError::InvalidOption(_))
         ));
     }
@@ -172,8 +185,13 @@ mod tests {
     fn wrapped_key_does_not_contain_the_master_key() {
         let master = MasterKey::generate().unwrap();
         let pass = Credential::Passphrase("p".into());
-        let kf = KeyFile::wrap(&master, &pass, KdfParams::weak_for_tests(&pass).unwrap(), "h".into())
-            .unwrap();
+        let kf = KeyFile::wrap(
+            &master,
+            &pass,
+            KdfParams::weak_for_tests(&pass).unwrap(),
+            "h".into(),
+        )
+        .unwrap();
         let json = serde_json::to_string(&kf).unwrap();
         let master_json = serde_json::to_string(&master).unwrap();
         assert!(!json.contains(&master_json[15..40]));

@@ -120,12 +120,16 @@ pub fn parse_pack_header(
     let header_start = body.len() - header_len;
     let header = key.open(&body[header_start..], &format!("{what} header"))?;
     if header.len() % ENTRY_LEN != 0 {
-        return Err(bad(format!("header of {} bytes is not whole entries", header.len())));
+        return Err(bad(format!(
+            "header of {} bytes is not whole entries",
+            header.len()
+        )));
     }
     let mut offset = PACK_MAGIC.len() as u64;
     let mut blobs = Vec::with_capacity(header.len() / ENTRY_LEN);
     for e in header.chunks_exact(ENTRY_LEN) {
-        let blob_type = BlobType::from_code(e[0]).ok_or_else(|| bad(format!("blob type {}", e[0])))?;
+        let blob_type =
+            BlobType::from_code(e[0]).ok_or_else(|| bad(format!("blob type {}", e[0])))?;
         let compression =
             Compression::from_code(e[1]).ok_or_else(|| bad(format!("compression {}", e[1])))?;
         let mut id = [0u8; 32];

@@ -1,6 +1,6 @@
 use crate::{
-    decode_blob, ChunkingParams, Credential, Id, Index, IndexFile, KdfParams, KeyFile,
-    LockPolicy, MasterKey, RepoConfig, RepoError, Snapshot, Tree,
+    decode_blob, ChunkingParams, Credential, Id, Index, IndexFile, KdfParams, KeyFile, LockPolicy,
+    MasterKey, RepoConfig, RepoError, Snapshot, Tree,
 };
 use bytes::Bytes;
 use chrono::{Duration, Utc};
@@ -201,7 +201,11 @@ impl Repository {
         let bytes = serde_json::to_vec_pretty(&kf).map_err(|e| RepoError::malformed("key", e))?;
         let id = Id::of_file(&bytes);
         self.store
-            .put(&FileKind::Key.key(&id), Bytes::from(bytes), &self.put_options())
+            .put(
+                &FileKind::Key.key(&id),
+                Bytes::from(bytes),
+                &self.put_options(),
+            )
             .await?;
         Ok(id)
     }
@@ -381,7 +385,9 @@ impl Repository {
             .filter(|(id, _)| id.to_hex().starts_with(&spec_l))
             .collect();
         match matches.len() {
-            0 => Err(RepoError::SnapshotRef(format!("no snapshot matches {spec:?}"))),
+            0 => Err(RepoError::SnapshotRef(format!(
+                "no snapshot matches {spec:?}"
+            ))),
             1 => Ok(matches.remove(0)),
             n => Err(RepoError::SnapshotRef(format!(
                 "{spec:?} matches {n} snapshots; give more digits"
@@ -406,7 +412,9 @@ mod tests {
     async fn init_open_and_wrong_passphrase() {
         let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
         let cred = Credential::Passphrase("pw".into());
-        let repo = Repository::init(store.clone(), &cred, weak(&cred)).await.unwrap();
+        let repo = Repository::init(store.clone(), &cred, weak(&cred))
+            .await
+            .unwrap();
         assert!(matches!(
             Repository::init(store.clone(), &cred, weak(&cred)).await,
             Err(RepoError::AlreadyExists { .. })
@@ -416,7 +424,10 @@ mod tests {
         let err = Repository::open(store.clone(), &Credential::Passphrase("no".into()))
             .await
             .unwrap_err();
-        assert!(matches!(err, RepoError::WrongCredential { keys: 1, .. }), "{err}");
+        assert!(
+            matches!(err, RepoError::WrongCredential { keys: 1, .. }),
+            "{err}"
+        );
         let empty: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
         assert!(matches!(
             Repository::open(empty, &cred).await,
@@ -428,9 +439,13 @@ mod tests {
     async fn passphrase_change_via_second_key() {
         let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
         let old = Credential::Passphrase("old".into());
-        let repo = Repository::init(store.clone(), &old, weak(&old)).await.unwrap();
+        let repo = Repository::init(store.clone(), &old, weak(&old))
+            .await
+            .unwrap();
         let new = Credential::Passphrase("new".into());
-        repo.add_key(&new, KdfParams::weak_for_tests(&new).unwrap()).await.unwrap();
+        repo.add_key(&new, KdfParams::weak_for_tests(&new).unwrap())
+            .await
+            .unwrap();
         let reopened = Repository::open(store.clone(), &new).await.unwrap();
         assert_eq!(reopened.key().blob_id(b"x"), repo.key().blob_id(b"x"));
     }
@@ -460,10 +475,16 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(mem.clone());
         let cred = Credential::Passphrase("pw".into());
         let repo = Repository::init(store, &cred, weak(&cred)).await.unwrap();
-        let id = repo.save_file(FileKind::Index, &IndexFile::default()).await.unwrap();
+        let id = repo
+            .save_file(FileKind::Index, &IndexFile::default())
+            .await
+            .unwrap();
         let _: IndexFile = repo.load_file(FileKind::Index, &id).await.unwrap();
         mem.tamper(&FileKind::Index.key(&id), Bytes::from_static(b"garbage"));
-        let err = repo.load_file::<IndexFile>(FileKind::Index, &id).await.unwrap_err();
+        let err = repo
+            .load_file::<IndexFile>(FileKind::Index, &id)
+            .await
+            .unwrap_err();
         assert!(matches!(err, RepoError::HashMismatch { .. }));
     }
 }

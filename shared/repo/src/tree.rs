@@ -186,7 +186,10 @@ mod tests {
     #[test]
     fn unsafe_names_are_recognised() {
         for bad in ["..", ".", "a/b", ""] {
-            assert!(!Node::new(OsStr::new(bad), NodeType::File).has_safe_name(), "{bad}");
+            assert!(
+                !Node::new(OsStr::new(bad), NodeType::File).has_safe_name(),
+                "{bad}"
+            );
         }
     }
 

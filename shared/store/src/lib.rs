@@ -15,6 +15,7 @@ mod memory;
 mod retention;
 mod s3;
 mod traits;
+mod url;
 
 pub use error::StoreError;
 pub use local::LocalStore;
@@ -22,3 +23,4 @@ pub use memory::MemoryStore;
 pub use retention::{LockMode, Retention};
 pub use s3::S3Store;
 pub use traits::{ObjectInfo, ObjectStore, PutOptions};
+pub use url::StoreUrl;

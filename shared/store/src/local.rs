@@ -33,7 +33,9 @@ impl LocalStore {
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
         if key.is_empty()
             || key.starts_with('/')
-            || key.split('/').any(|c| c == ".." || c == "." || c.is_empty())
+            || key
+                .split('/')
+                .any(|c| c == ".." || c == "." || c.is_empty())
         {
             return Err(StoreError::Backend {
                 location: self.location(),
@@ -281,7 +283,11 @@ mod tests {
         assert!(!store.exists().await.unwrap());
         store.create().await.unwrap();
         store
-            .put("data/ab/abc", Bytes::from_static(b"hello"), &PutOptions::default())
+            .put(
+                "data/ab/abc",
+                Bytes::from_static(b"hello"),
+                &PutOptions::default(),
+            )
             .await
             .unwrap();
         store
@@ -291,7 +297,13 @@ mod tests {
         assert_eq!(store.get("data/ab/abc").await.unwrap(), "hello");
         assert_eq!(store.get_range("data/ab/abc", 1, 3).await.unwrap(), "ell");
         assert!(store.get_range("data/ab/abc", 3, 5).await.is_err());
-        let mut keys: Vec<_> = store.list("").await.unwrap().into_iter().map(|o| o.key).collect();
+        let mut keys: Vec<_> = store
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
         keys.sort();
         assert_eq!(keys, vec!["config", "data/ab/abc"]);
         assert_eq!(store.list("data/").await.unwrap().len(), 1);

@@ -189,7 +189,9 @@ impl ObjectStore for MemoryStore {
         let mut objects = self.objects();
         let o = objects.get_mut(key).ok_or_else(|| Self::not_found(key))?;
         if let Some(old) = o.retention {
-            if old.is_active(Utc::now()) && (retention.until < old.until || old.mode != retention.mode) {
+            if old.is_active(Utc::now())
+                && (retention.until < old.until || old.mode != retention.mode)
+            {
                 return Err(StoreError::Locked {
                     location: "memory".into(),
                     key: key.to_string(),
@@ -217,10 +219,17 @@ mod tests {
             until,
         };
         store
-            .put("a", Bytes::from_static(b"x"), &PutOptions { retention: Some(r) })
+            .put(
+                "a",
+                Bytes::from_static(b"x"),
+                &PutOptions { retention: Some(r) },
+            )
             .await
             .unwrap();
-        assert!(matches!(store.delete("a").await, Err(StoreError::Locked { .. })));
+        assert!(matches!(
+            store.delete("a").await,
+            Err(StoreError::Locked { .. })
+        ));
         let shorter = Retention {
             until: until - Duration::hours(1),
             ..r

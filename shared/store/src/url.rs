@@ -32,7 +32,9 @@ impl StoreUrl {
         }
         if let Some(path) = url.strip_prefix("file://") {
             if !path.starts_with('/') {
-                return Err(invalid("file:// URLs need an absolute path (file:///srv/repo)"));
+                return Err(invalid(
+                    "file:// URLs need an absolute path (file:///srv/repo)",
+                ));
             }
             return Ok(StoreUrl::Local(PathBuf::from(path)));
         }

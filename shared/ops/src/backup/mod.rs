@@ -62,7 +62,10 @@ fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, OpsError> {
     for p in paths {
         let abs = std::path::absolute(p).map_err(|e| OpsError::io(p, e))?;
         std::fs::symlink_metadata(&abs).map_err(|e| OpsError::io(&abs, e))?;
-        let name = abs.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "root".into());
+        let name = abs
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "root".into());
         if !names.insert(name.clone()) {
             return Err(OpsError::InvalidInput(format!(
                 "two source paths are both named {:?}; back them up separately",
@@ -89,16 +92,17 @@ pub async fn backup(
     progress.set_phase("loading index");
     let index = Arc::new(repo.load_index().await?);
 
-    let parent = match &opts.parent {
-        ParentChoice::None => None,
-        ParentChoice::Snapshot(id) => Some((*id, repo.load_file::<Snapshot>(FileKind::Snapshot, id).await?)),
-        ParentChoice::Auto => repo
-            .snapshots()
-            .await?
-            .into_iter()
-            .rev()
-            .find(|(_, s)| s.kind == "volume" && s.hostname == hostname && s.paths == path_strings),
-    };
+    let parent =
+        match &opts.parent {
+            ParentChoice::None => None,
+            ParentChoice::Snapshot(id) => Some((
+                *id,
+                repo.load_file::<Snapshot>(FileKind::Snapshot, id).await?,
+            )),
+            ParentChoice::Auto => repo.snapshots().await?.into_iter().rev().find(|(_, s)| {
+                s.kind == "volume" && s.hostname == hostname && s.paths == path_strings
+            }),
+        };
     if let Some((id, _)) = &parent {
         tracing::info!(parent = %id.short(), "using parent snapshot");
     }

@@ -68,7 +68,12 @@ impl BlobSaver {
     }
 
     /// Like [`BlobSaver::save`] for a caller that already hashed the data.
-    pub fn save_with_id(&mut self, blob_type: BlobType, id: Id, data: Vec<u8>) -> Result<bool, OpsError> {
+    pub fn save_with_id(
+        &mut self,
+        blob_type: BlobType,
+        id: Id,
+        data: Vec<u8>,
+    ) -> Result<bool, OpsError> {
         if self.index.contains(&id) || !self.seen.insert(id) {
             return Ok(false);
         }
@@ -192,7 +197,9 @@ async fn run_packer(
             uploads.spawn(upload_pack(repo.clone(), full));
             result.packs += 1;
             if pending.len() >= PACKS_PER_INDEX {
-                result.index_files.push(write_index(&repo, std::mem::take(&mut pending)).await?);
+                result
+                    .index_files
+                    .push(write_index(&repo, std::mem::take(&mut pending)).await?);
             }
         }
     }
@@ -210,7 +217,9 @@ async fn run_packer(
     Ok(result)
 }
 
-async fn join_one(uploads: &mut JoinSet<Result<IndexPack, OpsError>>) -> Result<IndexPack, OpsError> {
+async fn join_one(
+    uploads: &mut JoinSet<Result<IndexPack, OpsError>>,
+) -> Result<IndexPack, OpsError> {
     match uploads.join_next().await {
         Some(r) => r.map_err(|e| OpsError::Pipeline(e.to_string()))?,
         None => Err(OpsError::Pipeline("no upload in flight".into())),
@@ -224,7 +233,11 @@ async fn upload_pack(repo: Repository, builder: PackBuilder) -> Result<IndexPack
         .map_err(|e| OpsError::Pipeline(e.to_string()))??;
     let size = bytes.len() as u64;
     repo.store()
-        .put(&FileKind::Pack.key(&id), Bytes::from(bytes), &repo.put_options())
+        .put(
+            &FileKind::Pack.key(&id),
+            Bytes::from(bytes),
+            &repo.put_options(),
+        )
         .await?;
     tracing::debug!(pack = %id.short(), size, blobs = blobs.len(), "pack uploaded");
     Ok(IndexPack {

@@ -116,8 +116,12 @@ mod tests {
         let covered: u64 = regions.iter().map(|(s, e)| e - s).sum();
         // Either the file system reports holes (small coverage) or not (whole file).
         assert!(covered <= 64 << 20);
-        assert!(regions.iter().any(|(s, e)| *s <= 8 << 20 && *e >= (8 << 20) + 4096));
-        assert!(regions.iter().any(|(s, e)| *s <= 40 << 20 && *e >= (40 << 20) + 4096));
+        assert!(regions
+            .iter()
+            .any(|(s, e)| *s <= 8 << 20 && *e >= (8 << 20) + 4096));
+        assert!(regions
+            .iter()
+            .any(|(s, e)| *s <= 40 << 20 && *e >= (40 << 20) + 4096));
         let meta = std::fs::metadata(&p).unwrap();
         assert!(wants_fixed_chunks(&p, &meta));
     }

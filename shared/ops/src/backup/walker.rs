@@ -137,7 +137,9 @@ impl Walker {
         let mut node = node_from_meta(name, meta);
         match node.node_type {
             NodeType::Dir => {
-                let prev_subtree = prev.filter(|p| p.node_type == NodeType::Dir).and_then(|p| p.subtree);
+                let prev_subtree = prev
+                    .filter(|p| p.node_type == NodeType::Dir)
+                    .and_then(|p| p.subtree);
                 node.subtree = Some(self.dir(path, prev_subtree)?);
                 self.stats.dirs += 1;
             }
