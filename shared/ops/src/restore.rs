@@ -2,7 +2,6 @@
 //! metadata, under a target directory (or onto a block device).
 
 use crate::{OpsError, Progress};
-use filetime::FileTime;
 use lifeboat_repo::{FileKind, Id, Index, Node, NodeType, Repository, Snapshot, Tree};
 use serde::Serialize;
 use std::fs::{self, File, OpenOptions};
@@ -282,15 +281,17 @@ fn apply_metadata(path: &Path, node: &Node, warnings: &mut Vec<String>) {
             warnings.push(format!("{}: chmod: {e}", path.display()));
         }
     }
-    let secs = node.mtime_ns.div_euclid(1_000_000_000);
-    let nanos = node.mtime_ns.rem_euclid(1_000_000_000) as u32;
-    let t = FileTime::from_unix_time(secs, nanos);
-    let r = if symlink {
-        filetime::set_symlink_file_times(path, t, t)
-    } else {
-        filetime::set_file_times(path, t, t)
+    // utimensat on the path itself: never opens the file (which would block on a FIFO).
+    use rustix::fs::{utimensat, AtFlags, Timespec, Timestamps, CWD};
+    let t = Timespec {
+        tv_sec: node.mtime_ns.div_euclid(1_000_000_000),
+        tv_nsec: node.mtime_ns.rem_euclid(1_000_000_000),
     };
-    if let Err(e) = r {
+    let times = Timestamps {
+        last_access: t,
+        last_modification: t,
+    };
+    if let Err(e) = utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW) {
         warnings.push(format!("{}: set times: {e}", path.display()));
     }
 }
