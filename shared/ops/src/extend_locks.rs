@@ -1,5 +1,9 @@
 //! `repo extend-locks`: keep every object that a snapshot needs locked for the
 //! policy's full period from now. Locks are only ever extended.
+//!
+//! An object whose lock still has more than `days - slack` to run is left as it
+//! is (slack is half the period, at most a day), so running this daily rewrites
+//! each object's retention about once per period, not every day.
 
 use crate::reachable::{packs_of, reachable_blobs};
 use crate::{OpsError, Progress};
@@ -51,10 +55,13 @@ pub async fn extend_locks(
             .map(|p| FileKind::Pack.key(p)),
     );
 
+    let period = Duration::days(i64::from(policy.days));
+    let slack = (period / 2).min(Duration::days(1));
     let target = Retention {
         mode: policy.mode,
-        until: Utc::now() + Duration::days(i64::from(policy.days)),
+        until: Utc::now() + period,
     };
+    let good_enough = target.until - slack;
     let mut report = ExtendReport {
         objects: keys.len() as u64,
         until: target.until.to_rfc3339(),
@@ -72,7 +79,10 @@ pub async fn extend_locks(
             let store = repo.store().clone();
             set.spawn(async move {
                 let head = store.head(&key).await?;
-                if head.retention.is_some_and(|r| r.until >= target.until) {
+                if head
+                    .retention
+                    .is_some_and(|r| r.mode == target.mode && r.until >= good_enough)
+                {
                     return Ok::<bool, OpsError>(false);
                 }
                 store.set_retention(&key, target).await?;

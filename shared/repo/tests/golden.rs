@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const PASSPHRASE: &str = "golden repository passphrase";
-const CONTENT: &[u8] = b"Lifeboat golden file content, repeated. Lifeboat golden file content, repeated.\n";
+const CONTENT: &[u8] =
+    b"Lifeboat golden file content, repeated. Lifeboat golden file content, repeated.\n";
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
@@ -37,19 +38,30 @@ async fn bless() {
     file.mode = 0o644;
     file.mtime_ns = 1_764_201_600_123_456_789;
     file.size = CONTENT.len() as u64;
-    file.content = vec![ChunkRef { id: data_id, offset: 0 }];
+    file.content = vec![ChunkRef {
+        id: data_id,
+        offset: 0,
+    }];
     let mut link = Node::new(OsStr::new("link"), NodeType::Symlink);
     link.set_target(OsStr::new("hello.txt"));
-    let mut tree = Tree { nodes: vec![file, link] };
+    let mut tree = Tree {
+        nodes: vec![file, link],
+    };
     let tree_json = tree.to_json().unwrap();
     let tree_id = key.blob_id(&tree_json);
     let mut pack = PackBuilder::new(0);
-    pack.add(&encode_blob(key, BlobType::Data, data_id, CONTENT, 3).unwrap()).unwrap();
-    pack.add(&encode_blob(key, BlobType::Tree, tree_id, &tree_json, 3).unwrap()).unwrap();
+    pack.add(&encode_blob(key, BlobType::Data, data_id, CONTENT, 3).unwrap())
+        .unwrap();
+    pack.add(&encode_blob(key, BlobType::Tree, tree_id, &tree_json, 3).unwrap())
+        .unwrap();
     let (pack_id, bytes, blobs) = pack.finish(key).unwrap();
     let size = bytes.len() as u64;
     store
-        .put(&FileKind::Pack.key(&pack_id), Bytes::from(bytes), &PutOptions::default())
+        .put(
+            &FileKind::Pack.key(&pack_id),
+            Bytes::from(bytes),
+            &PutOptions::default(),
+        )
         .await
         .unwrap();
     let index = IndexFile {
@@ -97,7 +109,11 @@ fn load(dir: &Path, rel: &Path, mem: &MemoryStore, rt: &tokio::runtime::Handle) 
             let bytes = std::fs::read(e.path()).unwrap();
             let key = r.to_str().unwrap().to_string();
             let m = mem.clone();
-            rt.block_on(async move { m.put(&key, Bytes::from(bytes), &PutOptions::default()).await.unwrap() });
+            rt.block_on(async move {
+                m.put(&key, Bytes::from(bytes), &PutOptions::default())
+                    .await
+                    .unwrap()
+            });
         }
     }
 }
@@ -133,11 +149,18 @@ fn version_1_repository_reads_back_exactly() {
         assert_eq!(names, ["hello.txt", "link"]);
         assert_eq!(tree.nodes[0].mtime_ns, 1_764_201_600_123_456_789);
         assert_eq!(tree.nodes[1].target.as_deref(), Some("hello.txt"));
-        let data = repo.read_blob(&index, &tree.nodes[0].content[0].id).await.unwrap();
+        let data = repo
+            .read_blob(&index, &tree.nodes[0].content[0].id)
+            .await
+            .unwrap();
         assert_eq!(data, CONTENT);
         // The blob id is the keyed hash of the plaintext under the golden key.
         assert_eq!(repo.key().blob_id(&data), tree.nodes[0].content[0].id);
         // A wrong passphrase is refused.
-        assert!(Repository::open(store, &Credential::Passphrase("nope".into())).await.is_err());
+        assert!(
+            Repository::open(store, &Credential::Passphrase("nope".into()))
+                .await
+                .is_err()
+        );
     });
 }
