@@ -51,7 +51,7 @@ pub async fn restore(
     let snapshot: Snapshot = repo.load_file(FileKind::Snapshot, id).await?;
     progress.set_phase("loading index");
     let index = Arc::new(repo.load_index().await?);
-    let root = repo.load_tree(&index, &snapshot.tree).await?;
+    let root = load_checked_tree(repo, &index, &snapshot.tree).await?;
 
     let mut summary = RestoreSummary::default();
     fs::create_dir_all(&opts.target).map_err(|e| OpsError::io(&opts.target, e))?;
@@ -89,7 +89,7 @@ pub async fn restore(
                 })?;
                 base = base.join(part);
                 fs::create_dir_all(&base).map_err(|e| OpsError::io(&base, e))?;
-                tree = repo.load_tree(&index, &sub).await?;
+                tree = load_checked_tree(repo, &index, &sub).await?;
             }
         }
     }
@@ -113,7 +113,7 @@ pub async fn restore(
             NodeType::Dir => {
                 fs::create_dir_all(&path).map_err(|e| OpsError::io(&path, e))?;
                 if let Some(sub) = node.subtree {
-                    let t: Tree = repo.load_tree(&index, &sub).await?;
+                    let t = load_checked_tree(repo, &index, &sub).await?;
                     stack.extend(t.nodes.into_iter().map(|n| (path.clone(), n)));
                 }
                 summary.dirs += 1;
@@ -177,6 +177,23 @@ pub async fn restore(
         apply_metadata(path, node, &mut summary.warnings);
     }
     Ok(summary)
+}
+
+/// A tree whose names are unique: a tampered tree with a symlink and a
+/// directory of the same name could otherwise lead the restore outside the target.
+async fn load_checked_tree(repo: &Repository, index: &Index, id: &Id) -> Result<Tree, OpsError> {
+    let tree = repo.load_tree(index, id).await?;
+    let mut names = std::collections::HashSet::new();
+    for n in &tree.nodes {
+        if !names.insert(n.os_name()) {
+            return Err(OpsError::InvalidInput(format!(
+                "tree {} lists {:?} twice; refusing to restore it",
+                id.short(),
+                n.name
+            )));
+        }
+    }
+    Ok(tree)
 }
 
 async fn restore_file(

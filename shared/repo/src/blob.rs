@@ -55,6 +55,11 @@ impl Compression {
     }
 }
 
+/// No blob is larger than this: chunks are at most a few MiB, and a directory
+/// listing this large would not fit a backup worker's memory budget anyway.
+/// Decoders refuse larger claims instead of allocating for them.
+pub const MAX_BLOB_LEN: u32 = 512 * 1024 * 1024;
+
 /// A blob ready to be appended to a pack.
 #[derive(Debug, Clone)]
 pub struct EncodedBlob {
@@ -75,7 +80,14 @@ pub fn encode_blob(
     level: i32,
 ) -> Result<EncodedBlob, RepoError> {
     let raw_length = u32::try_from(plaintext.len())
-        .map_err(|_| RepoError::malformed("blob", "larger than 4 GiB"))?;
+        .ok()
+        .filter(|l| *l <= MAX_BLOB_LEN)
+        .ok_or_else(|| {
+            RepoError::malformed(
+                "blob",
+                format!("{} bytes is over the blob size limit", plaintext.len()),
+            )
+        })?;
     let compressed = zstd::bulk::compress(plaintext, level)
         .map_err(|e| RepoError::malformed("blob", format!("zstd: {e}")))?;
     let (compression, body) = if compressed.len() < plaintext.len() {
@@ -101,6 +113,12 @@ pub fn decode_blob(
     sealed: &[u8],
 ) -> Result<Vec<u8>, RepoError> {
     let what = format!("blob {id}");
+    if raw_length > MAX_BLOB_LEN {
+        return Err(RepoError::malformed(
+            what,
+            format!("raw length {raw_length} exceeds the {MAX_BLOB_LEN}-byte limit"),
+        ));
+    }
     let body = key.open(sealed, &what)?;
     let plain = match compression {
         Compression::None => body,

@@ -125,15 +125,10 @@ pub async fn backup(
     .await
     .map_err(|e| OpsError::Pipeline(e.to_string()))?;
     let (root, walker) = walked;
-    // Finish the pipeline even when the walk failed: its error is the root cause
-    // if the walk failed because the pipeline did.
-    let written = pipeline.finish(walker.saver).await;
-    let written = match (root, written) {
-        (_, Err(e)) => return Err(e),
-        (Err(e), Ok(_)) => return Err(e),
-        (Ok(root), Ok(w)) => (root, w),
-    };
-    let (tree, written) = written;
+    // Finish the pipeline even when the walk failed: if the walk failed because
+    // the pipeline did, the pipeline's error is the root cause and wins.
+    let written = pipeline.finish(walker.saver).await?;
+    let tree = root?;
     let stats = walker.stats;
 
     progress.set_phase("saving snapshot");
