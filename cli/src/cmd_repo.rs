@@ -36,6 +36,10 @@ pub enum RepoCommand {
         #[arg(long)]
         all: bool,
     },
+    /// List the key objects (one per passphrase or key file).
+    Keys,
+    /// Remove a key object by id (not the one in use, not the last one).
+    RemoveKey { id: String },
     /// Add a passphrase or key file that opens the repository (change the
     /// passphrase by adding the new one, then removing the old key object).
     AddKey {
@@ -149,6 +153,55 @@ pub async fn run(g: &GlobalArgs, cmd: RepoCommand) -> Result<u8> {
                 print_json(&serde_json::json!({ "removed": n }))?;
             } else {
                 println!("removed {n} lock(s)");
+            }
+            Ok(0)
+        }
+        RepoCommand::Keys => {
+            let repo = g.open().await?;
+            let keys = repo.keys().await?;
+            if g.json {
+                let v: Vec<_> = keys
+                    .iter()
+                    .map(|(id, k)| serde_json::json!({ "id": id.to_hex(), "created": k.created, "hostname": k.hostname, "kdf": k.kdf, "in_use": Some(*id) == repo.key_id() }))
+                    .collect();
+                print_json(&v)?;
+            } else {
+                for (id, k) in &keys {
+                    let kind = match k.kdf {
+                        lifeboat_repo::KdfParams::Argon2id { .. } => "passphrase",
+                        lifeboat_repo::KdfParams::Keyfile { .. } => "key file",
+                    };
+                    let used = if Some(*id) == repo.key_id() {
+                        "  (in use)"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "{}  {:<10}  {}  {}{used}",
+                        id.short(),
+                        kind,
+                        k.created.format("%Y-%m-%d %H:%M:%S"),
+                        k.hostname
+                    );
+                }
+            }
+            Ok(0)
+        }
+        RepoCommand::RemoveKey { id } => {
+            let repo = g.open().await?;
+            let keys = repo.keys().await?;
+            let matches: Vec<_> = keys
+                .iter()
+                .filter(|(k, _)| k.to_hex().starts_with(&id.to_ascii_lowercase()))
+                .collect();
+            let [(key_id, _)] = matches.as_slice() else {
+                bail!("{id:?} matches {} keys; give a unique prefix of an id from `lifeboat repo keys`", matches.len());
+            };
+            repo.remove_key(key_id).await?;
+            if g.json {
+                print_json(&serde_json::json!({ "removed": key_id.to_hex() }))?;
+            } else {
+                println!("removed key {}", key_id.short());
             }
             Ok(0)
         }

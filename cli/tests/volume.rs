@@ -132,7 +132,10 @@ fn block_image_changes_cost_small_chunks() {
     // Ten 64 KiB chunks plus two trees (the image's chunk list is ~100 KB of
     // JSON); one 1 MiB chunk per changed page would have been 10 MiB.
     assert!(blobs <= 12, "a 10-page change added {blobs} blobs");
-    assert!(new <= 10 * 65536 + 160 * 1024, "a 10-page change added {new} bytes");
+    assert!(
+        new <= 10 * 65536 + 160 * 1024,
+        "a 10-page change added {new} bytes"
+    );
     let out = env.path("r");
     env.ok(&["volume", "restore", "latest", out.to_str().unwrap()]);
     assert_identical(&data, &out.join("vol"));

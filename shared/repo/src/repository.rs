@@ -91,6 +91,8 @@ pub struct Repository {
     store: Arc<dyn ObjectStore>,
     config: RepoConfig,
     key: Arc<MasterKey>,
+    /// The key object this handle was opened with.
+    key_id: Option<Id>,
 }
 
 fn hostname() -> String {
@@ -125,16 +127,17 @@ impl Repository {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
-        let repo = Repository {
+        let mut repo = Repository {
             store,
             config,
             key: Arc::new(MasterKey::generate()?),
+            key_id: None,
         };
         let kdf = match opts.kdf {
             Some(k) => k,
             None => KdfParams::for_credential(cred)?,
         };
-        repo.add_key(cred, kdf).await?;
+        repo.key_id = Some(repo.add_key(cred, kdf).await?);
         repo.store
             .put(
                 "config",
@@ -176,6 +179,7 @@ impl Repository {
             match attempt {
                 Ok(key) => {
                     return Ok(Repository {
+                        key_id: FileKind::Key.parse_key(&k.key),
                         store,
                         config,
                         key: Arc::new(key),
@@ -208,6 +212,48 @@ impl Repository {
             )
             .await?;
         Ok(id)
+    }
+
+    /// Every key object, with its id.
+    pub async fn keys(&self) -> Result<Vec<(Id, KeyFile)>, RepoError> {
+        let mut out = Vec::new();
+        for id in self.list_ids(FileKind::Key).await? {
+            let bytes = self.store.get(&FileKind::Key.key(&id)).await?;
+            let kf: KeyFile = serde_json::from_slice(&bytes)
+                .map_err(|e| RepoError::malformed(format!("key {id}"), e))?;
+            out.push((id, kf));
+        }
+        Ok(out)
+    }
+
+    /// The key object this handle was opened with.
+    pub fn key_id(&self) -> Option<Id> {
+        self.key_id
+    }
+
+    /// Remove a key object (after adding its replacement). Refuses to remove
+    /// the key in use or the last one. With Object Lock the store refuses until
+    /// the key's lock expires.
+    pub async fn remove_key(&self, id: &Id) -> Result<(), RepoError> {
+        let keys = self.list_ids(FileKind::Key).await?;
+        if !keys.contains(id) {
+            return Err(RepoError::InvalidOption(format!(
+                "no key {id} in this repository"
+            )));
+        }
+        if Some(*id) == self.key_id {
+            return Err(RepoError::InvalidOption(format!(
+                "key {} is the one this command opened the repository with; open with another credential to remove it",
+                id.short()
+            )));
+        }
+        if keys.len() < 2 {
+            return Err(RepoError::InvalidOption(
+                "refusing to remove the last key".into(),
+            ));
+        }
+        self.store.delete(&FileKind::Key.key(id)).await?;
+        Ok(())
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -448,6 +494,12 @@ mod tests {
             .unwrap();
         let reopened = Repository::open(store.clone(), &new).await.unwrap();
         assert_eq!(reopened.key().blob_id(b"x"), repo.key().blob_id(b"x"));
+        let old_id = repo.key_id().unwrap();
+        assert!(repo.remove_key(&old_id).await.is_err(), "the key in use");
+        reopened.remove_key(&old_id).await.unwrap();
+        assert!(Repository::open(store.clone(), &old).await.is_err());
+        let last = reopened.key_id().unwrap();
+        assert!(reopened.remove_key(&last).await.is_err());
     }
 
     #[tokio::test]
