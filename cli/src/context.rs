@@ -3,7 +3,8 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use lifeboat_repo::{Credential, Repository};
-use lifeboat_store::{ObjectStore, StoreUrl};
+use lifeboat_store::{LocalStore, ObjectStore, StoreUrl};
+use lifeboat_store_s3::S3Store;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -35,7 +36,10 @@ impl GlobalArgs {
     }
 
     pub async fn store(&self) -> Result<Arc<dyn ObjectStore>> {
-        Ok(self.repo_url()?.open().await?)
+        Ok(match self.repo_url()? {
+            StoreUrl::Local(p) => Arc::new(LocalStore::new(p)),
+            StoreUrl::S3 { bucket, prefix } => Arc::new(S3Store::connect(&bucket, &prefix).await?),
+        })
     }
 
     /// The credential, from a key file, a password file or LIFEBOAT_PASSWORD.

@@ -12,7 +12,8 @@ use aws_sdk_s3::types::ChecksumMode;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use chrono::{Duration, SubsecRound, Utc};
-use lifeboat_store::{LockMode, ObjectStore, PutOptions, Retention, S3Store, StoreError};
+use lifeboat_store::{LockMode, ObjectStore, PutOptions, Retention, StoreError};
+use lifeboat_store_s3::S3Store;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 

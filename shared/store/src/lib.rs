@@ -13,7 +13,6 @@ mod error;
 mod local;
 mod memory;
 mod retention;
-mod s3;
 mod traits;
 mod url;
 
@@ -21,6 +20,5 @@ pub use error::StoreError;
 pub use local::LocalStore;
 pub use memory::MemoryStore;
 pub use retention::{LockMode, Retention};
-pub use s3::S3Store;
 pub use traits::{ObjectInfo, ObjectStore, PutOptions};
 pub use url::StoreUrl;

@@ -1,6 +1,5 @@
-use crate::{LocalStore, ObjectStore, S3Store, StoreError};
+use crate::StoreError;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// Where a repository lives, parsed from a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,14 +43,6 @@ impl StoreUrl {
             )));
         }
         Ok(StoreUrl::Local(PathBuf::from(url)))
-    }
-
-    /// Open the store (for S3: load the AWS configuration and build a client).
-    pub async fn open(&self) -> Result<Arc<dyn ObjectStore>, StoreError> {
-        Ok(match self {
-            StoreUrl::Local(p) => Arc::new(LocalStore::new(p.clone())),
-            StoreUrl::S3 { bucket, prefix } => Arc::new(S3Store::connect(bucket, prefix).await?),
-        })
     }
 }
 

@@ -1,7 +1,6 @@
 mod convert;
 mod failure;
 
-use crate::{ObjectInfo, ObjectStore, PutOptions, Retention, StoreError};
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -15,6 +14,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use convert::{from_aws_time, object_lock_mode, retention_mode, retention_of, to_aws_time};
 use failure::{lock_not_enabled, Failure};
+use lifeboat_store::{ObjectInfo, ObjectStore, PutOptions, Retention, StoreError};
 use std::error::Error as StdError;
 use tracing::{debug, instrument};
 

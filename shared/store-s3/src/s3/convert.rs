@@ -1,8 +1,8 @@
 //! Between the SDK's types and the store's.
 
-use crate::{LockMode, Retention};
 use aws_sdk_s3::types::{ObjectLockMode, ObjectLockRetentionMode};
 use chrono::{DateTime, Utc};
+use lifeboat_store::{LockMode, Retention};
 use tracing::warn;
 
 pub(super) fn to_aws_time(t: DateTime<Utc>) -> aws_smithy_types::DateTime {

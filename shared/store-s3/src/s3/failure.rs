@@ -1,7 +1,7 @@
 //! From a failed S3 call to a [`StoreError`] a caller can act on.
 
-use crate::StoreError;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use lifeboat_store::StoreError;
 use std::error::Error as StdError;
 
 /// What a failed S3 call tells, reduced to what the error mapping needs.
