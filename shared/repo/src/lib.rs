@@ -42,6 +42,6 @@ pub use index::{BlobLocation, Index, IndexFile, IndexPack, IndexedBlob};
 pub use keyfile::{KdfParams, KeyFile};
 pub use lock::{LockGuard, LockKind, LockRecord};
 pub use pack::{parse_pack, parse_pack_header, PackBlob, PackBuilder, PACK_MAGIC};
-pub use repository::{FileKind, InitOptions, Repository};
+pub use repository::{FileKind, InitOptions, Repository, SealedBlob};
 pub use snapshot::{Snapshot, SnapshotSummary};
 pub use tree::{ChunkRef, Node, NodeType, Tree};

@@ -1,6 +1,6 @@
 use crate::{
-    decode_blob, ChunkingParams, Credential, Id, Index, IndexFile, KdfParams, KeyFile, LockPolicy,
-    MasterKey, RepoConfig, RepoError, Snapshot, Tree,
+    decode_blob, BlobLocation, ChunkingParams, Credential, Id, Index, IndexFile, KdfParams,
+    KeyFile, LockPolicy, MasterKey, RepoConfig, RepoError, Snapshot, Tree,
 };
 use bytes::Bytes;
 use chrono::{Duration, Utc};
@@ -59,6 +59,22 @@ impl FileKind {
             FileKind::Snapshot => "snapshot",
             FileKind::Lock => "lock",
         }
+    }
+}
+
+/// A blob's stored bytes as fetched from its pack.
+#[derive(Debug, Clone)]
+pub struct SealedBlob {
+    pub id: Id,
+    pub location: BlobLocation,
+    pub sealed: Bytes,
+}
+
+impl SealedBlob {
+    /// Decrypt, decompress and verify (CPU work: call from a blocking thread).
+    pub fn decode(&self, key: &MasterKey) -> Result<Vec<u8>, RepoError> {
+        let l = &self.location;
+        decode_blob(key, &self.id, l.compression, l.raw_length, &self.sealed)
     }
 }
 
@@ -367,6 +383,16 @@ impl Repository {
 
     /// Read, decrypt, decompress and verify one blob.
     pub async fn read_blob(&self, index: &Index, id: &Id) -> Result<Vec<u8>, RepoError> {
+        let sealed = self.read_sealed_blob(index, id).await?;
+        let key = self.key.clone();
+        tokio::task::spawn_blocking(move || sealed.decode(&key))
+            .await
+            .map_err(|e| RepoError::malformed("blob", e))?
+    }
+
+    /// Fetch a blob's stored bytes without decoding them, so that a caller can
+    /// decode on a thread of its choosing (together with other blocking work).
+    pub async fn read_sealed_blob(&self, index: &Index, id: &Id) -> Result<SealedBlob, RepoError> {
         let loc = *index.get(id).ok_or(RepoError::BlobNotIndexed { id: *id })?;
         let sealed = self
             .store
@@ -376,13 +402,11 @@ impl Repository {
                 u64::from(loc.length),
             )
             .await?;
-        let key = self.key.clone();
-        let id = *id;
-        tokio::task::spawn_blocking(move || {
-            decode_blob(&key, &id, loc.compression, loc.raw_length, &sealed)
+        Ok(SealedBlob {
+            id: *id,
+            location: loc,
+            sealed,
         })
-        .await
-        .map_err(|e| RepoError::malformed("blob", e))?
     }
 
     pub async fn load_tree(&self, index: &Index, id: &Id) -> Result<Tree, RepoError> {

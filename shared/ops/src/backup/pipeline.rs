@@ -23,7 +23,7 @@ use tokio::task::{JoinHandle, JoinSet};
 /// backup leaves reusable data behind.
 const PACKS_PER_INDEX: usize = 32;
 /// Uploads in flight at once.
-const UPLOADS_IN_FLIGHT: usize = 2;
+const UPLOADS_IN_FLIGHT: usize = 3;
 
 struct RawBlob {
     blob_type: BlobType,
