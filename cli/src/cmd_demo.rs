@@ -102,66 +102,43 @@ pub async fn run(g: &GlobalArgs, a: DemoArgs) -> Result<u8> {
         )),
     };
     let repo = Repository::init(store, &cred, InitOptions::default()).await?;
-    let mut steps = Vec::new();
-
-    let progress = Arc::new(Progress::default());
-    say("full backup");
-    let t = Instant::now();
-    let reporter = Reporter::start(progress.clone(), g.json);
-    let first = backup(
-        &repo,
-        BackupOptions {
-            paths: vec![data.clone()],
-            ..Default::default()
-        },
-        progress,
-    )
-    .await?;
-    drop(reporter);
-    steps.push(step(
-        "full backup",
-        t,
-        first.snapshot.summary.bytes,
-        Some(&first.snapshot.summary),
-    ));
-
+    let backup_step = |name: &'static str| {
+        let (repo, data) = (&repo, &data);
+        async move {
+            say(name);
+            let progress = Arc::new(Progress::default());
+            let t = Instant::now();
+            let reporter = Reporter::start(progress.clone(), g.json);
+            let opts = BackupOptions {
+                paths: vec![data.clone()],
+                ..Default::default()
+            };
+            let out = backup(repo, opts, progress).await?;
+            drop(reporter);
+            let st = step(
+                name,
+                t,
+                out.snapshot.summary.bytes,
+                Some(&out.snapshot.summary),
+            );
+            Ok::<_, anyhow::Error>((out, st))
+        }
+    };
+    let (_, full) = backup_step("full backup").await?;
     say("changing about 5% of the data");
     let changed = sample_data::mutate(&data, 0.05, 43)?;
-    say("incremental backup");
-    let progress = Arc::new(Progress::default());
-    let t = Instant::now();
-    let reporter = Reporter::start(progress.clone(), g.json);
-    let second = backup(
-        &repo,
-        BackupOptions {
-            paths: vec![data.clone()],
-            ..Default::default()
-        },
-        progress,
-    )
-    .await?;
-    drop(reporter);
-    steps.push(step(
-        "incremental backup",
-        t,
-        second.snapshot.summary.bytes,
-        Some(&second.snapshot.summary),
-    ));
+    let (second, incremental) = backup_step("incremental backup").await?;
+    let mut steps = vec![full, incremental];
 
     say("restoring the latest snapshot");
     let progress = Arc::new(Progress::default());
     let t = Instant::now();
     let reporter = Reporter::start(progress.clone(), g.json);
-    let r = restore(
-        &repo,
-        &second.snapshot_id,
-        &RestoreOptions {
-            target: restored.clone(),
-            include: None,
-        },
-        progress,
-    )
-    .await?;
+    let opts = RestoreOptions {
+        target: restored.clone(),
+        include: None,
+    };
+    let r = restore(&repo, &second.snapshot_id, &opts, progress).await?;
     drop(reporter);
     steps.push(step("restore", t, r.bytes, None));
     let differences = compare_trees(&data, &restored.join("data"))?;

@@ -1,5 +1,6 @@
 //! `repo check`: is every snapshot whole, every pack intact, every object locked?
 
+use crate::reachable::protected_keys;
 use crate::{OpsError, Progress};
 use chrono::{Duration, Utc};
 use lifeboat_repo::{
@@ -241,23 +242,8 @@ pub async fn check(
     }
     if let Some(policy) = repo.config().object_lock {
         progress.set_phase("checking object locks");
-        let mut keys = vec!["config".to_string()];
-        keys.extend(
-            repo.store()
-                .list(FileKind::Key.prefix())
-                .await?
-                .into_iter()
-                .map(|o| o.key),
-        );
-        keys.extend(index.files.iter().map(|i| FileKind::Index.key(i)));
-        keys.extend(snapshot_ids.iter().map(|s| FileKind::Snapshot.key(s)));
-        keys.extend(
-            index
-                .packs()
-                .keys()
-                .filter(|p| listed.contains_key(*p))
-                .map(|p| FileKind::Pack.key(p)),
-        );
+        let packs = index.packs().keys().filter(|p| listed.contains_key(*p));
+        let keys = protected_keys(repo, &index, snapshot_ids.iter(), packs).await?;
         check_locks(repo, policy, keys, &mut report).await?;
     }
     Ok(report)

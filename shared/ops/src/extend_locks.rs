@@ -5,10 +5,10 @@
 //! is (slack is half the period, at most a day), so running this daily rewrites
 //! each object's retention about once per period, not every day.
 
-use crate::reachable::{packs_of, reachable_blobs};
+use crate::reachable::{packs_of, protected_keys, reachable_blobs};
 use crate::{OpsError, Progress};
 use chrono::{Duration, Utc};
-use lifeboat_repo::{FileKind, LockKind, Repository};
+use lifeboat_repo::{LockKind, Repository};
 use lifeboat_store::Retention;
 use serde::Serialize;
 use std::sync::Arc;
@@ -39,21 +39,14 @@ pub async fn extend_locks(
     let index = repo.load_index().await?;
     let snaps: Vec<_> = snapshots.iter().map(|(_, s)| s).collect();
     let blobs = reachable_blobs(repo, &index, &snaps).await?;
-    let mut keys = vec!["config".to_string()];
-    keys.extend(
-        repo.store()
-            .list(FileKind::Key.prefix())
-            .await?
-            .into_iter()
-            .map(|o| o.key),
-    );
-    keys.extend(index.files.iter().map(|i| FileKind::Index.key(i)));
-    keys.extend(snapshots.iter().map(|(id, _)| FileKind::Snapshot.key(id)));
-    keys.extend(
-        packs_of(&index, &blobs)
-            .iter()
-            .map(|p| FileKind::Pack.key(p)),
-    );
+    let packs = packs_of(&index, &blobs);
+    let keys = protected_keys(
+        repo,
+        &index,
+        snapshots.iter().map(|(id, _)| id),
+        packs.iter(),
+    )
+    .await?;
 
     let period = Duration::days(i64::from(policy.days));
     let slack = (period / 2).min(Duration::days(1));

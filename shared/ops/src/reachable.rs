@@ -1,7 +1,7 @@
 //! Which blobs and packs the snapshots need.
 
 use crate::OpsError;
-use lifeboat_repo::{Id, Index, Repository, Snapshot};
+use lifeboat_repo::{FileKind, Id, Index, Repository, Snapshot};
 use std::collections::HashSet;
 
 /// Every blob (trees and data) reachable from `snapshots`. Fails on the first
@@ -34,4 +34,26 @@ pub(crate) fn packs_of(index: &Index, blobs: &HashSet<Id>) -> HashSet<Id> {
         .iter()
         .filter_map(|b| index.get(b).map(|l| l.pack))
         .collect()
+}
+
+/// The keys of every object that must stay locked while `snapshots` are kept:
+/// config, keys, the live index files, the snapshots and `packs`.
+pub(crate) async fn protected_keys(
+    repo: &Repository,
+    index: &Index,
+    snapshots: impl Iterator<Item = &Id>,
+    packs: impl Iterator<Item = &Id>,
+) -> Result<Vec<String>, OpsError> {
+    let mut keys = vec![FileKind::Config.prefix().to_string()];
+    keys.extend(
+        repo.store()
+            .list(FileKind::Key.prefix())
+            .await?
+            .into_iter()
+            .map(|o| o.key),
+    );
+    keys.extend(index.files.iter().map(|i| FileKind::Index.key(i)));
+    keys.extend(snapshots.map(|s| FileKind::Snapshot.key(s)));
+    keys.extend(packs.map(|p| FileKind::Pack.key(p)));
+    Ok(keys)
 }
