@@ -140,3 +140,18 @@ fn block_image_changes_cost_small_chunks() {
     env.ok(&["volume", "restore", "latest", out.to_str().unwrap()]);
     assert_identical(&data, &out.join("vol"));
 }
+
+#[test]
+fn the_main_job_runs_end_to_end() {
+    let env = Env::new();
+    let dir = env.path("demo");
+    let report = env.json(&["demo", "--size-mib", "16", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(report["restore_identical"], true, "{report}");
+    assert_eq!(report["check_errors"], 0, "{report}");
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 4);
+    // The incremental backup reads far less than the full one.
+    let full = steps[0]["bytes_read"].as_u64().unwrap();
+    let incr = steps[1]["bytes_read"].as_u64().unwrap();
+    assert!(incr < full / 2, "incremental read {incr} of {full}");
+}
