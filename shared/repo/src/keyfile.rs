@@ -7,6 +7,9 @@ use zeroize::Zeroizing;
 
 /// Domain separation for the key-file derivation.
 const KEYFILE_CONTEXT: &str = "lifeboat 2026-11 key-file wrapping key v1";
+/// Upper bounds on Argon2 parameters read from a key object.
+const MAX_KDF_MEMORY_KIB: u32 = 1024 * 1024;
+const MAX_KDF_ITERATIONS: u32 = 64;
 /// A key file must hold at least this many bytes.
 pub const MIN_KEYFILE_LEN: usize = 32;
 
@@ -70,6 +73,16 @@ impl KdfParams {
                 },
                 Credential::Passphrase(p),
             ) => {
+                // A tampered key object must not make opening cost unbounded memory or time.
+                if *memory_kib > MAX_KDF_MEMORY_KIB
+                    || *iterations > MAX_KDF_ITERATIONS
+                    || *parallelism > 16
+                {
+                    return Err(RepoError::malformed(
+                        "key file KDF parameters",
+                        format!("memory {memory_kib} KiB, {iterations} passes, parallelism {parallelism} exceed the limits (1 GiB, {MAX_KDF_ITERATIONS}, 16)"),
+                    ));
+                }
                 let params = argon2::Params::new(*memory_kib, *iterations, *parallelism, Some(32))
                     .map_err(|e| RepoError::malformed("key file KDF parameters", e))?;
                 argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
