@@ -19,9 +19,12 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-/// Packs are listed in an index file at least this often, so an interrupted
-/// backup leaves reusable data behind.
+/// While a backup runs, the packs written so far are listed in an index file
+/// once this many wait and a minute has passed since the last index (or once
+/// this many times four wait), so an interrupted long backup leaves reusable
+/// data behind without short backups paying for extra index objects.
 const PACKS_PER_INDEX: usize = 32;
+const INDEX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 /// Uploads in flight at once.
 const UPLOADS_IN_FLIGHT: usize = 3;
 
@@ -182,6 +185,7 @@ async fn run_packer(
     let mut builder = PackBuilder::new(pack_size + pack_size / 8);
     let mut uploads: JoinSet<Result<IndexPack, OpsError>> = JoinSet::new();
     let mut pending: Vec<IndexPack> = Vec::new();
+    let mut last_index = std::time::Instant::now();
     while let Some(blob) = rx.recv().await {
         result.blobs += 1;
         result.bytes_new += u64::from(blob.raw_length);
@@ -196,10 +200,11 @@ async fn run_packer(
             }
             uploads.spawn(upload_pack(repo.clone(), full));
             result.packs += 1;
-            if pending.len() >= PACKS_PER_INDEX {
-                result
-                    .index_files
-                    .push(write_index(&repo, std::mem::take(&mut pending)).await?);
+            let due = last_index.elapsed() >= INDEX_INTERVAL;
+            if (due && pending.len() >= PACKS_PER_INDEX) || pending.len() >= 4 * PACKS_PER_INDEX {
+                let packs = std::mem::take(&mut pending);
+                result.index_files.push(write_index(&repo, packs).await?);
+                last_index = std::time::Instant::now();
             }
         }
     }

@@ -56,6 +56,8 @@ pub struct Walker {
     progress: Arc<Progress>,
     parent: Option<ParentTrees>,
     pub stats: WalkStats,
+    /// One fixed chunk of zeros, to recognise holes.
+    zeros: Vec<u8>,
 }
 
 fn find<'t>(tree: &'t Option<Tree>, name: &OsStr) -> Option<&'t Node> {
@@ -85,6 +87,7 @@ impl Walker {
             progress,
             parent,
             stats: WalkStats::default(),
+            zeros: vec![0u8; chunking.fixed_size as usize],
         }
     }
 
@@ -243,8 +246,9 @@ impl Walker {
                 done_until = e;
                 self.stats.bytes_read += buf.len() as u64;
                 Progress::add(&self.progress.bytes_read, buf.len() as u64);
-                // All-zero chunks are holes: nothing to store.
-                if buf.iter().all(|&b| b == 0) {
+                // All-zero chunks are holes: nothing to store. (Comparing with a
+                // zero buffer is a memcmp: far faster than a byte loop.)
+                if buf[..] == self.zeros[..buf.len()] {
                     continue;
                 }
                 let id = self.saver.save(BlobType::Data, buf)?;
