@@ -1,0 +1,21 @@
+//! Lock records (`locks/<id>`, plaintext JSON that anyone with write access
+//! to the store can plant): the decoder and the staleness check.
+#![no_main]
+
+use chrono::{DateTime, Utc};
+use libfuzzer_sys::fuzz_target;
+use lifeboat_fuzz::{seed_corpus, seeds};
+use lifeboat_repo::LockRecord;
+
+fuzz_target!(
+    init: { seed_corpus(seeds::lock) },
+    |data: &[u8]| {
+        let Ok(rec) = serde_json::from_slice::<LockRecord>(data) else { return };
+        for now in [Utc::now(), DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+            let _ = rec.is_stale(now);
+        }
+        let json = serde_json::to_vec(&rec).expect("a parsed lock serializes");
+        let again: LockRecord = serde_json::from_slice(&json).expect("a serialized lock parses");
+        assert_eq!(again, rec, "lock JSON does not round-trip");
+    }
+);
