@@ -40,8 +40,15 @@ fn compression(flag: bool) -> Compression {
 
 /// What an accepted blob promises.
 fn check(key: &MasterKey, id: &Id, raw_length: u32, plain: &[u8]) {
-    assert!(raw_length <= BLOB_LEN_LIMIT, "a blob over the size limit was accepted");
-    assert_eq!(plain.len(), raw_length as usize, "accepted blob has another length");
+    assert!(
+        raw_length <= BLOB_LEN_LIMIT,
+        "a blob over the size limit was accepted"
+    );
+    assert_eq!(
+        plain.len(),
+        raw_length as usize,
+        "accepted blob has another length"
+    );
     assert_eq!(key.blob_id(plain), *id, "accepted blob has another id");
 }
 
@@ -57,13 +64,18 @@ fn raw(key: &MasterKey, input: &mut Input) {
 }
 
 fn encoded_then_corrupted(key: &MasterKey, input: &mut Input) {
-    let blob_type = if input.bool() { BlobType::Tree } else { BlobType::Data };
+    let blob_type = if input.bool() {
+        BlobType::Tree
+    } else {
+        BlobType::Data
+    };
     let level = 1 + i32::from(input.u8() % 3);
     let plain = plaintext(input);
     let id = key.blob_id(&plain);
     let b = encode_blob(key, blob_type, id, &plain, level).expect("a small blob encodes");
     assert_eq!(
-        decode_blob(key, &id, b.compression, b.raw_length, &b.sealed).expect("a fresh blob decodes"),
+        decode_blob(key, &id, b.compression, b.raw_length, &b.sealed)
+            .expect("a fresh blob decodes"),
         plain,
         "a fresh blob decodes to other bytes"
     );
@@ -93,7 +105,11 @@ fn encoded_then_corrupted(key: &MasterKey, input: &mut Input) {
 fn sealed_body(key: &MasterKey, input: &mut Input) {
     let compression = compression(input.bool());
     let raw_length = raw_length(input.u32());
-    let id = if input.bool() { input.id() } else { Id([0; 32]) };
+    let id = if input.bool() {
+        input.id()
+    } else {
+        Id([0; 32])
+    };
     let sealed = key.seal(input.rest()).expect("sealing never fails");
     if let Ok(plain) = decode_blob(key, &id, compression, raw_length, &sealed) {
         check(key, &id, raw_length, &plain);

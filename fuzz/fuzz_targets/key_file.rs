@@ -46,7 +46,12 @@ fuzz_target!(
 /// Whether `unwrap_key` must refuse the parameters outright.
 fn over_limits(kf: &KeyFile) -> bool {
     match &kf.kdf {
-        KdfParams::Argon2id { memory_kib, iterations, parallelism, .. } => {
+        KdfParams::Argon2id {
+            memory_kib,
+            iterations,
+            parallelism,
+            ..
+        } => {
             *memory_kib > LIMIT_MEMORY_KIB
                 || *iterations > LIMIT_ITERATIONS
                 || *parallelism > LIMIT_PARALLELISM
@@ -57,9 +62,11 @@ fn over_limits(kf: &KeyFile) -> bool {
 
 fn cheap(kf: &KeyFile) -> bool {
     match &kf.kdf {
-        KdfParams::Argon2id { memory_kib, iterations, .. } => {
-            *memory_kib <= MAX_MEMORY_KIB && *iterations <= MAX_ITERATIONS
-        }
+        KdfParams::Argon2id {
+            memory_kib,
+            iterations,
+            ..
+        } => *memory_kib <= MAX_MEMORY_KIB && *iterations <= MAX_ITERATIONS,
         KdfParams::Keyfile { .. } => true,
     }
 }
@@ -67,7 +74,9 @@ fn cheap(kf: &KeyFile) -> bool {
 /// Parse a key object and try to unwrap it; `expect` is the credential that
 /// wrapped it, if any, whose master key must then come back unchanged.
 fn parse_and_unwrap(json: &[u8], expect: Option<&Credential>) {
-    let Ok(kf) = serde_json::from_slice::<KeyFile>(json) else { return };
+    let Ok(kf) = serde_json::from_slice::<KeyFile>(json) else {
+        return;
+    };
     if over_limits(&kf) {
         // Refused before any work (were it not, this run would take hours).
         assert!(
@@ -88,7 +97,11 @@ fn parse_and_unwrap(json: &[u8], expect: Option<&Credential>) {
     }
     if let Some(cred) = expect {
         if let Ok(k) = kf.unwrap_key(cred) {
-            assert_eq!(k.blob_id(b"x"), key().blob_id(b"x"), "unwrapped another key");
+            assert_eq!(
+                k.blob_id(b"x"),
+                key().blob_id(b"x"),
+                "unwrapped another key"
+            );
         }
     }
     let again = serde_json::to_vec(&kf).expect("a parsed key object serializes");
@@ -106,15 +119,29 @@ fn wrapped_then_mutated(input: &mut Input) {
         let parallelism = 1 + u32::from(input.u8() % 2);
         (
             Credential::Passphrase("x".into()),
-            KdfParams::Argon2id { memory_kib, iterations, parallelism, salt },
+            KdfParams::Argon2id {
+                memory_kib,
+                iterations,
+                parallelism,
+                salt,
+            },
         )
     } else {
-        (Credential::KeyFile(vec![7; 32]), KdfParams::Keyfile { salt })
+        (
+            Credential::KeyFile(vec![7; 32]),
+            KdfParams::Keyfile { salt },
+        )
     };
     // Argon2 refuses salts under 8 bytes; that is an error, not a panic.
-    let Ok(kf) = KeyFile::wrap(&key(), &cred, kdf, "fuzz".into()) else { return };
+    let Ok(kf) = KeyFile::wrap(&key(), &cred, kdf, "fuzz".into()) else {
+        return;
+    };
     let back = kf.unwrap_key(&cred).expect("a freshly wrapped key opens");
-    assert_eq!(back.blob_id(b"x"), key().blob_id(b"x"), "unwrapped another key");
+    assert_eq!(
+        back.blob_id(b"x"),
+        key().blob_id(b"x"),
+        "unwrapped another key"
+    );
     let mut json = serde_json::to_vec(&kf).expect("a key object serializes");
     mutate(&mut json, input);
     parse_and_unwrap(&json, Some(&cred));

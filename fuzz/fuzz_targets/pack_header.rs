@@ -37,7 +37,11 @@ fn check_pack(key: &MasterKey, pack: &[u8]) -> Option<Vec<PackBlob>> {
     }
     let full = parse_pack(key, &Id::of_file(pack), pack);
     if let Ok(blobs) = &full {
-        assert_eq!(Some(blobs), header.as_ref().ok(), "parse_pack and parse_pack_header disagree");
+        assert_eq!(
+            Some(blobs),
+            header.as_ref().ok(),
+            "parse_pack and parse_pack_header disagree"
+        );
     }
     full.ok()
 }
@@ -53,7 +57,11 @@ fn check_layout(pack: &[u8], blobs: &[PackBlob]) {
     let n = pack.len();
     assert!(n >= 4 && next + 4 <= n as u64, "blobs run into the trailer");
     let trailer = u32::from_le_bytes([pack[n - 4], pack[n - 3], pack[n - 2], pack[n - 1]]);
-    assert_eq!(next + u64::from(trailer) + 4, n as u64, "blobs do not end where the header starts");
+    assert_eq!(
+        next + u64::from(trailer) + 4,
+        n as u64,
+        "blobs do not end where the header starts"
+    );
 }
 
 fn built_then_mutated(key: &MasterKey, input: &mut Input) {
@@ -61,7 +69,11 @@ fn built_then_mutated(key: &MasterKey, input: &mut Input) {
     let level = 1 + i32::from(input.u8() % 3);
     let mut builder = PackBuilder::new(0);
     for _ in 0..count {
-        let blob_type = if input.bool() { BlobType::Tree } else { BlobType::Data };
+        let blob_type = if input.bool() {
+            BlobType::Tree
+        } else {
+            BlobType::Data
+        };
         let plain = plaintext(input);
         let b = encode_blob(key, blob_type, key.blob_id(&plain), &plain, level)
             .expect("a small blob encodes");
@@ -77,7 +89,10 @@ fn built_then_mutated(key: &MasterKey, input: &mut Input) {
     mutate(&mut mutated, input);
     let against_old_id = parse_pack(key, &id, &mutated);
     if mutated != bytes {
-        assert!(against_old_id.is_err(), "a changed pack still matches its id");
+        assert!(
+            against_old_id.is_err(),
+            "a changed pack still matches its id"
+        );
     }
     check_pack(key, &mutated);
 }
@@ -133,10 +148,22 @@ fn crafted_header(key: &MasterKey, input: &mut Input) {
             raw_length: 0,
         });
         let flags = input.u8();
-        header.push(if flags & 1 != 0 { input.u8() } else { base.blob_type });
-        header.push(if flags & 2 != 0 { input.u8() } else { base.compression });
+        header.push(if flags & 1 != 0 {
+            input.u8()
+        } else {
+            base.blob_type
+        });
+        header.push(if flags & 2 != 0 {
+            input.u8()
+        } else {
+            base.compression
+        });
         header.extend_from_slice(&if flags & 4 != 0 { input.id() } else { base.id }.0);
-        let length = if flags & 8 != 0 { input.u32() } else { base.length };
+        let length = if flags & 8 != 0 {
+            input.u32()
+        } else {
+            base.length
+        };
         header.extend_from_slice(&length.to_le_bytes());
         let raw_length = if flags & 16 != 0 {
             raw_length(input.u32())
@@ -154,7 +181,11 @@ fn crafted_header(key: &MasterKey, input: &mut Input) {
     let mut pack = PACK_MAGIC.to_vec();
     pack.extend_from_slice(&area);
     pack.extend_from_slice(&sealed);
-    let trailer = if input.bool() { input.u32() } else { sealed.len() as u32 };
+    let trailer = if input.bool() {
+        input.u32()
+    } else {
+        sealed.len() as u32
+    };
     pack.extend_from_slice(&trailer.to_le_bytes());
     check_pack(key, &pack);
 }

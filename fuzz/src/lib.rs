@@ -181,7 +181,9 @@ fn corpus_dir() -> Option<PathBuf> {
 /// each target's `init`, which libFuzzer runs before it reads the corpus.
 pub fn seed_corpus(seeds: fn() -> Vec<Vec<u8>>) {
     let Some(dir) = corpus_dir() else { return };
-    let empty = std::fs::read_dir(&dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+    let empty = std::fs::read_dir(&dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
     if !empty {
         return;
     }
@@ -224,12 +226,14 @@ pub mod seeds {
             // Built then mutated: mode, blob count, level, per blob (type, len, kind,
             // bytes), then one mutation that rewrites the header length.
             vec![
-                1, 2, 1, 0, 5, 0, 0, b'h', b'e', b'l', b'l', b'o', 1, 0x00, 0x02, 1, b'z', 0,
-                0x83, 3, 0, 0x10, 0, 0, 0,
+                1, 2, 1, 0, 5, 0, 0, b'h', b'e', b'l', b'l', b'o', 1, 0x00, 0x02, 1, b'z', 0, 0x83,
+                3, 0, 0x10, 0, 0, 0,
             ],
             // Crafted header: mode, blob count, per blob (real?, plaintext), entry
             // count, per entry the override flags, junk?, trailer?.
-            vec![2, 2, 1, 5, 0, 0, b'h', b'i', b'!', b'!', b'!', 1, 0, 1, 1, b'q', 2, 0, 0, 0, 0],
+            vec![
+                2, 2, 1, 5, 0, 0, b'h', b'i', b'!', b'!', b'!', 1, 0, 1, 1, b'q', 2, 0, 0, 0, 0,
+            ],
         ]
     }
 
@@ -267,7 +271,11 @@ pub mod seeds {
                 .enumerate()
                 .map(|(i, b)| IndexedBlob {
                     id: Id([*b; 32]),
-                    blob_type: if i % 2 == 0 { BlobType::Data } else { BlobType::Tree },
+                    blob_type: if i % 2 == 0 {
+                        BlobType::Data
+                    } else {
+                        BlobType::Tree
+                    },
                     offset: 8 + 100 * i as u32,
                     length: 100,
                     raw_length: 300,
@@ -305,7 +313,9 @@ pub mod seeds {
                 .expect("seed time is in range"),
             hostname: "node-1".into(),
             paths: vec!["/data".into(), "/var/lib/db".into()],
-            tags: [("app".to_string(), "db".to_string())].into_iter().collect(),
+            tags: [("app".to_string(), "db".to_string())]
+                .into_iter()
+                .collect(),
             tree: Id([7; 32]),
             parent: Some(Id([8; 32])),
             summary: SnapshotSummary {
@@ -333,8 +343,14 @@ pub mod seeds {
         let mut file = Node::new(OsStr::new("file.txt"), NodeType::File);
         file.size = 5000;
         file.content = vec![
-            ChunkRef { id: Id([1; 32]), offset: 0 },
-            ChunkRef { id: Id([2; 32]), offset: 4096 },
+            ChunkRef {
+                id: Id([1; 32]),
+                offset: 0,
+            },
+            ChunkRef {
+                id: Id([2; 32]),
+                offset: 4096,
+            },
         ];
         let mut dir = Node::new(OsStr::new("dir"), NodeType::Dir);
         dir.subtree = Some(Id([3; 32]));
@@ -375,6 +391,8 @@ pub mod seeds {
         vec![
             plain.to_json().expect("seed config serializes"),
             locked.to_json().expect("seed config serializes"),
+            // Edited (see the config target): keep every number.
+            vec![0; 10],
         ]
     }
 
@@ -389,8 +407,13 @@ pub mod seeds {
         };
         let kf = KeyFile::wrap(&master, &pass, argon, "host".into()).expect("seed key wraps");
         let file = Credential::KeyFile(vec![7; 32]);
-        let kf2 = KeyFile::wrap(&master, &file, KdfParams::Keyfile { salt: vec![9; 16] }, "host".into())
-            .expect("seed key wraps");
+        let kf2 = KeyFile::wrap(
+            &master,
+            &file,
+            KdfParams::Keyfile { salt: vec![9; 16] },
+            "host".into(),
+        )
+        .expect("seed key wraps");
         vec![
             with_mode(0, &json(&kf)),
             with_mode(0, &json(&kf2)),
@@ -405,7 +428,8 @@ pub mod seeds {
     }
 
     pub fn lock() -> Vec<Vec<u8>> {
-        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("seed time is in range");
+        let now =
+            chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("seed time is in range");
         vec![json(&LockRecord {
             kind: LockKind::Shared,
             operation: "backup".into(),

@@ -63,25 +63,37 @@ fn decode_blob_does_not_trust_raw_length_for_allocation() {
     let b = encode_blob(&key, BlobType::Data, id, &text, 3).unwrap();
     assert_eq!(b.compression, Compression::Zstd);
     // Over the blob size limit: refused before allocating.
-    let (largest, r) = largest_allocation(|| decode_blob(&key, &id, b.compression, u32::MAX, &b.sealed));
+    let (largest, r) =
+        largest_allocation(|| decode_blob(&key, &id, b.compression, u32::MAX, &b.sealed));
     assert!(r.is_err());
-    assert!(largest < LIMIT, "allocated {largest} bytes for a {}-byte blob", b.sealed.len());
+    assert!(
+        largest < LIMIT,
+        "allocated {largest} bytes for a {}-byte blob",
+        b.sealed.len()
+    );
     // At the limit (512 MiB, `MAX_BLOB_LEN`): allocated up front.
     let claim = 512 * 1024 * 1024;
-    let (largest, r) = largest_allocation(|| decode_blob(&key, &id, b.compression, claim, &b.sealed));
+    let (largest, r) =
+        largest_allocation(|| decode_blob(&key, &id, b.compression, claim, &b.sealed));
     println!(
         "decode_blob of a {}-byte sealed blob with raw_length {claim}: largest allocation {largest} bytes, result {r:?}",
         b.sealed.len(),
     );
     assert!(r.is_err());
-    assert!(largest < LIMIT, "allocated {largest} bytes for a {}-byte blob", b.sealed.len());
+    assert!(
+        largest < LIMIT,
+        "allocated {largest} bytes for a {}-byte blob",
+        b.sealed.len()
+    );
 }
 
 #[test]
 #[ignore = "known issue: Repository::decode_file allocates 1 GiB for every file"]
 fn decode_file_allocates_in_proportion_to_the_file() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let cred = Credential::Passphrase("pw".into());
     let mem = MemoryStore::new();
     let store: Arc<dyn ObjectStore> = Arc::new(mem.clone());
@@ -91,7 +103,10 @@ fn decode_file_allocates_in_proportion_to_the_file() {
     };
     let (repo, id, bytes) = rt.block_on(async {
         let repo = Repository::init(store.clone(), &cred, opts).await.unwrap();
-        let id = repo.save_file(FileKind::Index, &IndexFile::default()).await.unwrap();
+        let id = repo
+            .save_file(FileKind::Index, &IndexFile::default())
+            .await
+            .unwrap();
         let bytes = store.get(&FileKind::Index.key(&id)).await.unwrap();
         (repo, id, bytes)
     });
@@ -102,7 +117,11 @@ fn decode_file_allocates_in_proportion_to_the_file() {
         bytes.len()
     );
     assert_eq!(r.unwrap(), IndexFile::default());
-    assert!(largest < LIMIT, "allocated {largest} bytes for a {}-byte file", bytes.len());
+    assert!(
+        largest < LIMIT,
+        "allocated {largest} bytes for a {}-byte file",
+        bytes.len()
+    );
 }
 
 #[test]
@@ -111,7 +130,12 @@ fn unwrap_key_refuses_absurd_kdf_parameters() {
     // `Repository::open` tries every key object in turn.
     let key = MasterKey::from_parts([1; 32], [2; 32], 3);
     let cred = Credential::Passphrase("x".into());
-    let cheap = KdfParams::Argon2id { memory_kib: 8, iterations: 1, parallelism: 1, salt: vec![1; 16] };
+    let cheap = KdfParams::Argon2id {
+        memory_kib: 8,
+        iterations: 1,
+        parallelism: 1,
+        salt: vec![1; 16],
+    };
     let wrapped = KeyFile::wrap(&key, &cred, cheap, "h".into()).unwrap();
     for (memory_kib, iterations, parallelism) in [
         // 2^32-1 passes: hours of CPU.
@@ -121,7 +145,12 @@ fn unwrap_key_refuses_absurd_kdf_parameters() {
         (u32::MAX, u32::MAX, 0xFF_FFFF),
     ] {
         let mut kf = wrapped.clone();
-        kf.kdf = KdfParams::Argon2id { memory_kib, iterations, parallelism, salt: vec![1; 16] };
+        kf.kdf = KdfParams::Argon2id {
+            memory_kib,
+            iterations,
+            parallelism,
+            salt: vec![1; 16],
+        };
         let cred = cred.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         let start = Instant::now();
@@ -144,7 +173,9 @@ fn tampered_lock_days_do_not_panic() {
     // The config is plaintext and unauthenticated. `RepoConfig::new` refuses
     // more than 36500 days; `RepoConfig::parse` does not check them, and
     // `Repository::new_retention` (behind every write) adds them to now.
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let cred = Credential::Passphrase("pw".into());
     let mem = MemoryStore::with_object_lock();
     let store: Arc<dyn ObjectStore> = Arc::new(mem.clone());
@@ -156,7 +187,9 @@ fn tampered_lock_days_do_not_panic() {
         }),
         ..InitOptions::default()
     };
-    let repo = rt.block_on(Repository::init(store.clone(), &cred, opts)).unwrap();
+    let repo = rt
+        .block_on(Repository::init(store.clone(), &cred, opts))
+        .unwrap();
     let mut config = repo.config().clone();
     config.object_lock = Some(lifeboat_repo::LockPolicy {
         mode: lifeboat_store::LockMode::Governance,
@@ -168,5 +201,8 @@ fn tampered_lock_days_do_not_panic() {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         opened.map(|repo| repo.new_retention())
     }));
-    assert!(outcome.is_ok(), "a tampered config made new_retention panic");
+    assert!(
+        outcome.is_ok(),
+        "a tampered config made new_retention panic"
+    );
 }
