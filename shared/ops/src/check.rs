@@ -365,9 +365,11 @@ async fn check_locks(
             Some(r) if r.until <= now => Some(format!("lock expired at {}", r.until.to_rfc3339())),
             Some(r) => {
                 // Written (or last extended) at least `days` before the lock ends; an hour of slack for clocks.
-                let floor = info
-                    .last_modified
-                    .map(|m| m + Duration::days(i64::from(policy.days)) - Duration::hours(1));
+                let floor = info.last_modified.and_then(|m| {
+                    m.checked_add_signed(
+                        Duration::days(i64::from(policy.days)) - Duration::hours(1),
+                    )
+                });
                 match floor {
                     Some(f) if r.until < f => Some(format!(
                         "locked until {}, shorter than the policy's {} days from {}",

@@ -77,6 +77,38 @@ pub struct RepoConfig {
     pub object_lock: Option<LockPolicy>,
 }
 
+/// The limits on the settings that `new` accepts and `parse` enforces.
+fn validate_settings(
+    chunking: &ChunkingParams,
+    compression_level: i32,
+    pack_size: u32,
+    object_lock: Option<LockPolicy>,
+) -> Result<(), RepoError> {
+    chunking.validate()?;
+    if !(1..=19).contains(&compression_level) {
+        return Err(RepoError::InvalidOption(format!(
+            "compression level must be 1 to 19 (got {compression_level})"
+        )));
+    }
+    if !(1024 * 1024..=256 * 1024 * 1024).contains(&pack_size) {
+        return Err(RepoError::InvalidOption(format!(
+            "pack size must be between 1 MiB and 256 MiB (got {pack_size} bytes)"
+        )));
+    }
+    if let Some(p) = object_lock {
+        if p.days == 0 || p.days > MAX_LOCK_DAYS {
+            return Err(RepoError::InvalidOption(format!(
+                "lock days must be 1 to {MAX_LOCK_DAYS} (got {})",
+                p.days
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// About a hundred years.
+pub const MAX_LOCK_DAYS: u32 = 36500;
+
 #[derive(Deserialize)]
 struct VersionProbe {
     format: Option<String>,
@@ -90,25 +122,7 @@ impl RepoConfig {
         pack_size: u32,
         object_lock: Option<LockPolicy>,
     ) -> Result<Self, RepoError> {
-        chunking.validate()?;
-        if !(1..=19).contains(&compression_level) {
-            return Err(RepoError::InvalidOption(format!(
-                "compression level must be 1 to 19 (got {compression_level})"
-            )));
-        }
-        if !(1024 * 1024..=256 * 1024 * 1024).contains(&pack_size) {
-            return Err(RepoError::InvalidOption(format!(
-                "pack size must be between 1 MiB and 256 MiB (got {pack_size} bytes)"
-            )));
-        }
-        if let Some(p) = object_lock {
-            if p.days == 0 || p.days > 36500 {
-                return Err(RepoError::InvalidOption(format!(
-                    "lock days must be 1 to 36500 (got {})",
-                    p.days
-                )));
-            }
-        }
+        validate_settings(&chunking, compression_level, pack_size, object_lock)?;
         Ok(RepoConfig {
             format: FORMAT_NAME.into(),
             version: FORMAT_VERSION,
@@ -144,7 +158,15 @@ impl RepoConfig {
         }
         let config: RepoConfig = serde_json::from_slice(bytes)
             .map_err(|e| RepoError::malformed("repository config", e))?;
-        config.chunking.validate()?;
+        // The config is plaintext: a tampered one must be refused here, not
+        // trusted by every write that follows.
+        validate_settings(
+            &config.chunking,
+            config.compression_level,
+            config.pack_size,
+            config.object_lock,
+        )
+        .map_err(|e| RepoError::malformed("repository config", e))?;
         Ok(config)
     }
 
@@ -182,5 +204,12 @@ mod tests {
         assert!(RepoConfig::new(ChunkingParams::default(), 3, 1, None).is_err());
         assert!(RepoConfig::parse(b"{\"format\":\"restic\",\"version\":1}").is_err());
         assert!(RepoConfig::parse(b"not json").is_err());
+        // Tampered numbers are refused, not trusted by later writes.
+        let mut v: serde_json::Value = serde_json::from_slice(&c.to_json().unwrap()).unwrap();
+        v["object_lock"] = serde_json::json!({"mode": "compliance", "days": 4294967295u32});
+        assert!(RepoConfig::parse(&serde_json::to_vec(&v).unwrap()).is_err());
+        v["object_lock"] = serde_json::Value::Null;
+        v["pack_size"] = 0.into();
+        assert!(RepoConfig::parse(&serde_json::to_vec(&v).unwrap()).is_err());
     }
 }

@@ -10,6 +10,9 @@ use serde::Serialize;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
+/// Largest decompressed index or snapshot file accepted.
+const MAX_FILE_LEN: u64 = 1 << 30;
+
 /// Kinds of stored objects, each under its own prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileKind {
@@ -332,9 +335,22 @@ impl Repository {
             });
         }
         let compressed = self.key.open(bytes, &what)?;
-        // Manifests and indexes are small; cap decompression to refuse bombs.
-        let json = zstd::bulk::decompress(&compressed, 1 << 30)
+        // Stream the decompression with a cap: no up-front allocation of the
+        // cap, and a decompression bomb is refused rather than followed.
+        let mut json = Vec::new();
+        let decoder = zstd::stream::read::Decoder::new(compressed.as_slice())
             .map_err(|e| RepoError::malformed(what.clone(), e))?;
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(decoder, MAX_FILE_LEN + 1),
+            &mut json,
+        )
+        .map_err(|e| RepoError::malformed(what.clone(), e))?;
+        if json.len() as u64 > MAX_FILE_LEN {
+            return Err(RepoError::malformed(
+                what,
+                "decompresses to more than 1 GiB",
+            ));
+        }
         serde_json::from_slice(&json).map_err(|e| RepoError::malformed(what, e))
     }
 
