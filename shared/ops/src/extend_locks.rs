@@ -33,7 +33,9 @@ pub async fn extend_locks(
             repo.store().location()
         ))
     })?;
-    let lock = repo.lock(LockKind::Shared, "extend-locks").await?;
+    let lock = repo
+        .lock_waiting(LockKind::Shared, "extend-locks", crate::backup::LOCK_WAIT)
+        .await?;
     progress.set_phase("finding referenced objects");
     let snapshots = repo.snapshots().await?;
     let index = repo.load_index().await?;

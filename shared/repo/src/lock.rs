@@ -155,6 +155,34 @@ impl Repository {
         })
     }
 
+    /// Like [`Repository::lock`], but while a conflicting lock is held, try
+    /// again with backoff for up to `wait` before giving up. Backups use this
+    /// so that a prune running at the same moment delays them instead of
+    /// failing them.
+    pub async fn lock_waiting(
+        &self,
+        kind: LockKind,
+        operation: &str,
+        wait: std::time::Duration,
+    ) -> Result<LockGuard, RepoError> {
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(100);
+        let mut told = false;
+        loop {
+            match self.lock(kind, operation).await {
+                Err(RepoError::Locked(msg)) if started.elapsed() + pause < wait => {
+                    if !told {
+                        tracing::warn!(holder = %msg, wait_secs = wait.as_secs(), "repository is locked; waiting");
+                        told = true;
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Remove stale locks (all locks with `all`); returns how many were removed.
     pub async fn unlock(&self, all: bool) -> Result<usize, RepoError> {
         let now = Utc::now();
@@ -192,6 +220,31 @@ mod tests {
         b.release().await.unwrap();
         let p = repo.lock(LockKind::Exclusive, "prune").await.unwrap();
         assert!(repo.lock(LockKind::Shared, "backup").await.is_err());
+        // A waiting backup gets in once the prune is done.
+        let waiter = {
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                repo.lock_waiting(
+                    LockKind::Shared,
+                    "backup",
+                    std::time::Duration::from_secs(30),
+                )
+                .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        p.release().await.unwrap();
+        let b = waiter.await.unwrap().unwrap();
+        b.release().await.unwrap();
+        let p = repo.lock(LockKind::Exclusive, "prune").await.unwrap();
+        let short = repo
+            .lock_waiting(
+                LockKind::Shared,
+                "backup",
+                std::time::Duration::from_millis(300),
+            )
+            .await;
+        assert!(matches!(short, Err(RepoError::Locked(_))));
         assert_eq!(repo.locks().await.unwrap().len(), 1);
         p.release().await.unwrap();
         assert!(repo.locks().await.unwrap().is_empty());

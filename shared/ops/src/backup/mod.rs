@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use walker::{ParentTrees, Walker};
 
+/// How long a backup waits for a running prune to finish before giving up.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 /// Which snapshot's file metadata lets unchanged files be skipped.
 #[derive(Debug, Clone, Default)]
 pub enum ParentChoice {
@@ -88,7 +91,9 @@ pub async fn backup(
     let paths = absolute_paths(&opts.paths)?;
     let hostname = opts.hostname.clone().unwrap_or_else(hostname);
     let path_strings: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    let lock = repo.lock(LockKind::Shared, "backup").await?;
+    let lock = repo
+        .lock_waiting(LockKind::Shared, "backup", LOCK_WAIT)
+        .await?;
     progress.set_phase("loading index");
     let index = Arc::new(repo.load_index().await?);
 
