@@ -1,0 +1,3 @@
+//! Restore planning: order, per-kind fix-ups and transformations.
+
+pub mod actions;
