@@ -1,7 +1,7 @@
 //! `lifeboat volume backup|restore`
 
 use crate::context::GlobalArgs;
-use crate::output::{bytes, print_json};
+use crate::output::{bytes, print_json, print_warnings};
 use crate::progress::Reporter;
 use crate::EXIT_INCOMPLETE;
 use anyhow::{bail, Result};
@@ -36,7 +36,7 @@ pub enum VolumeCommand {
     },
 }
 
-fn parse_tag(s: &str) -> Result<(String, String), String> {
+pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("tag {s:?} is not key=value")),
@@ -65,15 +65,7 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
             };
             let out = backup(&repo, opts, progress).await?;
             drop(reporter);
-            for w in &out.warnings {
-                eprintln!("warning: {w}");
-            }
-            if out.warning_count > out.warnings.len() as u64 {
-                eprintln!(
-                    "warning: ... and {} more",
-                    out.warning_count - out.warnings.len() as u64
-                );
-            }
+            print_warnings(&out.warnings, out.warning_count);
             let s = &out.snapshot.summary;
             if g.json {
                 print_json(&serde_json::json!({

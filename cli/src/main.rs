@@ -1,6 +1,7 @@
 //! `lifeboat`: the command-line front end. Argument parsing, credentials and
 //! output formatting live here; every operation is a call into `lifeboat-ops`.
 
+mod cmd_cluster;
 mod cmd_demo;
 mod cmd_dev;
 mod cmd_repo;
@@ -29,6 +30,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Back up the API objects of a cluster (CRDs and custom resources included).
+    Backup(cmd_cluster::BackupArgs),
+    /// Restore the API objects of a cluster snapshot into a cluster.
+    Restore(cmd_cluster::RestoreArgs),
     /// Create, verify, inspect and maintain a repository.
     #[command(subcommand)]
     Repo(cmd_repo::RepoCommand),
@@ -66,6 +71,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Backup(a) => cmd_cluster::backup(&cli.global, a).await,
+            Command::Restore(a) => cmd_cluster::restore(&cli.global, a).await,
             Command::Repo(c) => cmd_repo::run(&cli.global, c).await,
             Command::Volume(c) => cmd_volume::run(&cli.global, c).await,
             Command::Snapshots(a) => cmd_snapshots::list(&cli.global, a).await,

@@ -65,3 +65,13 @@ mod tests {
         assert_eq!(error_chain(&e), "outer: root");
     }
 }
+
+/// Print warnings to stderr, saying how many more there were than shown.
+pub fn print_warnings(shown: &[String], total: u64) {
+    for w in shown {
+        eprintln!("warning: {w}");
+    }
+    if total > shown.len() as u64 {
+        eprintln!("warning: ... and {} more", total - shown.len() as u64);
+    }
+}

@@ -329,6 +329,7 @@ pub mod seeds {
                 packs_written: 1,
                 duration_secs: 1.25,
             },
+            cluster: None,
         }
     }
 

@@ -19,6 +19,9 @@ pub enum OpsError {
     /// The caller asked for something that cannot be done.
     #[error("{0}")]
     InvalidInput(String),
+    /// Talking to a cluster failed.
+    #[error(transparent)]
+    Kube(#[from] lifeboat_kube::KubeError),
     /// A stage of the backup pipeline stopped unexpectedly.
     #[error("backup pipeline failed: {0}")]
     Pipeline(String),
@@ -36,6 +39,7 @@ impl OpsError {
     pub fn is_retryable(&self) -> bool {
         match self {
             OpsError::Repo(e) => e.is_retryable(),
+            OpsError::Kube(e) => e.is_retryable(),
             _ => false,
         }
     }

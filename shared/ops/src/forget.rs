@@ -110,6 +110,7 @@ mod tests {
                 tree: Id([0; 32]),
                 parent: None,
                 summary: SnapshotSummary::default(),
+                cluster: None,
             },
         )
     }

@@ -10,6 +10,7 @@
 
 pub mod backup;
 pub mod check;
+pub mod cluster;
 pub mod compare;
 pub mod diff;
 mod error;

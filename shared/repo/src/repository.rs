@@ -22,6 +22,8 @@ pub enum FileKind {
     Index,
     Snapshot,
     Lock,
+    /// A restore's per-object report, kept beside the snapshot it restored.
+    Report,
 }
 
 impl FileKind {
@@ -33,6 +35,7 @@ impl FileKind {
             FileKind::Index => "index/",
             FileKind::Snapshot => "snapshots/",
             FileKind::Lock => "locks/",
+            FileKind::Report => "reports/",
         }
     }
 
@@ -61,6 +64,7 @@ impl FileKind {
             FileKind::Index => "index",
             FileKind::Snapshot => "snapshot",
             FileKind::Lock => "lock",
+            FileKind::Report => "report",
         }
     }
 }

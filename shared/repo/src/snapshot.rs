@@ -39,4 +39,51 @@ pub struct Snapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<Id>,
     pub summary: SnapshotSummary,
+    /// For `cluster` snapshots: where the objects came from and what they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSource>,
+}
+
+/// The source of a `cluster` snapshot. Its tree holds
+/// `objects/<resource>/<namespace>/<name>` (cluster-scoped objects have no
+/// namespace level) and the same paths under `status/`, one blob each of
+/// canonical JSON; `<resource>` is a [`ClusterResource::key`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterSource {
+    /// The kubeconfig context (or the name given with `--cluster-name`).
+    pub name: String,
+    /// The API server URL.
+    pub server: String,
+    /// The scope as the user gave it.
+    pub scope: serde_json::Value,
+    /// Every resource with at least one object in the snapshot.
+    pub resources: Vec<ClusterResource>,
+}
+
+/// One kind of object in a cluster snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterResource {
+    /// API group; empty for the core group.
+    pub group: String,
+    pub version: String,
+    /// Plural resource name, e.g. `deployments`.
+    pub resource: String,
+    pub kind: String,
+    pub namespaced: bool,
+    /// Whether the resource has a status subresource in the source cluster.
+    #[serde(default)]
+    pub has_status: bool,
+    pub objects: u64,
+}
+
+impl ClusterResource {
+    /// `deployments.apps`, or `configmaps` for the core group: the directory
+    /// name under `objects/` and `status/`.
+    pub fn key(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
 }

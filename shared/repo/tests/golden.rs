@@ -88,6 +88,7 @@ async fn bless() {
             bytes: CONTENT.len() as u64,
             ..Default::default()
         },
+        cluster: None,
     };
     repo.save_file(FileKind::Snapshot, &snap).await.unwrap();
     let dir = golden_dir();

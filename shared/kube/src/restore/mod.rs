@@ -1,3 +1,10 @@
-//! Restore planning: order, per-kind fix-ups and transformations.
+//! Restore: the order of phases, per-kind fix-ups and transformations, and
+//! applying the objects to the target cluster with a per-object report.
 
 pub mod actions;
+mod apply;
+pub mod order;
+mod report;
+
+pub use apply::{restore_objects, ApplyOptions, Existing, RestoreItem};
+pub use report::{counts, ItemReport, Outcome};

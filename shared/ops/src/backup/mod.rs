@@ -157,6 +157,7 @@ pub async fn backup(
             packs_written: written.packs,
             duration_secs: started.elapsed().as_secs_f64(),
         },
+        cluster: None,
     };
     let snapshot_id = repo.save_file(FileKind::Snapshot, &snapshot).await?;
     lock.release().await?;

@@ -1,0 +1,196 @@
+//! The requests Lifeboat makes, on any resource, as JSON.
+
+use crate::{Cluster, KubeError, ResourceType};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::discovery::ApiResource;
+use serde_json::Value;
+
+/// Objects per list page: large enough for few round trips, small enough
+/// that a page of big objects stays a few MiB.
+pub const PAGE_SIZE: u32 = 500;
+
+/// Field manager recorded on everything Lifeboat writes.
+pub const FIELD_MANAGER: &str = "lifeboat";
+
+fn api_resource(r: &ResourceType) -> ApiResource {
+    ApiResource {
+        group: r.group.clone(),
+        version: r.version.clone(),
+        api_version: r.api_version(),
+        kind: r.kind.clone(),
+        plural: r.resource.clone(),
+    }
+}
+
+fn api(cluster: &Cluster, r: &ResourceType, namespace: Option<&str>) -> Api<DynamicObject> {
+    let ar = api_resource(r);
+    match namespace {
+        Some(ns) if r.namespaced => Api::namespaced_with(cluster.client.clone(), ns, &ar),
+        _ => Api::all_with(cluster.client.clone(), &ar),
+    }
+}
+
+fn to_value(what: &str, obj: DynamicObject) -> Result<Value, KubeError> {
+    serde_json::to_value(obj).map_err(|e| KubeError::Malformed {
+        what: what.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn from_value(what: &str, obj: &Value) -> Result<DynamicObject, KubeError> {
+    serde_json::from_value(obj.clone()).map_err(|e| KubeError::Malformed {
+        what: what.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Pages through every object of one resource, across all namespaces.
+#[derive(Debug)]
+pub struct Lister {
+    api: Api<DynamicObject>,
+    params: ListParams,
+    what: String,
+    done: bool,
+}
+
+impl Lister {
+    pub fn new(cluster: &Cluster, r: &ResourceType, selector: Option<&str>) -> Self {
+        let mut params = ListParams::default().limit(PAGE_SIZE);
+        if let Some(s) = selector {
+            params = params.labels(s);
+        }
+        Lister {
+            api: api(cluster, r, None),
+            params,
+            what: format!("list {}", r.key()),
+            done: false,
+        }
+    }
+
+    /// The next page, or `None` after the last.
+    pub async fn next_page(&mut self, cluster: &Cluster) -> Result<Option<Vec<Value>>, KubeError> {
+        if self.done {
+            return Ok(None);
+        }
+        let list = self
+            .api
+            .list(&self.params)
+            .await
+            .map_err(|e| cluster.err(&self.what, e))?;
+        match list.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => self.params.continue_token = Some(token),
+            None => self.done = true,
+        }
+        let items = list
+            .items
+            .into_iter()
+            .map(|o| to_value(&self.what, o))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(items))
+    }
+}
+
+/// Describe one object for messages: `deployments.apps shop/web`.
+pub fn describe(r: &ResourceType, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{} {ns}/{name}", r.key()),
+        None => format!("{} {name}", r.key()),
+    }
+}
+
+/// Fetch one object; `None` when it does not exist.
+pub async fn get(
+    cluster: &Cluster,
+    r: &ResourceType,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<Value>, KubeError> {
+    let what = format!("get {}", describe(r, namespace, name));
+    match api(cluster, r, namespace).get_opt(name).await {
+        Ok(Some(o)) => Ok(Some(to_value(&what, o)?)),
+        Ok(None) => Ok(None),
+        Err(e) => Err(cluster.err(what, e)),
+    }
+}
+
+/// Create `obj`; with `dry_run` the server validates it and stores nothing.
+pub async fn create(
+    cluster: &Cluster,
+    r: &ResourceType,
+    obj: &Value,
+    dry_run: bool,
+) -> Result<Value, KubeError> {
+    let (ns, name) = ns_name(obj);
+    let what = format!("create {}", describe(r, ns.as_deref(), &name));
+    let pp = PostParams {
+        dry_run,
+        field_manager: Some(FIELD_MANAGER.into()),
+    };
+    let created = api(cluster, r, ns.as_deref())
+        .create(&pp, &from_value(&what, obj)?)
+        .await
+        .map_err(|e| cluster.err(&what, e))?;
+    to_value(&what, created)
+}
+
+/// Replace the existing object with `obj` (its resourceVersion is taken from
+/// `existing`, so a concurrent change makes this fail instead of being lost).
+pub async fn replace(
+    cluster: &Cluster,
+    r: &ResourceType,
+    obj: &Value,
+    existing: &Value,
+) -> Result<Value, KubeError> {
+    let (ns, name) = ns_name(obj);
+    let what = format!("update {}", describe(r, ns.as_deref(), &name));
+    let mut obj = obj.clone();
+    if let (Some(meta), Some(rv)) = (
+        obj.pointer_mut("/metadata").and_then(Value::as_object_mut),
+        existing.pointer("/metadata/resourceVersion"),
+    ) {
+        meta.insert("resourceVersion".into(), rv.clone());
+    }
+    let pp = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.into()),
+    };
+    let updated = api(cluster, r, ns.as_deref())
+        .replace(&name, &pp, &from_value(&what, &obj)?)
+        .await
+        .map_err(|e| cluster.err(&what, e))?;
+    to_value(&what, updated)
+}
+
+/// Write `status` through the status subresource.
+pub async fn patch_status(
+    cluster: &Cluster,
+    r: &ResourceType,
+    namespace: Option<&str>,
+    name: &str,
+    status: &Value,
+) -> Result<(), KubeError> {
+    let what = format!("update status of {}", describe(r, namespace, name));
+    let patch = serde_json::json!({ "status": status });
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    api(cluster, r, namespace)
+        .patch_status(name, &pp, &Patch::Merge(&patch))
+        .await
+        .map_err(|e| cluster.err(what, e))?;
+    Ok(())
+}
+
+/// Namespace and name of an object (empty name if it has none).
+pub fn ns_name(obj: &Value) -> (Option<String>, String) {
+    (
+        obj.pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        obj.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    )
+}

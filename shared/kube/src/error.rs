@@ -1,0 +1,103 @@
+//! Errors from talking to a cluster, each saying what went wrong and whether
+//! a retry can help.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KubeError {
+    /// The kubeconfig could not be read or has no usable context.
+    #[error("kubeconfig {path}: {message}")]
+    Kubeconfig { path: PathBuf, message: String },
+    /// The API server did not answer (down, wrong address, TLS failure).
+    #[error("cannot reach the cluster at {server}: {message}")]
+    Unreachable { server: String, message: String },
+    /// The API server refused or failed a request.
+    #[error("{what}: {message} (HTTP {code}{})", reason_suffix(.reason))]
+    Api {
+        what: String,
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    /// An object or response did not have the shape Kubernetes promises.
+    #[error("{what}: {message}")]
+    Malformed { what: String, message: String },
+    /// The caller asked for something impossible (a bad glob, a bad selector).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// A wait ran out of time.
+    #[error("timed out after {secs} s waiting for {what}")]
+    Timeout { what: String, secs: u64 },
+}
+
+fn reason_suffix(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(", {reason}")
+    }
+}
+
+impl KubeError {
+    /// Map a client error for the request described by `what`.
+    pub fn from_client(what: impl Into<String>, server: &str, e: kube::Error) -> Self {
+        let what = what.into();
+        match e {
+            kube::Error::Api(status) => KubeError::Api {
+                what,
+                code: status.code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+            },
+            kube::Error::SerdeError(e) => KubeError::Malformed {
+                what,
+                message: e.to_string(),
+            },
+            other => KubeError::Unreachable {
+                server: server.to_string(),
+                message: error_chain(&other),
+            },
+        }
+    }
+
+    /// Whether the same request may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            KubeError::Unreachable { .. } | KubeError::Timeout { .. } => true,
+            KubeError::Api { code, .. } => *code == 429 || *code >= 500,
+            _ => false,
+        }
+    }
+
+    /// HTTP status of an API refusal, if this is one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            KubeError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The API server's reason (`AlreadyExists`, `NotFound`, `Invalid`...), if any.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            KubeError::Api { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// An error and its causes on one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,142 @@
+//! PersistentVolumeClaims: bind again, statically or by provisioning.
+//!
+//! The annotations below record the source cluster's binding and
+//! provisioning progress; left on the claim, the PV controller would take
+//! the new claim for one it already bound or provisioned and skip steps.
+//! `spec.volumeName` is kept when that volume is restored too (it is
+//! pre-bound to this claim, see `pv`) and dropped otherwise, so the claim
+//! gets a fresh volume from its storage class.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use super::json::{self, FieldError};
+use super::storage_class_map::map_class;
+use super::Transform;
+use crate::ObjectRef;
+
+const BINDING_ANNOTATIONS: [&str; 5] = [
+    "pv.kubernetes.io/bind-completed",
+    "pv.kubernetes.io/bound-by-controller",
+    "volume.beta.kubernetes.io/storage-provisioner",
+    "volume.kubernetes.io/storage-provisioner",
+    // The node the scheduler picked for a WaitForFirstConsumer volume; no
+    // such node in the target, and provisioning would wait for it forever.
+    "volume.kubernetes.io/selected-node",
+];
+
+pub(super) fn apply(
+    obj: &mut Value,
+    transform: &Transform,
+    restoring: &HashSet<ObjectRef>,
+) -> Result<(), FieldError> {
+    if let Some(annotations) = json::object_mut(obj, "/metadata/annotations")? {
+        for key in BINDING_ANNOTATIONS {
+            annotations.remove(key);
+        }
+    }
+    if let Some(volume) = json::string(obj, "/spec/volumeName")? {
+        let volume = ObjectRef {
+            group: String::new(),
+            kind: "PersistentVolume".to_string(),
+            namespace: None,
+            name: volume.to_string(),
+        };
+        if !restoring.contains(&volume) {
+            json::remove(obj, "/spec/volumeName");
+        }
+    }
+    map_class(obj, "", &transform.storage_class_map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn bound_claim() -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {
+                "name": "data-pg-0",
+                "namespace": "db",
+                "labels": {"app": "pg"},
+                "annotations": {
+                    "pv.kubernetes.io/bind-completed": "yes",
+                    "pv.kubernetes.io/bound-by-controller": "yes",
+                    "volume.beta.kubernetes.io/storage-provisioner": "ebs.csi.aws.com",
+                    "volume.kubernetes.io/storage-provisioner": "ebs.csi.aws.com",
+                    "volume.kubernetes.io/selected-node": "ip-10-0-3-17.ec2.internal",
+                    "backup.example.com/tier": "gold"
+                },
+                "finalizers": ["kubernetes.io/pvc-protection"]
+            },
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "10Gi"}},
+                "storageClassName": "gp2",
+                "volumeMode": "Filesystem",
+                "volumeName": "pvc-5b1f0c2e"
+            }
+        })
+    }
+
+    fn volume(name: &str) -> ObjectRef {
+        ObjectRef {
+            group: String::new(),
+            kind: "PersistentVolume".into(),
+            namespace: None,
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn binding_annotations_go_and_others_stay() {
+        let mut pvc = bound_claim();
+        apply(&mut pvc, &Transform::default(), &HashSet::new()).unwrap();
+        assert_eq!(
+            pvc["metadata"]["annotations"],
+            json!({"backup.example.com/tier": "gold"})
+        );
+        assert_eq!(pvc["metadata"]["labels"], json!({"app": "pg"}));
+    }
+
+    #[test]
+    fn volume_name_kept_when_the_volume_is_restored() {
+        let mut pvc = bound_claim();
+        let restoring = HashSet::from([volume("pvc-5b1f0c2e")]);
+        apply(&mut pvc, &Transform::default(), &restoring).unwrap();
+        assert_eq!(pvc["spec"]["volumeName"], "pvc-5b1f0c2e");
+    }
+
+    #[test]
+    fn volume_name_dropped_when_the_volume_is_not_restored() {
+        let mut pvc = bound_claim();
+        let restoring = HashSet::from([volume("pvc-other")]);
+        apply(&mut pvc, &Transform::default(), &restoring).unwrap();
+        assert!(pvc["spec"].get("volumeName").is_none());
+        assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "10Gi");
+    }
+
+    #[test]
+    fn storage_class_is_mapped() {
+        let transform = Transform {
+            storage_class_map: BTreeMap::from([("gp2".into(), "standard-rwo".into())]),
+            ..Transform::default()
+        };
+        let mut pvc = bound_claim();
+        apply(&mut pvc, &transform, &HashSet::new()).unwrap();
+        assert_eq!(pvc["spec"]["storageClassName"], "standard-rwo");
+    }
+
+    #[test]
+    fn malformed_volume_name_names_the_field() {
+        let mut pvc = json!({"spec": {"volumeName": ["pv-1"]}});
+        let err = apply(&mut pvc, &Transform::default(), &HashSet::new()).unwrap_err();
+        assert_eq!(err.field, "spec.volumeName");
+        assert_eq!(err.found, "a list");
+    }
+}

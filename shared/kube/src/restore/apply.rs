@@ -1,0 +1,450 @@
+//! Creating the objects of a restore in the target cluster, phase by phase.
+
+use super::actions::{prepare, Fixup, FixupContext, Transform};
+use super::order::{phase_of, PHASES};
+use super::report::{ItemReport, Outcome};
+use crate::api::{self, describe};
+use crate::{Cluster, KubeError, ObjectRef, ResourceType};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// What to do with an object that already exists in the target cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Existing {
+    /// Leave it as it is (reported as skipped).
+    #[default]
+    Skip,
+    /// Replace it with the backed-up object.
+    Update,
+    /// Report it as a failure.
+    Fail,
+}
+
+impl std::str::FromStr for Existing {
+    type Err = KubeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "skip" => Ok(Self::Skip),
+            "update" => Ok(Self::Update),
+            "fail" => Ok(Self::Fail),
+            other => Err(KubeError::InvalidInput(format!(
+                "--existing must be skip, update or fail, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// How to restore.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    pub existing: Existing,
+    /// Write the status of custom resources that have a status subresource.
+    pub restore_status: bool,
+    /// Only report what would happen.
+    pub dry_run: bool,
+    pub transform: Transform,
+    /// Objects created at once within a phase.
+    pub parallelism: usize,
+    /// How long to wait for a CRD to be Established.
+    pub crd_timeout: Duration,
+}
+
+/// One backed-up object to restore.
+#[derive(Debug, Clone)]
+pub struct RestoreItem {
+    pub resource: ResourceType,
+    /// Whether the resource has a status subresource.
+    pub has_status: bool,
+    pub object: Value,
+    pub status: Option<Value>,
+}
+
+impl RestoreItem {
+    fn source(&self) -> ObjectRef {
+        let (ns, name) = api::ns_name(&self.object);
+        ObjectRef {
+            group: self.resource.group.clone(),
+            kind: self.resource.kind.clone(),
+            namespace: ns,
+            name,
+        }
+    }
+}
+
+/// Groups served by kube-apiserver itself, whose status is written by
+/// controllers and never restored.
+fn is_builtin(group: &str) -> bool {
+    group.is_empty()
+        || !group.contains('.')
+        || group.ends_with(".k8s.io") && !group.contains("snapshot")
+}
+
+/// An object after its fix-ups, ready to apply.
+struct Ready {
+    item: RestoreItem,
+    source: ObjectRef,
+}
+
+/// Restore `items` into `cluster`; returns one report line per object (and
+/// per namespace created for them). Failures of single objects are in the
+/// report; only a failure to talk to the cluster at all stops the restore,
+/// and then every object not attempted is reported as such.
+#[tracing::instrument(skip_all, fields(server = %cluster.server, objects = items.len()))]
+pub async fn restore_objects(
+    cluster: &Cluster,
+    items: Vec<RestoreItem>,
+    opts: &ApplyOptions,
+    on_done: &(dyn Fn(u64) + Sync),
+) -> Vec<ItemReport> {
+    let restoring: HashSet<ObjectRef> = items.iter().map(RestoreItem::source).collect();
+    let ctx = FixupContext {
+        transform: &opts.transform,
+        restoring: &restoring,
+    };
+    let mut reports = Vec::new();
+    let mut phases: Vec<Vec<Ready>> = (0..=PHASES.len()).map(|_| Vec::new()).collect();
+    for mut item in items {
+        let source = item.source();
+        match prepare(&item.resource, &mut item.object, &ctx) {
+            Ok(Fixup::Restore) => {
+                let p = phase_of(&item.resource);
+                if let Some(v) = phases.get_mut(p) {
+                    v.push(Ready { item, source });
+                }
+            }
+            Ok(Fixup::Skip(reason)) => {
+                reports.push(line(source, None, skipped(opts), reason));
+                on_done(1);
+            }
+            Err(e) => {
+                reports.push(line(source, None, failed(opts), e.to_string()));
+                on_done(1);
+            }
+        }
+    }
+    let restored_namespaces: BTreeSet<String> = phases
+        .iter()
+        .flatten()
+        .filter(|r| r.item.resource.is("", "Namespace"))
+        .map(|r| api::ns_name(&r.item.object).1)
+        .collect();
+    let needed_namespaces: BTreeSet<String> = phases
+        .iter()
+        .flatten()
+        .filter_map(|r| api::ns_name(&r.item.object).0)
+        .filter(|ns| !restored_namespaces.contains(ns))
+        .collect();
+    let abort = AtomicBool::new(false);
+    let abort_reason = std::sync::Mutex::new(String::new());
+    let namespaces_phase = PHASES.iter().position(|(n, _)| *n == "namespaces");
+    for (i, ready) in phases.into_iter().enumerate() {
+        if Some(i) == namespaces_phase.map(|p| p + 1) {
+            // Namespaces that objects go into but the backup has no object for.
+            reports.extend(ensure_namespaces(cluster, &needed_namespaces, opts, &abort).await);
+        }
+        if ready.is_empty() {
+            continue;
+        }
+        let name = PHASES.get(i).map(|(n, _)| *n).unwrap_or("the rest");
+        tracing::info!(phase = name, objects = ready.len(), "restoring");
+        let crds: Vec<(ResourceType, String)> = ready
+            .iter()
+            .filter(|r| {
+                r.item
+                    .resource
+                    .is("apiextensions.k8s.io", "CustomResourceDefinition")
+            })
+            .map(|r| (r.item.resource.clone(), r.source.name.clone()))
+            .collect();
+        let mut results = futures::stream::iter(ready)
+            .map(|r| restore_one(cluster, r, opts, &abort, &abort_reason))
+            .buffer_unordered(opts.parallelism.max(1));
+        let mut phase_reports = Vec::new();
+        while let Some(rep) = results.next().await {
+            on_done(1);
+            phase_reports.push(rep);
+        }
+        if !opts.dry_run && !crds.is_empty() && !abort.load(Ordering::Relaxed) {
+            wait_established(cluster, &crds, &mut phase_reports, opts.crd_timeout).await;
+        }
+        reports.extend(phase_reports);
+    }
+    reports
+}
+
+fn line(
+    object: ObjectRef,
+    target_ns: Option<String>,
+    outcome: Outcome,
+    reason: String,
+) -> ItemReport {
+    let target_namespace = target_ns.filter(|t| Some(t) != object.namespace.as_ref());
+    ItemReport {
+        object,
+        target_namespace,
+        outcome,
+        reason,
+        status_restored: false,
+    }
+}
+
+fn skipped(opts: &ApplyOptions) -> Outcome {
+    if opts.dry_run {
+        Outcome::WouldSkip
+    } else {
+        Outcome::Skipped
+    }
+}
+
+fn failed(opts: &ApplyOptions) -> Outcome {
+    if opts.dry_run {
+        Outcome::WouldFail
+    } else {
+        Outcome::Failed
+    }
+}
+
+/// Retry a request that failed for a reason that may pass (throttling, a
+/// server error) a few times with backoff.
+async fn with_retries<T, F, Fut>(mut f: F) -> Result<T, KubeError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, KubeError>>,
+{
+    let mut delay = Duration::from_millis(200);
+    for _ in 0..4 {
+        match f().await {
+            Err(e) if e.is_retryable() && !matches!(e, KubeError::Unreachable { .. }) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    f().await
+}
+
+async fn restore_one(
+    cluster: &Cluster,
+    r: Ready,
+    opts: &ApplyOptions,
+    abort: &AtomicBool,
+    abort_reason: &std::sync::Mutex<String>,
+) -> ItemReport {
+    let Ready { item, source } = r;
+    let (target_ns, name) = api::ns_name(&item.object);
+    let res = &item.resource;
+    let mut rep = line(source, target_ns.clone(), Outcome::Failed, String::new());
+    if abort.load(Ordering::Relaxed) {
+        rep.outcome = failed(opts);
+        rep.reason = format!(
+            "not attempted: {}",
+            abort_reason.lock().map(|s| s.clone()).unwrap_or_default()
+        );
+        return rep;
+    }
+    let stop = |e: &KubeError| {
+        if matches!(e, KubeError::Unreachable { .. }) {
+            abort.store(true, Ordering::Relaxed);
+            if let Ok(mut s) = abort_reason.lock() {
+                *s = e.to_string();
+            }
+        }
+    };
+    if opts.dry_run {
+        match with_retries(|| api::get(cluster, res, target_ns.as_deref(), &name)).await {
+            Ok(None) => rep.outcome = Outcome::WouldCreate,
+            Ok(Some(_)) => {
+                (rep.outcome, rep.reason) = match opts.existing {
+                    Existing::Skip => (Outcome::WouldSkip, "already exists".into()),
+                    Existing::Update => (Outcome::WouldUpdate, "already exists".into()),
+                    Existing::Fail => (
+                        Outcome::WouldFail,
+                        "already exists (--existing fail)".into(),
+                    ),
+                }
+            }
+            Err(e) => {
+                stop(&e);
+                rep.outcome = Outcome::WouldFail;
+                rep.reason = e.to_string();
+            }
+        }
+        return rep;
+    }
+    match with_retries(|| api::create(cluster, res, &item.object, false)).await {
+        Ok(_) => rep.outcome = Outcome::Created,
+        Err(e) if e.reason() == Some("AlreadyExists") => match opts.existing {
+            Existing::Skip => {
+                rep.outcome = Outcome::Skipped;
+                rep.reason = "already exists".into();
+            }
+            Existing::Fail => rep.reason = "already exists (--existing fail)".into(),
+            Existing::Update => match update(cluster, res, &item.object, &target_ns, &name).await {
+                Ok(()) => rep.outcome = Outcome::Updated,
+                Err(e) => {
+                    stop(&e);
+                    rep.reason = format!("exists, and updating it failed: {e}");
+                }
+            },
+        },
+        Err(e) => {
+            stop(&e);
+            rep.reason = e.to_string();
+        }
+    }
+    let wrote = matches!(rep.outcome, Outcome::Created | Outcome::Updated);
+    if wrote && opts.restore_status && item.has_status && !is_builtin(&res.group) {
+        if let Some(status) = &item.status {
+            match with_retries(|| {
+                api::patch_status(cluster, res, target_ns.as_deref(), &name, status)
+            })
+            .await
+            {
+                Ok(()) => rep.status_restored = true,
+                Err(e) => {
+                    rep.reason = format!(
+                        "{} but its status was not restored: {e}",
+                        rep.outcome.name()
+                    );
+                    rep.outcome = Outcome::Failed;
+                }
+            }
+        }
+    }
+    rep
+}
+
+async fn update(
+    cluster: &Cluster,
+    res: &ResourceType,
+    obj: &Value,
+    ns: &Option<String>,
+    name: &str,
+) -> Result<(), KubeError> {
+    // A conflict means someone changed it between our get and put: read again.
+    let mut last = None;
+    for _ in 0..3 {
+        let existing = with_retries(|| api::get(cluster, res, ns.as_deref(), name))
+            .await?
+            .ok_or_else(|| KubeError::Api {
+                what: format!("update {}", describe(res, ns.as_deref(), name)),
+                code: 404,
+                reason: "NotFound".into(),
+                message: "deleted while being restored".into(),
+            })?;
+        match api::replace(cluster, res, obj, &existing).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.status() == Some(409) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| KubeError::InvalidInput("update conflict".into())))
+}
+
+/// Create the namespaces in `needed` that the target cluster lacks: objects
+/// go into them, but the backup has no Namespace object for them.
+async fn ensure_namespaces(
+    cluster: &Cluster,
+    needed: &BTreeSet<String>,
+    opts: &ApplyOptions,
+    abort: &AtomicBool,
+) -> Vec<ItemReport> {
+    let ns_type = ResourceType {
+        group: String::new(),
+        version: "v1".into(),
+        resource: "namespaces".into(),
+        kind: "Namespace".into(),
+        namespaced: false,
+    };
+    let mut out = Vec::new();
+    for ns in needed {
+        if abort.load(Ordering::Relaxed) {
+            break;
+        }
+        let source = ObjectRef {
+            group: String::new(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: ns.clone(),
+        };
+        let reason = "not in the backup; created for the objects restored into it".to_string();
+        let obj =
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        let result = if opts.dry_run {
+            match with_retries(|| api::get(cluster, &ns_type, None, ns)).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => Ok(Outcome::WouldCreate),
+                Err(e) => Err(e),
+            }
+        } else {
+            match with_retries(|| api::create(cluster, &ns_type, &obj, false)).await {
+                Ok(_) => Ok(Outcome::Created),
+                Err(e) if e.reason() == Some("AlreadyExists") => continue,
+                Err(e) => Err(e),
+            }
+        };
+        out.push(match result {
+            Ok(outcome) => line(source, None, outcome, reason),
+            Err(e) => line(source, None, failed(opts), e.to_string()),
+        });
+    }
+    out
+}
+
+/// Wait until every CRD in `crds` is Established; a CRD that is not in time
+/// is reported as failed (its custom resources will fail with a clear reason).
+async fn wait_established(
+    cluster: &Cluster,
+    crds: &[(ResourceType, String)],
+    reports: &mut [ItemReport],
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    let mut pending: BTreeSet<&str> = crds.iter().map(|(_, n)| n.as_str()).collect();
+    let Some((crd_type, _)) = crds.first() else {
+        return;
+    };
+    while !pending.is_empty() && Instant::now() < deadline {
+        let mut done = Vec::new();
+        for name in &pending {
+            if let Ok(Some(crd)) = api::get(cluster, crd_type, None, name).await {
+                if established(&crd) {
+                    done.push(*name);
+                }
+            }
+        }
+        for d in done {
+            pending.remove(d);
+        }
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for r in reports.iter_mut() {
+        if pending.contains(r.object.name.as_str()) && !r.outcome.is_failure() {
+            r.reason = format!(
+                "{} but not Established after {} s",
+                r.outcome.name(),
+                timeout.as_secs()
+            );
+            r.outcome = Outcome::Failed;
+        }
+    }
+}
+
+fn established(crd: &Value) -> bool {
+    crd.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.get("type").and_then(Value::as_str) == Some("Established")
+                && c.get("status").and_then(Value::as_str) == Some("True")
+        })
+}

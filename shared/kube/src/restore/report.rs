@@ -1,0 +1,64 @@
+//! What a restore did to each object, and why.
+
+use crate::ObjectRef;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The outcome of one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Created,
+    Updated,
+    Skipped,
+    Failed,
+    WouldCreate,
+    WouldUpdate,
+    WouldSkip,
+    WouldFail,
+}
+
+impl Outcome {
+    pub fn is_failure(self) -> bool {
+        matches!(self, Outcome::Failed | Outcome::WouldFail)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Updated => "updated",
+            Outcome::Skipped => "skipped",
+            Outcome::Failed => "failed",
+            Outcome::WouldCreate => "would create",
+            Outcome::WouldUpdate => "would update",
+            Outcome::WouldSkip => "would skip",
+            Outcome::WouldFail => "would fail",
+        }
+    }
+}
+
+/// One object's line in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemReport {
+    /// The object as it was backed up.
+    pub object: ObjectRef,
+    /// Its namespace in the target cluster, when a namespace map moved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_namespace: Option<String>,
+    pub outcome: Outcome,
+    /// Why: the API server's message for a failure, the rule for a skip.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// Whether its status was written too (`--restore-status`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub status_restored: bool,
+}
+
+/// Count the outcomes of `items`.
+pub fn counts(items: &[ItemReport]) -> BTreeMap<Outcome, u64> {
+    let mut out = BTreeMap::new();
+    for i in items {
+        *out.entry(i.outcome).or_default() += 1;
+    }
+    out
+}
