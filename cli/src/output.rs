@@ -48,6 +48,16 @@ pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Print warnings to stderr, saying how many more there were than shown.
+pub fn print_warnings(shown: &[String], total: u64) {
+    for w in shown {
+        eprintln!("warning: {w}");
+    }
+    if total > shown.len() as u64 {
+        eprintln!("warning: ... and {} more", total - shown.len() as u64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,15 +73,5 @@ mod tests {
     fn chain_skips_repeats() {
         let e = anyhow::anyhow!("root").context("outer: root");
         assert_eq!(error_chain(&e), "outer: root");
-    }
-}
-
-/// Print warnings to stderr, saying how many more there were than shown.
-pub fn print_warnings(shown: &[String], total: u64) {
-    for w in shown {
-        eprintln!("warning: {w}");
-    }
-    if total > shown.len() as u64 {
-        eprintln!("warning: ... and {} more", total - shown.len() as u64);
     }
 }

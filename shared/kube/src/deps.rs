@@ -51,11 +51,11 @@ pub fn dependencies(resource: &ResourceType, obj: &Value) -> Vec<ObjectRef> {
             storage_class(&mut out, str_at(obj, "/spec/storageClassName"));
         }
         ("", "PersistentVolume") => storage_class(&mut out, str_at(obj, "/spec/storageClassName")),
-        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
-            if str_at(obj, "/roleRef/kind") == Some("ClusterRole") {
-                if let Some(role) = str_at(obj, "/roleRef/name") {
-                    out.push(cluster("rbac.authorization.k8s.io", "ClusterRole", role));
-                }
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding")
+            if str_at(obj, "/roleRef/kind") == Some("ClusterRole") =>
+        {
+            if let Some(role) = str_at(obj, "/roleRef/name") {
+                out.push(cluster("rbac.authorization.k8s.io", "ClusterRole", role));
             }
         }
         ("networking.k8s.io", "Ingress") => {

@@ -293,7 +293,7 @@ async fn export_resource(
 /// Errors that leave one resource or object out rather than fail the backup:
 /// the credentials may not read it, or it is not served after all.
 fn refusal(e: &KubeError) -> bool {
-    matches!(e.status(), Some(403 | 404 | 405))
+    matches!(e.status(), Some(403..=405))
 }
 
 /// Clean one object, note what it depends on, and send it to the collector.
