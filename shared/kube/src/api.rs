@@ -109,6 +109,9 @@ pub async fn get(
     match api(cluster, r, namespace).get_opt(name).await {
         Ok(Some(o)) => Ok(Some(to_value(&what, o)?)),
         Ok(None) => Ok(None),
+        // A 404 that is not a NotFound status: the resource type itself is
+        // not served (yet), so the object is not there either.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
         Err(e) => Err(cluster.err(what, e)),
     }
 }

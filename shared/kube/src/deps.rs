@@ -101,6 +101,54 @@ pub fn binds_service_account_in(obj: &Value, selected: impl Fn(&str) -> bool) ->
         })
 }
 
+/// The label selectors of an aggregated ClusterRole's `aggregationRule`, as
+/// selector strings: the ClusterRoles they match supply its rules, so they
+/// come along with it.
+pub fn aggregation_selectors(obj: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for sel in obj
+        .pointer("/aggregationRule/clusterRoleSelectors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
+            for (k, v) in m {
+                parts.push(format!("{k}={}", v.as_str().unwrap_or_default()));
+            }
+        }
+        for e in sel
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = str_at(e, "/key").unwrap_or_default();
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            match str_at(e, "/operator") {
+                Some("In") => parts.push(format!("{key} in ({})", values.join(","))),
+                Some("NotIn") => parts.push(format!("{key} notin ({})", values.join(","))),
+                Some("Exists") => parts.push(key.to_string()),
+                Some("DoesNotExist") => parts.push(format!("!{key}")),
+                _ => {}
+            }
+        }
+        // An empty selector would match every ClusterRole; Kubernetes
+        // treats it as matching none.
+        if !parts.is_empty() {
+            out.push(parts.join(","));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +213,26 @@ mod tests {
             json!({"subjects": [{"kind": "ServiceAccount", "name": "ci", "namespace": "shop"}]});
         assert!(binds_service_account_in(&crb, |ns| ns == "shop"));
         assert!(!binds_service_account_in(&crb, |ns| ns == "other"));
+    }
+
+    #[test]
+    fn aggregated_cluster_roles_name_their_sources() {
+        let role = json!({"aggregationRule": {"clusterRoleSelectors": [
+            {"matchLabels": {"example.com/aggregate-to-admin": "true"}},
+            {"matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["a", "b"]},
+                {"key": "legacy", "operator": "DoesNotExist"}
+            ]},
+            {}
+        ]}});
+        assert_eq!(
+            aggregation_selectors(&role),
+            [
+                "example.com/aggregate-to-admin=true",
+                "tier in (a,b),!legacy"
+            ]
+        );
+        assert!(aggregation_selectors(&json!({"rules": []})).is_empty());
     }
 
     #[test]

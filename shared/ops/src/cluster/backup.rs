@@ -7,7 +7,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use lifeboat_kube::api::{self, Lister};
 use lifeboat_kube::clean::clean;
-use lifeboat_kube::deps::{binds_service_account_in, dependencies};
+use lifeboat_kube::deps::{aggregation_selectors, binds_service_account_in, dependencies};
 use lifeboat_kube::scope::excluded_object;
 use lifeboat_kube::{
     discover, Cluster, KubeError, ObjectRef, ResourceType, Scope, ScopeFilter, ServedResource,
@@ -477,6 +477,20 @@ async fn export_dependencies(
             }
             Err(e) => return Err(e.into()),
         };
+        if r.is("rbac.authorization.k8s.io", "ClusterRole") {
+            for selector in aggregation_selectors(&obj) {
+                let mut lister = Lister::new(cluster, r, Some(&selector));
+                while let Some(page) = lister.next_page(cluster).await? {
+                    for source in page {
+                        let (_, name) = api::ns_name(&source);
+                        pending.push((
+                            ObjectRef { name, ..d.clone() },
+                            format!("the aggregated {d}"),
+                        ));
+                    }
+                }
+            }
+        }
         let before: BTreeSet<ObjectRef> = f.deps.keys().cloned().collect();
         send(r, obj, f, tx).await?;
         for (nd, nwho) in std::mem::take(&mut f.deps) {

@@ -1,0 +1,379 @@
+//! Cluster state against the two real local clusters (tests/substrate/clusters):
+//! back up the fixture application from primary, restore it into dr and into
+//! primary under a namespace map, and compare every object field by field.
+//! Expected differences are listed in docs/cluster-state.md; `normalise`
+//! removes exactly those.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::Env;
+use lifeboat_kube::{api, Cluster, ResourceType};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+/// The tests share two clusters: one at a time.
+static CLUSTERS: Mutex<()> = Mutex::new(());
+
+const FIXTURE_NAMESPACES: &str = "shop,payments,analytics,platform";
+
+fn kubeconfig(cluster: &str) -> PathBuf {
+    let p = lifeboat_tests::substrate_dir().join(format!("{cluster}.kubeconfig"));
+    assert!(
+        p.exists(),
+        "{} is missing: the test clusters are not up (tests/run starts them; by hand: tests/substrate/clusters up)",
+        p.display()
+    );
+    p
+}
+
+fn fixture(script: &str, cluster: &str) {
+    let path = lifeboat_tests::repo_root()
+        .join("tests/fixtures/cluster-app")
+        .join(script);
+    let out = Command::new(&path)
+        .arg(kubeconfig(cluster))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} {cluster} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn kubectl(cluster: &str, args: &[&str]) -> String {
+    let out = Command::new(lifeboat_tests::repo_root().join("tests/substrate/clusters"))
+        .arg("kubectl")
+        .arg(cluster)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn connect(rt: &tokio::runtime::Runtime, cluster: &str) -> Cluster {
+    rt.block_on(Cluster::connect(Some(&kubeconfig(cluster)), None))
+        .unwrap()
+}
+
+fn resource_types(backup: &Value) -> HashMap<(String, String), ResourceType> {
+    backup["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let t: ResourceType = serde_json::from_value(r.clone()).unwrap();
+            ((t.group.clone(), t.kind.clone()), t)
+        })
+        .collect()
+}
+
+fn remove(v: &mut Value, ptr: &str) {
+    let (parent, key) = ptr.rsplit_once('/').unwrap();
+    if let Some(Value::Object(m)) = v.pointer_mut(parent) {
+        m.remove(key);
+    }
+}
+
+/// An object as it should compare across clusters: what the server owns and
+/// what docs/cluster-state.md lists as expected to differ is removed.
+fn normalise(t: &ResourceType, obj: Value) -> Value {
+    let c = lifeboat_kube::clean::clean(t, obj).unwrap();
+    let mut v: Value = serde_json::from_slice(&c.body).unwrap();
+    remove(&mut v, "/metadata/ownerReferences");
+    for a in [
+        "pv.kubernetes.io/bind-completed",
+        "pv.kubernetes.io/bound-by-controller",
+        "volume.beta.kubernetes.io/storage-provisioner",
+        "volume.kubernetes.io/storage-provisioner",
+        "volume.kubernetes.io/selected-node",
+    ] {
+        if let Some(Value::Object(m)) = v.pointer_mut("/metadata/annotations") {
+            m.remove(a);
+        }
+    }
+    if let Some(Value::Object(m)) = v.pointer_mut("/metadata/annotations") {
+        if m.is_empty() {
+            remove(&mut v, "/metadata/annotations");
+        }
+    }
+    match (t.group.as_str(), t.kind.as_str()) {
+        ("", "Service") => {
+            if v.pointer("/spec/clusterIP").and_then(Value::as_str) != Some("None") {
+                remove(&mut v, "/spec/clusterIP");
+                remove(&mut v, "/spec/clusterIPs");
+            }
+            remove(&mut v, "/spec/healthCheckNodePort");
+            if let Some(Value::Array(ports)) = v.pointer_mut("/spec/ports") {
+                for p in ports {
+                    remove(p, "/nodePort");
+                }
+            }
+        }
+        ("", "PersistentVolume") => {
+            remove(&mut v, "/spec/claimRef/uid");
+            remove(&mut v, "/spec/claimRef/resourceVersion");
+        }
+        ("batch", "Job") => {
+            remove(&mut v, "/spec/selector");
+            for p in ["/metadata/labels", "/spec/template/metadata/labels"] {
+                if let Some(Value::Object(m)) = v.pointer_mut(p) {
+                    m.remove("controller-uid");
+                    m.remove("batch.kubernetes.io/controller-uid");
+                }
+            }
+        }
+        ("", "Pod") => {
+            remove(&mut v, "/spec/nodeName");
+            // The service-account admission plugin adds a token volume with a
+            // random name in each cluster.
+            if let Some(Value::Array(vols)) = v.pointer_mut("/spec/volumes") {
+                vols.retain(|x| {
+                    !x["name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("kube-api-access-")
+                });
+            }
+            for kind in ["containers", "initContainers"] {
+                if let Some(Value::Array(cs)) = v.pointer_mut(&format!("/spec/{kind}")) {
+                    for c in cs {
+                        if let Some(Value::Array(m)) = c.pointer_mut("/volumeMounts") {
+                            m.retain(|x| {
+                                !x["name"]
+                                    .as_str()
+                                    .unwrap_or("")
+                                    .starts_with("kube-api-access-")
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
+fn report_items(report: &Value) -> Vec<Value> {
+    report["report"]["items"].as_array().unwrap().clone()
+}
+
+fn by_outcome(items: &[Value]) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for i in items {
+        *m.entry(i["outcome"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    m
+}
+
+/// Compare every created object of `items` between `from` and `to`.
+fn compare_created(
+    rt: &tokio::runtime::Runtime,
+    types: &HashMap<(String, String), ResourceType>,
+    items: &[Value],
+    from: &Cluster,
+    to: &Cluster,
+    namespace_map: &BTreeMap<&str, &str>,
+) -> usize {
+    let mut compared = 0;
+    let mut diffs = Vec::new();
+    for i in items.iter().filter(|i| i["outcome"] == "created") {
+        let o = &i["object"];
+        let key = (
+            o["group"].as_str().unwrap().to_string(),
+            o["kind"].as_str().unwrap().to_string(),
+        );
+        let Some(t) = types.get(&key) else { continue };
+        let name = o["name"].as_str().unwrap();
+        let ns = o["namespace"].as_str();
+        let target_ns = ns.map(|n| *namespace_map.get(n).unwrap_or(&n));
+        let target_name = if t.is("", "Namespace") {
+            *namespace_map.get(name).unwrap_or(&name)
+        } else {
+            name
+        };
+        let a = rt
+            .block_on(api::get(from, t, ns, name))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{o} gone from the source"));
+        let b = rt
+            .block_on(api::get(to, t, target_ns, target_name))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{o} reported created but not in the target"));
+        let mut a = normalise(t, a);
+        let b = normalise(t, b);
+        if let Some(tn) = target_ns {
+            a["metadata"]["namespace"] = Value::String(tn.to_string());
+        }
+        if t.is("", "Namespace") {
+            a["metadata"]["name"] = Value::String(target_name.to_string());
+            remove(&mut a, "/metadata/labels/kubernetes.io~1metadata.name");
+            let mut b2 = b.clone();
+            remove(&mut b2, "/metadata/labels/kubernetes.io~1metadata.name");
+            if a != b2 {
+                diffs.push(format!("{o}:\n  source {a}\n  target {b2}"));
+            }
+            compared += 1;
+            continue;
+        }
+        if a != b {
+            diffs.push(format!("{o}:\n  source {a}\n  target {b}"));
+        }
+        compared += 1;
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} objects differ:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+    compared
+}
+
+#[test]
+fn fixture_application_restores_into_another_cluster_field_by_field() {
+    let _one = CLUSTERS.lock().unwrap_or_else(|e| e.into_inner());
+    fixture("apply", "primary");
+    fixture("delete", "dr");
+    let env = Env::new();
+    env.ok(&["repo", "init"]);
+    let primary = kubeconfig("primary").display().to_string();
+    let dr = kubeconfig("dr").display().to_string();
+    let backup = env.json(&[
+        "backup",
+        "--kubeconfig",
+        &primary,
+        "--include-namespaces",
+        FIXTURE_NAMESPACES,
+    ]);
+    let snap = backup["snapshot"].as_str().unwrap().to_string();
+    let objects = backup["summary"]["files"].as_u64().unwrap();
+    assert!(objects > 80, "{backup}");
+    // The dependencies of the namespaces came along.
+    let kinds: Vec<&str> = backup["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "CustomResourceDefinition",
+        "StorageClass",
+        "PersistentVolume",
+        "PriorityClass",
+        "ClusterRole",
+        "IngressClass",
+        "Widget",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+
+    // A dry run changes nothing and says what would happen.
+    let plan = env.json(&["restore", &snap, "--kubeconfig", &dr, "--dry-run"]);
+    let planned = by_outcome(&report_items(&plan));
+    assert!(
+        planned.get("would-create").copied().unwrap_or(0) > 50,
+        "{planned:?}"
+    );
+    assert!(kubectl(
+        "dr",
+        &[
+            "get",
+            "ns",
+            "-l",
+            "lifeboat-fixture=cluster-app",
+            "-o",
+            "name"
+        ]
+    )
+    .trim()
+    .is_empty());
+
+    let out = env.run(&[
+        "restore",
+        &snap,
+        "--kubeconfig",
+        &dr,
+        "--json",
+        "--restore-status",
+    ]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = report_items(&report);
+    let failed: Vec<&Value> = items.iter().filter(|i| i["outcome"] == "failed").collect();
+    assert!(
+        failed.is_empty() && out.status.success(),
+        "failures: {failed:#?}"
+    );
+    let counts = by_outcome(&items);
+    assert!(counts["created"] > 50, "{counts:?}");
+    // Objects owned by a restored controller are left to it.
+    assert!(
+        items.iter().any(
+            |i| i["outcome"] == "skipped" && i["reason"].as_str().unwrap().contains("owned by")
+        ),
+        "{counts:?}"
+    );
+
+    let rt = runtime();
+    let (p, d) = (connect(&rt, "primary"), connect(&rt, "dr"));
+    let compared = compare_created(
+        &rt,
+        &resource_types(&backup),
+        &items,
+        &p,
+        &d,
+        &BTreeMap::new(),
+    );
+    assert!(
+        compared as u64 >= counts["created"] - 5,
+        "compared {compared} of {counts:?}"
+    );
+    // Custom resource status came back with --restore-status.
+    let widgets = kubectl(
+        "dr",
+        &["get", "widgets.fixtures.lifeboat.dev", "-A", "-o", "json"],
+    );
+    let w: Value = serde_json::from_str(&widgets).unwrap();
+    assert!(
+        w["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| !x["status"].is_null()),
+        "{widgets}"
+    );
+    // The stored report is the printed one.
+    let rid = report["report_id"].as_str().unwrap();
+    assert!(std::path::Path::new(&env.repo)
+        .join("reports")
+        .join(rid)
+        .exists());
+
+    // A second restore finds everything there.
+    let again = env.json(&["restore", &snap, "--kubeconfig", &dr]);
+    let c = by_outcome(&report_items(&again));
+    assert!(
+        !c.contains_key("created") && !c.contains_key("failed"),
+        "{c:?}"
+    );
+    fixture("delete", "dr");
+}
