@@ -82,6 +82,13 @@ pub async fn run(g: &GlobalArgs, cmd: SnapshotCommand) -> Result<u8> {
                     m.packs_written
                 );
                 println!("duration   {:.1}s", m.duration_secs);
+                if let Some(c) = &s.cluster {
+                    println!("cluster    {} ({})", c.name, c.server);
+                    println!("scope      {}", c.scope);
+                    for r in &c.resources {
+                        println!("  {:>6}  {}", r.objects, r.key());
+                    }
+                }
             }
         }
         SnapshotCommand::Diff { from, to } => {
