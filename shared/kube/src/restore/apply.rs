@@ -209,19 +209,29 @@ fn failed(opts: &ApplyOptions) -> Outcome {
     }
 }
 
+/// Whether a refusal is the quota controller not having counted a new
+/// namespace's objects yet: it passes within seconds (up to ~30 s for custom
+/// resources), so it is retried like throttling.
+fn quota_not_counted(e: &KubeError) -> bool {
+    matches!(e, KubeError::Api { code: 403, message, .. } if message.contains("status unknown for quota"))
+}
+
 /// Retry a request that failed for a reason that may pass (throttling, a
-/// server error) a few times with backoff.
+/// server error, a quota not yet counted) with backoff, for up to about 45 s.
 async fn with_retries<T, F, Fut>(mut f: F) -> Result<T, KubeError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, KubeError>>,
 {
     let mut delay = Duration::from_millis(200);
-    for _ in 0..4 {
+    for _ in 0..10 {
         match f().await {
-            Err(e) if e.is_retryable() && !matches!(e, KubeError::Unreachable { .. }) => {
+            Err(e)
+                if (e.is_retryable() && !matches!(e, KubeError::Unreachable { .. }))
+                    || quota_not_counted(&e) =>
+            {
                 tokio::time::sleep(delay).await;
-                delay *= 2;
+                delay = (delay * 2).min(Duration::from_secs(8));
             }
             other => return other,
         }
@@ -293,6 +303,13 @@ async fn restore_one(
                 }
             },
         },
+        Err(e) if e.status() == Some(404) && e.reason() != Some("NotFound") => {
+            rep.reason = format!(
+                "the target cluster does not serve {} {}: its CRD (or API) must be restored or installed first",
+                res.key(),
+                res.version
+            );
+        }
         Err(e) => {
             stop(&e);
             rep.reason = e.to_string();
@@ -447,4 +464,45 @@ fn established(crd: &Value) -> bool {
             c.get("type").and_then(Value::as_str) == Some("Established")
                 && c.get("status").and_then(Value::as_str) == Some("True")
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn uncounted_quota_is_retried_other_refusals_are_not() {
+        let api = |code, message: &str| KubeError::Api {
+            what: "create configmaps shop/x".into(),
+            code,
+            reason: "Forbidden".into(),
+            message: message.into(),
+        };
+        assert!(quota_not_counted(&api(
+            403,
+            "status unknown for quota: q, resources: configmaps"
+        )));
+        assert!(!quota_not_counted(&api(403, "exceeded quota: q")));
+        assert!(!quota_not_counted(&api(409, "status unknown for quota")));
+    }
+
+    #[test]
+    fn established_reads_the_condition() {
+        let yes = json!({"status": {"conditions": [{"type": "NamesAccepted", "status": "True"}, {"type": "Established", "status": "True"}]}});
+        let no = json!({"status": {"conditions": [{"type": "Established", "status": "False"}]}});
+        assert!(established(&yes));
+        assert!(!established(&no));
+        assert!(!established(&json!({})));
+    }
+
+    #[test]
+    fn existing_policy_parses() {
+        assert_eq!("update".parse::<Existing>().unwrap(), Existing::Update);
+        assert!("overwrite"
+            .parse::<Existing>()
+            .unwrap_err()
+            .to_string()
+            .contains("skip, update or fail"));
+    }
 }

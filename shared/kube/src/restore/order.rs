@@ -104,7 +104,7 @@ mod tests {
             rt("apiextensions.k8s.io", "customresourcedefinitions"),
             rt("", "namespaces"),
             rt("storage.k8s.io", "storageclasses"),
-            rt("snapshot.storage.k8s.io", "volumesnapshotclasses"),
+            rt("snapshot.storage.k8s.io", "volumesnapshots"),
             rt("", "persistentvolumes"),
             rt("", "persistentvolumeclaims"),
             rt("", "serviceaccounts"),
