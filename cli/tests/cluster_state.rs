@@ -258,18 +258,45 @@ fn compare_created(
     compared
 }
 
-#[test]
-fn fixture_application_restores_into_another_cluster_field_by_field() {
+/// What every test starts from: the clusters to itself, the fixture in
+/// primary (and none of it in dr, when `empty_dr`), a new repository.
+struct Setup {
+    _one: std::sync::MutexGuard<'static, ()>,
+    env: Env,
+    primary: String,
+    dr: String,
+}
+
+fn setup(empty_dr: bool) -> Option<Setup> {
     if skipped() {
-        return;
+        return None;
     }
-    let _one = CLUSTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let one = CLUSTERS.lock().unwrap_or_else(|e| e.into_inner());
     fixture("apply", "primary");
-    fixture("delete", "dr");
+    if empty_dr {
+        fixture("delete", "dr");
+    }
     let env = Env::new();
     env.ok(&["repo", "init"]);
-    let primary = kubeconfig("primary").display().to_string();
-    let dr = kubeconfig("dr").display().to_string();
+    Some(Setup {
+        _one: one,
+        env,
+        primary: kubeconfig("primary").display().to_string(),
+        dr: kubeconfig("dr").display().to_string(),
+    })
+}
+
+#[test]
+fn fixture_application_restores_into_another_cluster_field_by_field() {
+    let Some(Setup {
+        _one,
+        env,
+        primary,
+        dr,
+    }) = setup(true)
+    else {
+        return;
+    };
     let backup = env.json(&[
         "backup",
         "--kubeconfig",
@@ -430,16 +457,15 @@ fn apply_stdin(cluster: &str, yaml: &str) {
 /// nothing else is lost.
 #[test]
 fn existing_objects_invalid_custom_resources_and_missing_storage_classes() {
-    if skipped() {
+    let Some(Setup {
+        _one,
+        env,
+        primary,
+        dr,
+    }) = setup(true)
+    else {
         return;
-    }
-    let _one = CLUSTERS.lock().unwrap_or_else(|e| e.into_inner());
-    fixture("apply", "primary");
-    fixture("delete", "dr");
-    let env = Env::new();
-    env.ok(&["repo", "init"]);
-    let primary = kubeconfig("primary").display().to_string();
-    let dr = kubeconfig("dr").display().to_string();
+    };
     // Namespaced objects only: the target's StorageClasses are not restored.
     let backup = env.json(&[
         "backup",
@@ -648,14 +674,12 @@ fn existing_objects_invalid_custom_resources_and_missing_storage_classes() {
 /// every restored object; references to the namespaces move with them.
 #[test]
 fn namespace_map_restores_beside_the_original() {
-    if skipped() {
+    let Some(Setup {
+        _one, env, primary, ..
+    }) = setup(false)
+    else {
         return;
-    }
-    let _one = CLUSTERS.lock().unwrap_or_else(|e| e.into_inner());
-    fixture("apply", "primary");
-    let env = Env::new();
-    env.ok(&["repo", "init"]);
-    let primary = kubeconfig("primary").display().to_string();
+    };
     let backup = env.json(&[
         "backup",
         "--kubeconfig",

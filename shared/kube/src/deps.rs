@@ -155,13 +155,7 @@ mod tests {
     use serde_json::json;
 
     fn rt(group: &str, kind: &str) -> ResourceType {
-        ResourceType {
-            group: group.into(),
-            version: "v1".into(),
-            resource: format!("{}s", kind.to_ascii_lowercase()),
-            kind: kind.into(),
-            namespaced: true,
-        }
+        ResourceType::test(group, kind)
     }
 
     fn names(v: Vec<ObjectRef>) -> Vec<String> {

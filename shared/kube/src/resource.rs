@@ -34,6 +34,19 @@ impl ResourceType {
         }
     }
 
+    /// A namespaced `v1` resource of `group`/`kind` named by its lower-case
+    /// plural, for tests.
+    #[cfg(test)]
+    pub(crate) fn test(group: &str, kind: &str) -> Self {
+        ResourceType {
+            group: group.into(),
+            version: "v1".into(),
+            resource: format!("{}s", kind.to_ascii_lowercase()),
+            kind: kind.into(),
+            namespaced: true,
+        }
+    }
+
     /// The same kind as `group`/`kind` (version-independent).
     pub fn is(&self, group: &str, kind: &str) -> bool {
         self.group == group && self.kind == kind

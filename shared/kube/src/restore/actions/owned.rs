@@ -95,13 +95,7 @@ mod tests {
     use serde_json::json;
 
     fn rt(group: &str, kind: &str) -> ResourceType {
-        ResourceType {
-            group: group.into(),
-            version: "v1".into(),
-            resource: format!("{}s", kind.to_lowercase()),
-            kind: kind.into(),
-            namespaced: true,
-        }
+        ResourceType::test(group, kind)
     }
 
     fn obj_ref(group: &str, kind: &str, namespace: Option<&str>, name: &str) -> ObjectRef {
