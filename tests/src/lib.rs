@@ -11,11 +11,17 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The root of the Lifeboat repository (the workspace).
+///
+/// Read at run time: `cargo test` sets `CARGO_MANIFEST_DIR` to the package
+/// under test (a direct child of the workspace). The compile-time value could
+/// name another checkout when several share one `CARGO_TARGET_DIR`.
 pub fn repo_root() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     manifest_dir
         .parent()
-        .map_or_else(|| manifest_dir.to_path_buf(), Path::to_path_buf)
+        .map_or_else(|| manifest_dir.clone(), Path::to_path_buf)
 }
 
 /// Where the substrate scripts keep their pid, log and env files.
