@@ -50,7 +50,7 @@ pub const PHASES: &[(&str, &[&str])] = &[
     ("priority classes", &["priorityclasses.scheduling.k8s.io"]),
     (
         "configuration",
-        &["secrets", "configmaps", "limitranges", "resourcequotas"],
+        &["secrets", "configmaps", "limitranges"],
     ),
     (
         "services",
@@ -58,11 +58,15 @@ pub const PHASES: &[(&str, &[&str])] = &[
     ),
     // Everything not named: workloads, ingresses, policies, custom resources.
     ("workloads and the rest", &[]),
-    // Webhooks and API services call a Service: only once it exists, and
-    // last, so that a webhook that is not ready cannot block the restore.
+    // Admission control goes last, so that it cannot block the restore of
+    // what it guards: webhooks and API services call a Service (only once it
+    // exists; a webhook that is not serving yet would refuse everything), and
+    // a new ResourceQuota refuses every create it covers until the quota
+    // controller has counted them, minutes for custom resources.
     (
-        "webhooks and API services",
+        "admission: webhooks, policies, quotas, API services",
         &[
+            "resourcequotas",
             "validatingwebhookconfigurations.admissionregistration.k8s.io",
             "mutatingwebhookconfigurations.admissionregistration.k8s.io",
             "validatingadmissionpolicies.admissionregistration.k8s.io",
@@ -123,6 +127,11 @@ mod tests {
         sorted.sort();
         assert_eq!(phases, sorted, "{phases:?}");
         assert!(phases.windows(2).all(|w| w[0] < w[1]), "{phases:?}");
+        assert_eq!(
+            phase_of(&rt("", "resourcequotas")),
+            PHASES.len() - 1,
+            "quotas go last: they refuse creates until counted"
+        );
         assert_eq!(
             phase_of(&rt("fixtures.example.com", "widgets")),
             phase_of(&rt("apps", "deployments")),
