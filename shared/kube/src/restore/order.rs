@@ -48,10 +48,7 @@ pub const PHASES: &[(&str, &[&str])] = &[
         ],
     ),
     ("priority classes", &["priorityclasses.scheduling.k8s.io"]),
-    (
-        "configuration",
-        &["secrets", "configmaps", "limitranges"],
-    ),
+    ("configuration", &["secrets", "configmaps", "limitranges"]),
     (
         "services",
         &["ingressclasses.networking.k8s.io", "services"],
