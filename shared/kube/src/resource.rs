@@ -2,6 +2,34 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Groups served by kube-apiserver itself; a resource in any other group may
+/// be a custom resource whose CRD comes along.
+const BUILTIN_GROUPS: &[&str] = &[
+    "",
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "apiregistration.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "certificates.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "events.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+    "internal.apiserver.k8s.io",
+    "networking.k8s.io",
+    "node.k8s.io",
+    "rbac.authorization.k8s.io",
+    "resource.k8s.io",
+    "scheduling.k8s.io",
+    "storage.k8s.io",
+    "storagemigration.k8s.io",
+];
+
 /// One served kind of API object: where it lives in the API and what it is called.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ResourceType {
@@ -45,6 +73,12 @@ impl ResourceType {
             kind: kind.into(),
             namespaced: true,
         }
+    }
+
+    /// Whether kube-apiserver serves this resource itself (its group is
+    /// built in); otherwise it may be a custom resource with a CRD.
+    pub fn is_builtin(&self) -> bool {
+        BUILTIN_GROUPS.contains(&self.group.as_str())
     }
 
     /// The same kind as `group`/`kind` (version-independent).
@@ -111,6 +145,9 @@ mod tests {
         };
         assert_eq!(c.api_version(), "v1");
         assert_eq!(c.key(), "configmaps");
+        assert!(d.is_builtin() && c.is_builtin());
+        assert!(!ResourceType::test("snapshot.storage.k8s.io", "VolumeSnapshot").is_builtin());
+        assert!(!ResourceType::test("fixtures.example.com", "Widget").is_builtin());
         assert_eq!(ObjectRef::group_of("apps/v1"), "apps");
         assert_eq!(ObjectRef::group_of("v1"), "");
         let r = ObjectRef {

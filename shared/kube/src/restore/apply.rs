@@ -76,14 +76,6 @@ impl RestoreItem {
     }
 }
 
-/// Groups served by kube-apiserver itself, whose status is written by
-/// controllers and never restored.
-fn is_builtin(group: &str) -> bool {
-    group.is_empty()
-        || !group.contains('.')
-        || group.ends_with(".k8s.io") && !group.contains("snapshot")
-}
-
 /// An object after its fix-ups, ready to apply.
 struct Ready {
     item: RestoreItem,
@@ -316,7 +308,7 @@ async fn restore_one(
         }
     }
     let wrote = matches!(rep.outcome, Outcome::Created | Outcome::Updated);
-    if wrote && opts.restore_status && item.has_status && !is_builtin(&res.group) {
+    if wrote && opts.restore_status && item.has_status && !res.is_builtin() {
         if let Some(status) = &item.status {
             match with_retries(|| {
                 api::patch_status(cluster, res, target_ns.as_deref(), &name, status)

@@ -24,34 +24,6 @@ use tokio::sync::mpsc;
 /// Resources listed at once.
 const LIST_PARALLELISM: usize = 8;
 
-/// Groups served by kube-apiserver itself; a resource in any other group may
-/// be a custom resource whose CRD comes along.
-const BUILTIN_GROUPS: &[&str] = &[
-    "",
-    "apps",
-    "batch",
-    "autoscaling",
-    "policy",
-    "admissionregistration.k8s.io",
-    "apiextensions.k8s.io",
-    "apiregistration.k8s.io",
-    "authentication.k8s.io",
-    "authorization.k8s.io",
-    "certificates.k8s.io",
-    "coordination.k8s.io",
-    "discovery.k8s.io",
-    "events.k8s.io",
-    "flowcontrol.apiserver.k8s.io",
-    "internal.apiserver.k8s.io",
-    "networking.k8s.io",
-    "node.k8s.io",
-    "rbac.authorization.k8s.io",
-    "resource.k8s.io",
-    "scheduling.k8s.io",
-    "storage.k8s.io",
-    "storagemigration.k8s.io",
-];
-
 #[derive(Debug, Clone, Default)]
 pub struct ClusterBackupOptions {
     pub scope: Scope,
@@ -307,7 +279,8 @@ async fn send(
         f.excluded += 1;
         return Ok(());
     }
-    let c = match clean(r, obj.clone()) {
+    let deps = dependencies(r, &obj);
+    let c = match clean(r, obj) {
         Ok(c) => c,
         Err(e) => {
             f.warn(e.to_string());
@@ -315,7 +288,7 @@ async fn send(
         }
     };
     let who = api::describe(r, c.namespace.as_deref(), &c.name);
-    for d in dependencies(r, &obj) {
+    for d in deps {
         f.deps.entry(d).or_insert_with(|| who.clone());
     }
     if let Some(ns) = &c.namespace {
@@ -416,11 +389,7 @@ async fn bindings_of_service_accounts(
 
 /// The CRD of every custom resource with selected objects.
 fn crds_of_custom_resources(f: &mut Findings) {
-    let custom: Vec<&ResourceType> = f
-        .counts
-        .keys()
-        .filter(|r| !BUILTIN_GROUPS.contains(&r.group.as_str()))
-        .collect();
+    let custom: Vec<&ResourceType> = f.counts.keys().filter(|r| !r.is_builtin()).collect();
     let mut deps = Vec::new();
     for r in custom {
         deps.push((
@@ -491,13 +460,9 @@ async fn export_dependencies(
                 }
             }
         }
-        let before: BTreeSet<ObjectRef> = f.deps.keys().cloned().collect();
+        // `f.deps` was emptied before the loop: it now holds what this object needs.
         send(r, obj, f, tx).await?;
-        for (nd, nwho) in std::mem::take(&mut f.deps) {
-            if !before.contains(&nd) {
-                pending.push((nd, nwho));
-            }
-        }
+        pending.extend(std::mem::take(&mut f.deps));
     }
     Ok(())
 }
