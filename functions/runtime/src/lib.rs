@@ -1,0 +1,1 @@
+//! Shared by every Lifeboat Lambda function (placeholder while it is written).

@@ -1,0 +1,1 @@
+//! Lifeboat's AWS edges (placeholder while it is written).
