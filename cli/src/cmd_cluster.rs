@@ -7,6 +7,7 @@ use crate::EXIT_INCOMPLETE;
 use anyhow::{bail, Result};
 use clap::Args;
 use lifeboat_kube::restore::actions::Transform;
+use lifeboat_kube::restore::order::Stage;
 use lifeboat_kube::restore::{ApplyOptions, Existing, Outcome};
 use lifeboat_kube::{Cluster, ClusterResources, Scope};
 use lifeboat_ops::cluster::{backup_cluster, restore_cluster, ClusterBackupOptions, RestoreReport};
@@ -189,6 +190,7 @@ pub async fn restore(g: &GlobalArgs, a: RestoreArgs) -> Result<u8> {
         },
         parallelism: a.parallelism,
         crd_timeout: Duration::from_secs(60),
+        stage: Stage::All,
     };
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(progress.clone(), g.json);

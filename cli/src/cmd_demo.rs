@@ -147,7 +147,15 @@ pub async fn run(g: &GlobalArgs, a: DemoArgs) -> Result<u8> {
     let progress = Arc::new(Progress::default());
     let t = Instant::now();
     let reporter = Reporter::start(progress.clone(), g.json);
-    let c = check(&repo, CheckOptions { read_data: true }, progress).await?;
+    let c = check(
+        &repo,
+        CheckOptions {
+            read_data: true,
+            snapshots: None,
+        },
+        progress,
+    )
+    .await?;
     drop(reporter);
     steps.push(step("check --read-data", t, c.bytes_read, None));
     let s = stats::stats(&repo).await?;

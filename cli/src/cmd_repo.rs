@@ -279,7 +279,15 @@ async fn run_check(g: &GlobalArgs, read_data: bool) -> Result<u8> {
     let repo = g.open().await?;
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(progress.clone(), g.json);
-    let report = check(&repo, CheckOptions { read_data }, progress).await?;
+    let report = check(
+        &repo,
+        CheckOptions {
+            read_data,
+            snapshots: None,
+        },
+        progress,
+    )
+    .await?;
     drop(reporter);
     if g.json {
         print_json(&report)?;

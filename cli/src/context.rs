@@ -3,8 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use lifeboat_repo::{Credential, Repository};
-use lifeboat_store::{LocalStore, ObjectStore, StoreUrl};
-use lifeboat_store_s3::S3Store;
+use lifeboat_store::ObjectStore;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -28,18 +27,11 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
-    pub fn repo_url(&self) -> Result<StoreUrl> {
+    pub async fn store(&self) -> Result<Arc<dyn ObjectStore>> {
         let Some(url) = &self.repo else {
             bail!("no repository given: pass --repo or set LIFEBOAT_REPO");
         };
-        Ok(StoreUrl::parse(url)?)
-    }
-
-    pub async fn store(&self) -> Result<Arc<dyn ObjectStore>> {
-        Ok(match self.repo_url()? {
-            StoreUrl::Local(p) => Arc::new(LocalStore::new(p)),
-            StoreUrl::S3 { bucket, prefix } => Arc::new(S3Store::connect(&bucket, &prefix).await?),
-        })
+        Ok(lifeboat_store_s3::open_url(url, None).await?)
     }
 
     /// The credential, from a key file, a password file or LIFEBOAT_PASSWORD.

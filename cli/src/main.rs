@@ -7,6 +7,7 @@ mod cmd_dev;
 mod cmd_repo;
 mod cmd_snapshots;
 mod cmd_volume;
+mod cmd_workflow;
 mod context;
 mod output;
 mod progress;
@@ -45,12 +46,24 @@ enum Command {
     /// Show one snapshot or compare two.
     #[command(subcommand)]
     Snapshot(cmd_snapshots::SnapshotCommand),
+    /// Run a workflow definition locally, its steps in-process.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+    /// Restore a cluster in the DR region from that region's repository
+    /// (the restore workflow, run locally), and print RPO and RTO.
+    Failover(cmd_workflow::FailoverArgs),
     /// Run the main job end to end on generated data: back up, change, back up
     /// again, restore, verify, and print a report.
     Demo(cmd_demo::DemoArgs),
     /// Benchmark and test helpers.
     #[command(subcommand, hide = true)]
     Dev(cmd_dev::DevCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkflowCommand {
+    /// Execute infra/statemachine/*.asl.json with each Task run in-process.
+    Run(cmd_workflow::RunArgs),
 }
 
 /// Exit codes: 0 success, 1 failure, 3 finished but some input could not be read.
@@ -77,6 +90,10 @@ fn main() -> ExitCode {
             Command::Volume(c) => cmd_volume::run(&cli.global, c).await,
             Command::Snapshots(a) => cmd_snapshots::list(&cli.global, a).await,
             Command::Snapshot(c) => cmd_snapshots::run(&cli.global, c).await,
+            Command::Workflow(WorkflowCommand::Run(a)) => {
+                cmd_workflow::workflow_run(&cli.global, a).await
+            }
+            Command::Failover(a) => cmd_workflow::failover(&cli.global, a).await,
             Command::Demo(a) => cmd_demo::run(&cli.global, a).await,
             Command::Dev(c) => cmd_dev::run(c),
         }

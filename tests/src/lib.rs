@@ -10,17 +10,19 @@ pub mod s3_admin;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// The root of the Lifeboat repository (the workspace).
+/// The root of the Lifeboat repository (the workspace): the nearest
+/// directory at or above the package under test that holds `tests/substrate`.
 ///
 /// Read at run time: `cargo test` sets `CARGO_MANIFEST_DIR` to the package
-/// under test (a direct child of the workspace). The compile-time value could
-/// name another checkout when several share one `CARGO_TARGET_DIR`.
+/// under test (`cli`, `shared/aws`, `functions/trigger`...). The compile-time
+/// value could name another checkout when several share one `CARGO_TARGET_DIR`.
 pub fn repo_root() -> PathBuf {
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     manifest_dir
-        .parent()
+        .ancestors()
+        .find(|d| d.join("tests").join("substrate").is_dir())
         .map_or_else(|| manifest_dir.clone(), Path::to_path_buf)
 }
 

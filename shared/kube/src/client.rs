@@ -36,6 +36,90 @@ impl Cluster {
         };
         let kubeconfig =
             Kubeconfig::read_from(&path).map_err(|e| bad(crate::error::error_chain(&e)))?;
+        Self::from_kubeconfig(kubeconfig, context, &bad).await
+    }
+
+    /// Connect with a kubeconfig held as text, such as one kept in a secret.
+    ///
+    /// `origin` names where the text came from (a secret's id) and stands in
+    /// for the path in errors. A YAML error is reported by its position only:
+    /// the text may hold credentials, so no part of it is ever quoted.
+    /// Relative file references (`certificate-authority: ca.crt`) resolve
+    /// against the working directory, so a kubeconfig kept as text should
+    /// carry its certificates and credentials inline (`*-data`, `token`).
+    pub async fn from_kubeconfig_yaml(
+        yaml: &str,
+        context: Option<&str>,
+        origin: &str,
+    ) -> Result<Self, KubeError> {
+        let bad = |message: String| KubeError::Kubeconfig {
+            path: PathBuf::from(origin),
+            message,
+        };
+        let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|e| bad(yaml_error(&e)))?;
+        Self::from_kubeconfig(kubeconfig, context, &bad).await
+    }
+
+    /// Connect to the API server at `server` with a bearer `token`, trusting
+    /// the PEM certificates in `ca_pem` (or the system's roots when `None`).
+    ///
+    /// `name` becomes [`Cluster::context`] and names the cluster in errors.
+    /// The token is held by the client only: it is never printed, and the
+    /// [`Debug`](std::fmt::Debug) of a `Cluster` does not show the client. A
+    /// token that expires (an EKS token lasts 15 minutes) is not renewed: make
+    /// a new `Cluster` with a fresh one.
+    pub async fn with_token(
+        server: &str,
+        ca_pem: Option<&[u8]>,
+        token: String,
+        name: &str,
+    ) -> Result<Self, KubeError> {
+        let bad = |message: String| {
+            KubeError::InvalidInput(format!("cluster {name:?} at {server}: {message}"))
+        };
+        if name.is_empty() {
+            return Err(KubeError::InvalidInput(format!(
+                "the cluster at {server} needs a name"
+            )));
+        }
+        let mut cluster = serde_json::json!({ "server": server });
+        if let Some(pem) = ca_pem {
+            // Without this check, text with no certificate would leave the
+            // client trusting nothing, and every request would fail on TLS.
+            const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+            if !pem.windows(BEGIN.len()).any(|w| w == BEGIN) {
+                return Err(bad(
+                    "the certificate authority holds no PEM certificate".into()
+                ));
+            }
+            // `certificate-authority-data` is base64 of the PEM text;
+            // ByteString serialises as exactly that (standard alphabet, padded).
+            let data = serde_json::to_value(k8s_openapi::ByteString(pem.to_vec()))
+                .map_err(|e| bad(format!("certificate authority: {e}")))?;
+            cluster["certificate-authority-data"] = data;
+        }
+        let kubeconfig = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{ "name": name, "cluster": cluster }],
+            "users": [{ "name": name, "user": { "token": token } }],
+            "contexts": [{ "name": name, "context": { "cluster": name, "user": name } }],
+            "current-context": name,
+        });
+        // Deserialising keeps the token in kube's SecretString from here on.
+        // The error is not shown: serde may quote a value, and one is the token.
+        let kubeconfig: Kubeconfig = serde_json::from_value(kubeconfig)
+            .map_err(|_| bad("cannot make a kubeconfig of it".into()))?;
+        Self::from_kubeconfig(kubeconfig, Some(name), &bad).await
+    }
+
+    /// Pick `context` (or the current one) from `kubeconfig` and connect.
+    /// `bad` makes the error for a kubeconfig that cannot be used.
+    async fn from_kubeconfig(
+        kubeconfig: Kubeconfig,
+        context: Option<&str>,
+        bad: &(dyn Fn(String) -> KubeError + Sync),
+    ) -> Result<Self, KubeError> {
         let context = match context {
             Some(c) => {
                 if !kubeconfig.contexts.iter().any(|n| n.name == c) {
@@ -81,6 +165,25 @@ impl Cluster {
     }
 }
 
+/// A kubeconfig YAML error without any of the text: serde's messages quote
+/// the offending value, which in a kubeconfig may be a token or a key.
+fn yaml_error(e: &kube::config::KubeconfigError) -> String {
+    match e {
+        kube::config::KubeconfigError::Parse(parse) => match parse.location() {
+            Some(at) => format!(
+                "not a valid kubeconfig: YAML error at line {}, column {} \
+                 (the text is not shown: it may hold credentials)",
+                at.line(),
+                at.column()
+            ),
+            None => "not a valid kubeconfig: YAML error \
+                     (the text is not shown: it may hold credentials)"
+                .to_string(),
+        },
+        other => crate::error::error_chain(other),
+    }
+}
+
 fn default_kubeconfig() -> Result<PathBuf, KubeError> {
     if let Some(p) = std::env::var_os("KUBECONFIG").filter(|p| !p.is_empty()) {
         // Like kubectl, the first file of a list.
@@ -93,5 +196,199 @@ fn default_kubeconfig() -> Result<PathBuf, KubeError> {
         None => Err(KubeError::InvalidInput(
             "no kubeconfig: pass --kubeconfig or set KUBECONFIG".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A self-signed test CA (P-256), valid until 2126; its key is not kept.
+    const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBjjCCATOgAwIBAgIUEyW2rr6joZOrC5j46npY5Z/62DEwCgYIKoZIzj0EAwIw
+GzEZMBcGA1UEAwwQbGlmZWJvYXQtdGVzdC1jYTAgFw0yNjExMjcwNzQxNTVaGA8y
+MTI2MTEwMzA3NDE1NVowGzEZMBcGA1UEAwwQbGlmZWJvYXQtdGVzdC1jYTBZMBMG
+ByqGSM49AgEGCCqGSM49AwEHA0IABC9iTxYYQPpsJGkJJg7i9Jw+YxQGeDLDT//m
+/utORls4UIBRJglh49xn+fqqE6JSJLxM0XXcZFfK+V/NxbL+9e2jUzBRMB0GA1Ud
+DgQWBBTp2tIPGCHQBoX22R8edpNrxwButTAfBgNVHSMEGDAWgBTp2tIPGCHQBoX2
+2R8edpNrxwButTAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0kAMEYCIQDJ
+yDtrnbzxoCkAxJmy9GXd/NTAIHfspBwZbR2fi6LrqAIhAKOf4m1Rqj6xTRTdSJvM
+SDJrvCfNO6mDU0zgEuGyMeUm
+-----END CERTIFICATE-----
+";
+
+    const TOKEN: &str = "k8s-aws-v1.c2VjcmV0LXRva2VuLW5ldmVyLXByaW50ZWQ";
+
+    fn two_contexts_yaml(token: &str) -> String {
+        format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: a
+  cluster:
+    server: https://10.0.0.1:6443
+- name: b
+  cluster:
+    server: https://10.0.0.2:6443
+users:
+- name: u
+  user:
+    token: {token}
+contexts:
+- name: ctx-a
+  context: {{cluster: a, user: u}}
+- name: ctx-b
+  context: {{cluster: b, user: u}}
+current-context: ctx-a
+"
+        )
+    }
+
+    #[tokio::test]
+    async fn with_token_trusts_the_ca_and_never_shows_the_token() {
+        let c = Cluster::with_token(
+            "https://127.0.0.1:6443",
+            Some(TEST_CA_PEM.as_bytes()),
+            TOKEN.to_string(),
+            "shop-prod",
+        )
+        .await
+        .unwrap();
+        assert_eq!(c.server, "https://127.0.0.1:6443/");
+        assert_eq!(c.context, "shop-prod");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(TOKEN), "{shown}");
+        assert!(shown.contains("shop-prod"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn with_token_without_a_ca_uses_the_system_roots() {
+        let c = Cluster::with_token("https://10.1.2.3", None, TOKEN.into(), "dr")
+            .await
+            .unwrap();
+        assert_eq!(c.server, "https://10.1.2.3/");
+    }
+
+    #[tokio::test]
+    async fn with_token_refuses_a_certificate_that_is_not_pem_and_says_for_which_cluster() {
+        let e = Cluster::with_token(
+            "https://127.0.0.1:6443",
+            Some(b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n"),
+            TOKEN.into(),
+            "shop-prod",
+        )
+        .await
+        .unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("shop-prod") && m.contains("127.0.0.1:6443"),
+            "{m}"
+        );
+        assert!(!m.contains(TOKEN), "{m}");
+    }
+
+    #[tokio::test]
+    async fn with_token_refuses_a_certificate_authority_without_a_certificate() {
+        let e = Cluster::with_token(
+            "https://10.1.2.3",
+            Some(b"c29tZSBieXRlcw"),
+            TOKEN.into(),
+            "dr",
+        )
+        .await
+        .unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("no PEM certificate") && m.contains("\"dr\""),
+            "{m}"
+        );
+    }
+
+    #[tokio::test]
+    async fn with_token_sends_the_token_as_a_bearer_token() {
+        // A one-request HTTP server on loopback that records the request head.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
+            let body = r#"{"major":"1","minor":"36","gitVersion":"v1.36.0","gitCommit":"","gitTreeState":"","buildDate":"","goVersion":"","compiler":"","platform":""}"#;
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            String::from_utf8_lossy(&head).to_lowercase()
+        });
+        let c = Cluster::with_token(&format!("http://127.0.0.1:{port}"), None, TOKEN.into(), "x")
+            .await
+            .unwrap();
+        let version = c.client.apiserver_version().await.unwrap();
+        assert_eq!(version.minor, "36");
+        let head = server.join().unwrap();
+        assert!(
+            head.contains(&format!("authorization: bearer {}", TOKEN.to_lowercase())),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_text_uses_the_current_or_the_named_context() {
+        let yaml = two_contexts_yaml(TOKEN);
+        let c = Cluster::from_kubeconfig_yaml(&yaml, None, "secret onprem-1")
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.context.as_str(), c.server.as_str()),
+            ("ctx-a", "https://10.0.0.1:6443/")
+        );
+        let c = Cluster::from_kubeconfig_yaml(&yaml, Some("ctx-b"), "secret onprem-1")
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.context.as_str(), c.server.as_str()),
+            ("ctx-b", "https://10.0.0.2:6443/")
+        );
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_text_errors_name_the_origin() {
+        let yaml = two_contexts_yaml(TOKEN);
+        let e = Cluster::from_kubeconfig_yaml(&yaml, Some("nope"), "secret onprem-1")
+            .await
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("secret onprem-1"), "{m}");
+        assert!(m.contains("ctx-a, ctx-b"), "{m}");
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_text_with_a_yaml_error_is_not_quoted() {
+        // A token where a list belongs: serde would quote the value it got.
+        let yaml = format!("apiVersion: v1\nkind: Config\nusers: {TOKEN}\n");
+        let e = Cluster::from_kubeconfig_yaml(&yaml, None, "secret onprem-1")
+            .await
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(!m.contains(TOKEN) && !m.contains("c2VjcmV0"), "{m}");
+        assert!(m.contains("secret onprem-1") && m.contains("line 3"), "{m}");
+        // A broken document, too.
+        let yaml = format!("users:\n- name: u\n  user: {{token: {TOKEN}\n");
+        let m = Cluster::from_kubeconfig_yaml(&yaml, None, "s")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(!m.contains("c2VjcmV0"), "{m}");
     }
 }

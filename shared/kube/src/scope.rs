@@ -36,6 +36,7 @@ impl std::str::FromStr for ClusterResources {
 
 /// The scope of a backup as the user gave it; recorded in the snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Scope {
     /// Namespace globs; empty means every namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -6,18 +6,21 @@ use chrono::{Duration, Utc};
 use lifeboat_repo::{
     parse_pack, FileKind, Id, Index, IndexFile, NodeType, RepoError, Repository, Snapshot, Tree,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
     /// Download every pack and verify every blob in it.
     pub read_data: bool,
+    /// Check only these snapshots and the packs they use (no orphan report);
+    /// `None` checks the whole repository.
+    pub snapshots: Option<Vec<Id>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Data is missing, damaged or unprotected.
@@ -27,7 +30,7 @@ pub enum Severity {
 }
 
 /// One finding, naming the object and the snapshots it affects.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Problem {
     pub severity: Severity,
     pub object: String,
@@ -187,7 +190,11 @@ pub async fn check(
         referenced: HashSet::new(),
     };
     let mut snapshot_ids = Vec::new();
-    for sid in repo.list_ids(FileKind::Snapshot).await? {
+    let wanted = match &opts.snapshots {
+        Some(ids) => ids.clone(),
+        None => repo.list_ids(FileKind::Snapshot).await?,
+    };
+    for sid in wanted {
         match repo.load_file::<Snapshot>(FileKind::Snapshot, &sid).await {
             Ok(s) => {
                 walk.snapshot(&mut report, &sid, &s).await;
@@ -211,7 +218,10 @@ pub async fn check(
             .unwrap_or_default()
     };
 
-    for (pack, size) in index.packs() {
+    // A check of chosen snapshots looks only at the packs they use.
+    let scoped = opts.snapshots.is_some();
+    let in_scope = |p: &Id| !scoped || pack_users.contains_key(p);
+    for (pack, size) in index.packs().iter().filter(|(p, _)| in_scope(p)) {
         match listed.get(pack) {
             None => report.push(
                 Severity::Error,
@@ -228,7 +238,10 @@ pub async fn check(
             Some(_) => {}
         }
     }
-    for pack in listed.keys().filter(|p| !index.packs().contains_key(*p)) {
+    for pack in listed
+        .keys()
+        .filter(|p| !scoped && !index.packs().contains_key(*p))
+    {
         report.push(
             Severity::Warning,
             format!("pack {pack}"),
@@ -238,11 +251,19 @@ pub async fn check(
     }
 
     if opts.read_data {
-        read_data(repo, &index, &listed, &users, &mut report, &progress).await?;
+        let to_read: HashMap<Id, u64> = listed
+            .iter()
+            .filter(|(p, _)| in_scope(p))
+            .map(|(p, n)| (*p, *n))
+            .collect();
+        read_data(repo, &index, &to_read, &users, &mut report, &progress).await?;
     }
     if let Some(policy) = repo.config().object_lock {
         progress.set_phase("checking object locks");
-        let packs = index.packs().keys().filter(|p| listed.contains_key(*p));
+        let packs = index
+            .packs()
+            .keys()
+            .filter(|p| listed.contains_key(*p) && in_scope(p));
         let keys = protected_keys(repo, &index, snapshot_ids.iter(), packs).await?;
         check_locks(repo, policy, keys, &mut report).await?;
     }
@@ -253,7 +274,7 @@ async fn read_data(
     repo: &Repository,
     index: &Index,
     listed: &HashMap<Id, u64>,
-    users: &dyn Fn(&Id) -> Vec<String>,
+    users: &(dyn Fn(&Id) -> Vec<String> + Sync),
     report: &mut CheckReport,
     progress: &Progress,
 ) -> Result<(), OpsError> {

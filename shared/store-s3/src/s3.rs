@@ -49,13 +49,27 @@ impl S3Store {
     /// `~/.aws`. Path-style addressing is used when `LIFEBOAT_S3_PATH_STYLE` is
     /// `true` or `1`.
     pub async fn connect(bucket: &str, prefix: &str) -> Result<S3Store, StoreError> {
+        S3Store::connect_in(bucket, prefix, None).await
+    }
+
+    /// [`S3Store::connect`] with the region set, e.g. for the DR region's
+    /// bucket from a function running in the primary region.
+    pub async fn connect_in(
+        bucket: &str,
+        prefix: &str,
+        region: Option<&str>,
+    ) -> Result<S3Store, StoreError> {
         if bucket.is_empty() || bucket.contains('/') {
             return Err(StoreError::InvalidUrl {
                 url: format!("s3://{bucket}/{prefix}"),
                 reason: format!("{bucket:?} is not a bucket name"),
             });
         }
-        let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(r) = region {
+            loader = loader.region(aws_config::Region::new(r.to_string()));
+        }
+        let shared = loader.load().await;
         let configured_attempts = shared.retry_config().map_or(0, RetryConfig::max_attempts);
         let retry =
             RetryConfig::standard().with_max_attempts(configured_attempts.max(MIN_ATTEMPTS));

@@ -1,7 +1,7 @@
 //! Creating the objects of a restore in the target cluster, phase by phase.
 
 use super::actions::{prepare, Fixup, FixupContext, Transform};
-use super::order::{phase_of, PHASES};
+use super::order::{phase_of, Stage, PHASES};
 use super::report::{ItemReport, Outcome};
 use crate::api::{self, describe};
 use crate::{Cluster, KubeError, ObjectRef, ResourceType};
@@ -52,6 +52,8 @@ pub struct ApplyOptions {
     pub parallelism: usize,
     /// How long to wait for a CRD to be Established.
     pub crd_timeout: Duration,
+    /// Which phases to run; objects of other phases are left out of the report.
+    pub stage: Stage,
 }
 
 /// One backed-up object to restore.
@@ -101,6 +103,9 @@ pub async fn restore_objects(
     let mut reports = Vec::new();
     let mut phases: Vec<Vec<Ready>> = (0..=PHASES.len()).map(|_| Vec::new()).collect();
     for mut item in items {
+        if !opts.stage.includes(phase_of(&item.resource)) {
+            continue;
+        }
         let source = item.source();
         match prepare(&item.resource, &mut item.object, &ctx) {
             Ok(Fixup::Restore) => {

@@ -85,6 +85,49 @@ pub fn phase_of(r: &ResourceType) -> usize {
         .unwrap_or(PHASES.len())
 }
 
+/// The part of the restore to run. A workflow restores the foundations
+/// first, then volumes (which need namespaces and storage classes), then the
+/// workloads that mount them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Every phase.
+    #[default]
+    All,
+    /// CRDs, namespaces, storage classes, service accounts, RBAC, priority
+    /// classes, Secrets and ConfigMaps.
+    Foundation,
+    /// Everything else: volume snapshots, volumes and claims, services,
+    /// workloads, custom resources, admission control.
+    Workloads,
+}
+
+/// The phases of [`Stage::Foundation`].
+const FOUNDATION: &[&str] = &[
+    "custom resource definitions",
+    "namespaces",
+    "storage",
+    "service accounts",
+    "roles",
+    "role bindings",
+    "priority classes",
+    "configuration",
+];
+
+impl Stage {
+    /// Whether this stage restores objects of phase `phase` (an index into [`PHASES`]).
+    pub fn includes(self, phase: usize) -> bool {
+        let foundation = PHASES
+            .get(phase)
+            .is_some_and(|(name, _)| FOUNDATION.contains(name));
+        match self {
+            Stage::All => true,
+            Stage::Foundation => foundation,
+            Stage::Workloads => !foundation,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +172,22 @@ mod tests {
             PHASES.len() - 1,
             "quotas go last: they refuse creates until counted"
         );
+        let foundation: Vec<bool> = order
+            .iter()
+            .map(|r| Stage::Foundation.includes(phase_of(r)))
+            .collect();
+        assert_eq!(
+            foundation,
+            [true, true, true, false, false, false, true, true, true, true, false, false, false]
+        );
+        for r in &order {
+            let p = phase_of(r);
+            assert_ne!(Stage::Foundation.includes(p), Stage::Workloads.includes(p));
+            assert!(Stage::All.includes(p));
+        }
+        assert!(FOUNDATION
+            .iter()
+            .all(|f| PHASES.iter().any(|(name, _)| name == f)));
         assert_eq!(
             phase_of(&rt("fixtures.example.com", "widgets")),
             phase_of(&rt("apps", "deployments")),

@@ -15,6 +15,7 @@ use lifeboat_kube::{
 use lifeboat_repo::{
     ClusterResource, ClusterSource, FileKind, Id, LockKind, Repository, Snapshot, SnapshotSummary,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -87,6 +88,22 @@ impl Findings {
     }
 }
 
+/// The objects of a cluster, stored in the repository (packs and index
+/// written) but not yet referenced by a snapshot: what a workflow's
+/// export-state step hands to its commit step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportedState {
+    /// The root of the object tree.
+    pub tree: Id,
+    pub cluster: ClusterSource,
+    pub summary: SnapshotSummary,
+    /// What could not be read (the first 100).
+    pub warnings: Vec<String>,
+    pub warning_count: u64,
+    /// Objects in scope that were left out on purpose (see `scope::excluded_object`).
+    pub excluded: u64,
+}
+
 /// Back up the objects of `cluster` that `opts.scope` selects.
 #[tracing::instrument(skip_all, fields(server = %cluster.server))]
 pub async fn backup_cluster(
@@ -95,13 +112,88 @@ pub async fn backup_cluster(
     opts: ClusterBackupOptions,
     progress: Arc<Progress>,
 ) -> Result<ClusterBackupOutcome, OpsError> {
+    let lock = repo
+        .lock_waiting(LockKind::Shared, "cluster backup", LOCK_WAIT)
+        .await?;
+    let tags = opts.tags.clone();
+    let exported = export_unlocked(repo, cluster, opts, &progress).await?;
+    progress.set_phase("saving snapshot");
+    let (snapshot_id, snapshot) = save_snapshot(repo, &exported, tags, Utc::now()).await?;
+    lock.release().await?;
+    Ok(ClusterBackupOutcome {
+        snapshot_id,
+        snapshot,
+        warnings: exported.warnings,
+        warning_count: exported.warning_count,
+        excluded: exported.excluded,
+    })
+}
+
+/// Store the objects of `cluster` that `opts.scope` selects without making a
+/// snapshot of them yet; [`commit_cluster`] does that.
+#[tracing::instrument(skip_all, fields(server = %cluster.server))]
+pub async fn export_cluster(
+    repo: &Repository,
+    cluster: &Cluster,
+    opts: ClusterBackupOptions,
+    progress: Arc<Progress>,
+) -> Result<ExportedState, OpsError> {
+    let lock = repo
+        .lock_waiting(LockKind::Shared, "cluster export", LOCK_WAIT)
+        .await?;
+    let exported = export_unlocked(repo, cluster, opts, &progress).await?;
+    lock.release().await?;
+    Ok(exported)
+}
+
+/// Write the snapshot of an export, once everything it references is durable.
+pub async fn commit_cluster(
+    repo: &Repository,
+    exported: &ExportedState,
+    tags: BTreeMap<String, String>,
+    time: chrono::DateTime<Utc>,
+) -> Result<(Id, Snapshot), OpsError> {
+    let lock = repo
+        .lock_waiting(LockKind::Shared, "cluster commit", LOCK_WAIT)
+        .await?;
+    let saved = save_snapshot(repo, exported, tags, time).await?;
+    lock.release().await?;
+    Ok(saved)
+}
+
+async fn save_snapshot(
+    repo: &Repository,
+    exported: &ExportedState,
+    tags: BTreeMap<String, String>,
+    time: chrono::DateTime<Utc>,
+) -> Result<(Id, Snapshot), OpsError> {
+    let snapshot = Snapshot {
+        version: 1,
+        kind: "cluster".into(),
+        time,
+        hostname: exported.cluster.name.clone(),
+        paths: vec![exported.cluster.server.clone()],
+        tags,
+        tree: exported.tree,
+        parent: None,
+        summary: exported.summary.clone(),
+        cluster: Some(exported.cluster.clone()),
+    };
+    let id = repo.save_file(FileKind::Snapshot, &snapshot).await?;
+    tracing::info!(snapshot = %id.short(), objects = snapshot.summary.files, new = snapshot.summary.bytes_new, "cluster snapshot saved");
+    Ok((id, snapshot))
+}
+
+async fn export_unlocked(
+    repo: &Repository,
+    cluster: &Cluster,
+    opts: ClusterBackupOptions,
+    progress: &Arc<Progress>,
+) -> Result<ExportedState, OpsError> {
     let started = Instant::now();
     let filter = ScopeFilter::new(opts.scope.clone())?;
     progress.set_phase("discovering");
     let served = discover(cluster).await?;
-    let lock = repo
-        .lock_waiting(LockKind::Shared, "cluster backup", LOCK_WAIT)
-        .await?;
     progress.set_phase("loading index");
     let index = Arc::new(repo.load_index().await?);
     let (pipeline, saver) = BlobPipeline::start(repo, index, progress.clone());
@@ -109,7 +201,7 @@ pub async fn backup_cluster(
     let collector = tokio::task::spawn_blocking(move || collect(saver, rx));
 
     progress.set_phase("exporting");
-    let exported = export(cluster, &served, &filter, &tx, &progress).await;
+    let exported = export(cluster, &served, &filter, &tx, progress).await;
     drop(tx);
     let (collected, saver) = collector
         .await
@@ -118,7 +210,6 @@ pub async fn backup_cluster(
     let findings = exported?;
     let (tree, stats): (Id, Collected) = collected?;
 
-    progress.set_phase("saving snapshot");
     let has_status: HashMap<&ResourceType, bool> =
         served.iter().map(|s| (&s.resource, s.has_status)).collect();
     let mut resources: Vec<ClusterResource> = findings
@@ -140,15 +231,13 @@ pub async fn backup_cluster(
         .cluster_name
         .clone()
         .unwrap_or_else(|| cluster.context.clone());
-    let snapshot = Snapshot {
-        version: 1,
-        kind: "cluster".into(),
-        time: Utc::now(),
-        hostname: name.clone(),
-        paths: vec![cluster.server.clone()],
-        tags: opts.tags,
+    tracing::info!(
+        objects = stats.objects,
+        new = written.bytes_new,
+        "cluster export done"
+    );
+    Ok(ExportedState {
         tree,
-        parent: None,
         summary: SnapshotSummary {
             files: stats.objects,
             dirs: resources.len() as u64,
@@ -160,20 +249,13 @@ pub async fn backup_cluster(
             packs_written: written.packs,
             duration_secs: started.elapsed().as_secs_f64(),
         },
-        cluster: Some(ClusterSource {
+        cluster: ClusterSource {
             name,
             server: cluster.server.clone(),
             scope: serde_json::to_value(&opts.scope)
                 .map_err(|e| OpsError::InvalidInput(format!("scope: {e}")))?,
             resources,
-        }),
-    };
-    let snapshot_id = repo.save_file(FileKind::Snapshot, &snapshot).await?;
-    lock.release().await?;
-    tracing::info!(snapshot = %snapshot_id.short(), objects = stats.objects, new = written.bytes_new, "cluster backup done");
-    Ok(ClusterBackupOutcome {
-        snapshot_id,
-        snapshot,
+        },
         warnings: findings.warnings,
         warning_count: findings.warning_count,
         excluded: findings.excluded,
@@ -198,9 +280,13 @@ async fn export(
         .items_total
         .store(listed.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let selector = filter.scope.selector.as_deref();
-    let mut results = futures::stream::iter(listed)
+    // The futures are made up front: a stream holding the closure would not
+    // be Send for callers that need it (async traits).
+    let exports: Vec<_> = listed
+        .into_iter()
         .map(|r| export_resource(cluster, r, selector, filter, tx, progress))
-        .buffer_unordered(LIST_PARALLELISM);
+        .collect();
+    let mut results = futures::stream::iter(exports).buffer_unordered(LIST_PARALLELISM);
     let mut findings = Findings::default();
     while let Some(r) = results.next().await {
         findings.merge(r?);

@@ -5,5 +5,8 @@ mod backup;
 mod collector;
 mod restore;
 
-pub use backup::{backup_cluster, ClusterBackupOptions, ClusterBackupOutcome};
-pub use restore::{restore_cluster, ClusterRestoreOutcome, RestoreReport};
+pub use backup::{
+    backup_cluster, commit_cluster, export_cluster, ClusterBackupOptions, ClusterBackupOutcome,
+    ExportedState,
+};
+pub use restore::{load_objects, restore_cluster, ClusterRestoreOutcome, RestoreReport};

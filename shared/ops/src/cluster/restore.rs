@@ -8,7 +8,9 @@ use lifeboat_kube::restore::{
     counts, restore_objects, ApplyOptions, ItemReport, Outcome, RestoreItem,
 };
 use lifeboat_kube::{Cluster, ResourceType};
-use lifeboat_repo::{ClusterResource, FileKind, Id, Index, NodeType, Repository, Snapshot};
+use lifeboat_repo::{
+    ClusterResource, ClusterSource, FileKind, Id, Index, NodeType, Repository, Snapshot,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -73,12 +75,7 @@ pub async fn restore_cluster(
             snapshot.kind
         ))
     })?;
-    progress.set_phase("loading index");
-    let index = Arc::new(repo.load_index().await?);
-    progress.set_phase("reading snapshot");
-    let located = locate(repo, &index, snapshot.tree, &source.resources).await?;
-    let types: Vec<ResourceType> = source.resources.iter().map(resource_type).collect();
-    let items = read_items(repo, &index, located, &source.resources, &types, &progress).await?;
+    let items = load_objects(repo, source, snapshot.tree, &progress).await?;
 
     progress.set_phase(if opts.dry_run {
         "planning"
@@ -110,6 +107,21 @@ pub async fn restore_cluster(
         Some(repo.save_file(FileKind::Report, &report).await?)
     };
     Ok(ClusterRestoreOutcome { report, report_id })
+}
+
+/// Read and parse every object of a cluster snapshot's tree.
+pub async fn load_objects(
+    repo: &Repository,
+    source: &ClusterSource,
+    tree: Id,
+    progress: &Arc<Progress>,
+) -> Result<Vec<RestoreItem>, OpsError> {
+    progress.set_phase("loading index");
+    let index = Arc::new(repo.load_index().await?);
+    progress.set_phase("reading snapshot");
+    let located = locate(repo, &index, tree, &source.resources).await?;
+    let types: Vec<ResourceType> = source.resources.iter().map(resource_type).collect();
+    read_items(repo, &index, located, &source.resources, &types, progress).await
 }
 
 fn resource_type(r: &ClusterResource) -> ResourceType {

@@ -1,0 +1,357 @@
+//! The backup and restore workflows (infra/statemachine/*.asl.json) run
+//! locally by `lifeboat workflow run` and `lifeboat failover`, each Task in
+//! process, against the two real local clusters: an application backed up
+//! from primary (exported, committed, verified, replicated to the DR
+//! repository and verified there), then restored from the DR copy alone into
+//! dr, with RPO and RTO reported. Also: a workflow that fails is reported
+//! with the step's error name, and the report is stored.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::Env;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn skipped() -> bool {
+    let skip = std::env::var_os("LIFEBOAT_SKIP_CLUSTERS").is_some_and(|v| v == "1");
+    if skip {
+        eprintln!("LIFEBOAT_SKIP_CLUSTERS=1: workflow test skipped on request");
+    }
+    skip
+}
+
+fn kubeconfig(cluster: &str) -> PathBuf {
+    let p = lifeboat_tests::substrate_dir().join(format!("{cluster}.kubeconfig"));
+    assert!(
+        p.exists(),
+        "{} is missing: the test clusters are not up (tests/run starts them; by hand: tests/substrate/clusters up)",
+        p.display()
+    );
+    p
+}
+
+fn kubectl(cluster: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(lifeboat_tests::repo_root().join("tests/substrate/clusters"))
+        .arg("kubectl")
+        .arg(cluster)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn app(ns: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: {{name: {ns}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings, namespace: {ns}}}
+data: {{mode: production, replicas: "2"}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: db, namespace: {ns}}}
+stringData: {{password: s3cr3t-value}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers: [{{name: web, image: "registry.example/web:1.4"}}]
+"#
+    )
+}
+
+/// Deletes the test namespace from both clusters, even when a test fails.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for c in ["primary", "dr"] {
+            let _ = kubectl(
+                c,
+                &[
+                    "delete",
+                    "namespace",
+                    &self.0,
+                    "--wait=false",
+                    "--ignore-not-found",
+                ],
+                None,
+            );
+        }
+    }
+}
+
+fn write_json(path: &Path, v: &Value) {
+    std::fs::write(path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+}
+
+/// The execution (`--json`) of a workflow command, and its exit code.
+fn run(env: &Env, args: &[&str]) -> (i32, Value) {
+    let out = env.cmd(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let execution: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: no JSON on stdout ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), execution)
+}
+
+#[test]
+fn backup_workflow_then_failover_from_the_dr_copy() {
+    if skipped() {
+        return;
+    }
+    let ns = format!("wf-{}", std::process::id());
+    let _cleanup = Cleanup(ns.clone());
+    let (ok, out) = kubectl("primary", &["apply", "-f", "-"], Some(&app(&ns)));
+    assert!(ok, "{out}");
+
+    let env = Env::new();
+    env.ok(&["repo", "init"]);
+    let dr_repo = env.path("dr-repo");
+    std::fs::create_dir_all(&dr_repo).unwrap();
+    let fleet = env.path("fleet.json");
+    write_json(
+        &fleet,
+        &json!({"version": 1,
+            "clusters": {
+                "primary": {"access": {"kubeconfig": {"path": kubeconfig("primary")}}},
+                "dr": {"access": {"kubeconfig": {"path": kubeconfig("dr")}}}},
+            "regions": {
+                "us-east-1": {"repository": env.repo},
+                "us-west-2": {"repository": dr_repo}}}),
+    );
+    let input = env.path("backup.json");
+    write_json(
+        &input,
+        &json!({"version": 1, "action": "backup", "cluster": "primary",
+            "scope": {"include_namespaces": [ns]}, "idempotency_key": format!("test-{ns}"),
+            "requested_by": "ci"}),
+    );
+    let root = lifeboat_tests::repo_root();
+    let backup_def = root.join("infra/statemachine/backup.asl.json");
+    let (code, execution) = run(
+        &env,
+        &[
+            "--json",
+            "workflow",
+            "run",
+            backup_def.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--fleet",
+            fleet.to_str().unwrap(),
+            "--replica",
+            dr_repo.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{execution:#}");
+    let output = &execution["output"];
+    let report = &output["report"];
+    assert_eq!(report["outcome"], "succeeded", "{report:#}");
+    assert!(
+        report["stored"]["objects"].as_u64().unwrap() >= 5,
+        "{report:#}"
+    );
+    assert_eq!(report["verified"]["ok"], true);
+    assert!(report["verified"]["objects_decoded"].as_u64().unwrap() >= 5);
+    assert_eq!(report["replica"]["initialized"], true);
+    assert!(report["replica"]["packs_copied"].as_u64().unwrap() >= 1);
+    assert_eq!(report["replica_verified"]["ok"], true);
+    assert_eq!(
+        report["locks"]["locked"], false,
+        "a local repository has no Object Lock"
+    );
+    let snapshot = report["snapshot"].as_str().unwrap().to_string();
+    // The history names every step, in order.
+    let entered: Vec<&str> = execution["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "TaskStateEntered")
+        .filter_map(|e| e["state"].as_str())
+        .collect();
+    assert_eq!(entered.first().copied(), Some("Prepare"), "{entered:?}");
+    assert!(
+        entered.contains(&"VerifyReplica") && entered.last() == Some(&"Report"),
+        "{entered:?}"
+    );
+    // The secret is not in plaintext anywhere in either repository.
+    for dir in [PathBuf::from(&env.repo), dr_repo.clone()] {
+        for f in walk(&dir) {
+            let bytes = std::fs::read(&f).unwrap();
+            assert!(
+                !bytes.windows(12).any(|w| w == b"s3cr3t-value"),
+                "{} holds the secret in plaintext",
+                f.display()
+            );
+        }
+    }
+
+    // The disaster: primary's repository and cluster are gone; restore from
+    // the DR region's copy alone into dr.
+    std::fs::rename(&env.repo, env.path("lost-primary")).unwrap();
+    let (code, execution) = run(
+        &env,
+        &[
+            "--json",
+            "failover",
+            "--from-region",
+            "us-east-1",
+            "--to-region",
+            "us-west-2",
+            "--cluster",
+            "dr",
+            "--source-cluster",
+            "primary",
+            "--fleet",
+            fleet.to_str().unwrap(),
+            "--definition",
+            root.join("infra/statemachine/restore.asl.json")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{execution:#}");
+    let report = &execution["output"]["report"];
+    assert_eq!(report["outcome"], "succeeded", "{report:#}");
+    assert_eq!(
+        report["snapshot"].as_str().unwrap(),
+        snapshot,
+        "restores the snapshot just backed up"
+    );
+    assert_eq!(report["ready"], true, "{report:#}");
+    let rpo = report["rpo_secs"].as_f64().unwrap();
+    let rto = report["rto_secs"].as_f64().unwrap();
+    assert!(rpo > 0.0 && rpo < 3600.0, "{rpo}");
+    assert!(rto > 0.0 && rto < 900.0, "{rto}");
+    assert!(
+        report["restored"]["created"].as_u64().unwrap() >= 4,
+        "{report:#}"
+    );
+    let (ok, mode) = kubectl(
+        "dr",
+        &[
+            "get",
+            "configmap",
+            "settings",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.data.mode}",
+        ],
+        None,
+    );
+    assert!(ok, "{mode}");
+    assert_eq!(mode, "production");
+    let (ok, replicas) = kubectl(
+        "dr",
+        &[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ],
+        None,
+    );
+    assert!(ok && replicas == "2", "{replicas}");
+}
+
+#[test]
+fn a_failing_step_is_caught_reported_and_named() {
+    if skipped() {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&["repo", "init"]);
+    let fleet = env.path("fleet.json");
+    write_json(&fleet, &json!({"version": 1, "clusters": {}}));
+    let input = env.path("backup.json");
+    write_json(
+        &input,
+        &json!({"version": 1, "action": "backup", "cluster": "nowhere"}),
+    );
+    let def = lifeboat_tests::repo_root().join("infra/statemachine/backup.asl.json");
+    let (code, execution) = run(
+        &env,
+        &[
+            "--json",
+            "workflow",
+            "run",
+            def.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--fleet",
+            fleet.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 5, "{execution:#}");
+    let status = execution["status"].to_string();
+    assert!(status.contains("Lifeboat.BackupFailed"), "{status}");
+    assert!(
+        status.contains("cluster \\\"nowhere\\\" is not in the fleet file"),
+        "{status}"
+    );
+    // The failure was reported (ReportFailure ran) and stored in the repository.
+    let reports = std::fs::read_dir(PathBuf::from(&env.repo).join("reports"))
+        .unwrap()
+        .count();
+    assert_eq!(reports, 1, "one workflow report stored");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,6 @@
+//! `lifeboat-prepare`: the prepare step (see docs/workflows.md).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lifeboat_lambda::run_step(lifeboat_steps::Step::Prepare).await
+}

@@ -1,0 +1,6 @@
+//! `lifeboat-restore-volumes`: the restore-volumes step (see docs/workflows.md).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lifeboat_lambda::run_step(lifeboat_steps::Step::RestoreVolumes).await
+}

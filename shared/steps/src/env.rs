@@ -1,0 +1,201 @@
+//! What a step needs from the world: this region's repository, the replica's
+//! store, the fleet file, clusters and a way to send replies. [`Environment`]
+//! reads it from the process environment, the same in a Lambda function and
+//! in `lifeboat workflow run`; tests use their own [`StepEnv`].
+
+use crate::fleet::{ClusterAccess, Fleet};
+use crate::StepError;
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use lifeboat_kube::Cluster;
+use lifeboat_repo::{Credential, Repository};
+use lifeboat_store::ObjectStore;
+use std::sync::Arc;
+use tokio::sync::OnceCell;
+
+/// The edges a step talks to.
+#[async_trait]
+pub trait StepEnv: Send + Sync {
+    /// This region's repository, opened.
+    async fn repository(&self) -> Result<Repository, StepError>;
+    /// The DR region's store (which may not hold a repository yet).
+    async fn replica_store(&self) -> Result<Arc<dyn ObjectStore>, StepError>;
+    /// The repository's credential (the replica shares it).
+    async fn credential(&self) -> Result<Credential, StepError>;
+    async fn fleet(&self) -> Result<Fleet, StepError>;
+    async fn cluster(&self, name: &str, access: &ClusterAccess) -> Result<Cluster, StepError>;
+    /// Send `body` to the SQS queue `queue_url`.
+    async fn send(&self, queue_url: &str, body: &str) -> Result<(), StepError>;
+}
+
+/// Where the environment's settings come from.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// `LIFEBOAT_REPO`.
+    pub repository: Option<String>,
+    /// `LIFEBOAT_REPLICA_REPO`.
+    pub replica: Option<String>,
+    /// `LIFEBOAT_REPLICA_REGION`: the replica bucket's region.
+    pub replica_region: Option<String>,
+    /// `LIFEBOAT_FLEET`: a path or `s3://bucket/key`.
+    pub fleet: Option<String>,
+    /// `LIFEBOAT_PASSWORD_SECRET`: a Secrets Manager id holding the passphrase.
+    pub password_secret: Option<String>,
+}
+
+impl Settings {
+    /// Read the `LIFEBOAT_*` variables.
+    pub fn from_env() -> Settings {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Settings {
+            repository: var("LIFEBOAT_REPO"),
+            replica: var("LIFEBOAT_REPLICA_REPO"),
+            replica_region: var("LIFEBOAT_REPLICA_REGION"),
+            fleet: var("LIFEBOAT_FLEET"),
+            password_secret: var("LIFEBOAT_PASSWORD_SECRET"),
+        }
+    }
+}
+
+/// The real environment: stores by URL, AWS through the standard
+/// configuration chain, clusters by kubeconfig, secret or EKS.
+#[derive(Debug)]
+pub struct Environment {
+    settings: Settings,
+    sdk: OnceCell<SdkConfig>,
+}
+
+impl Environment {
+    pub fn new(settings: Settings) -> Self {
+        Environment {
+            settings,
+            sdk: OnceCell::new(),
+        }
+    }
+
+    pub fn from_env() -> Self {
+        Environment::new(Settings::from_env())
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    async fn sdk(&self) -> &SdkConfig {
+        self.sdk
+            .get_or_init(|| aws_config::load_defaults(aws_config::BehaviorVersion::latest()))
+            .await
+    }
+
+    fn required<'a>(
+        value: &'a Option<String>,
+        var: &str,
+        what: &str,
+    ) -> Result<&'a str, StepError> {
+        value
+            .as_deref()
+            .ok_or_else(|| StepError::invalid(format!("{var} is not set: {what}")))
+    }
+}
+
+#[async_trait]
+impl StepEnv for Environment {
+    async fn repository(&self) -> Result<Repository, StepError> {
+        let url = Self::required(
+            &self.settings.repository,
+            "LIFEBOAT_REPO",
+            "this region's repository",
+        )?;
+        let store = lifeboat_store_s3::open_url(url, None).await?;
+        let cred = self.credential().await?;
+        Ok(Repository::open(store, &cred).await?)
+    }
+
+    async fn replica_store(&self) -> Result<Arc<dyn ObjectStore>, StepError> {
+        let url = Self::required(
+            &self.settings.replica,
+            "LIFEBOAT_REPLICA_REPO",
+            "the DR region's repository",
+        )?;
+        Ok(lifeboat_store_s3::open_url(url, self.settings.replica_region.as_deref()).await?)
+    }
+
+    async fn credential(&self) -> Result<Credential, StepError> {
+        if let Ok(p) = std::env::var("LIFEBOAT_PASSWORD") {
+            if !p.is_empty() {
+                return Ok(Credential::Passphrase(p));
+            }
+        }
+        let id = Self::required(
+            &self.settings.password_secret,
+            "LIFEBOAT_PASSWORD_SECRET",
+            "no passphrase (set it, or LIFEBOAT_PASSWORD for local runs)",
+        )?;
+        let secret = lifeboat_aws::get_secret_string(self.sdk().await, id).await?;
+        Ok(Credential::Passphrase(secret.trim_end().to_string()))
+    }
+
+    async fn fleet(&self) -> Result<Fleet, StepError> {
+        let loc = Self::required(&self.settings.fleet, "LIFEBOAT_FLEET", "the fleet file")?;
+        let text = if let Some(rest) = loc.strip_prefix("s3://") {
+            let (dir, name) = rest.rsplit_once('/').ok_or_else(|| {
+                StepError::invalid(format!(
+                    "LIFEBOAT_FLEET {loc:?} names no object (s3://bucket/key)"
+                ))
+            })?;
+            let store = lifeboat_store_s3::open_url(&format!("s3://{dir}"), None).await?;
+            let bytes = store.get(name).await?;
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| StepError::invalid(format!("fleet file {loc} is not UTF-8")))?
+        } else {
+            std::fs::read_to_string(loc).map_err(|e| {
+                StepError::new(
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        crate::ErrorKind::NotFound
+                    } else {
+                        crate::ErrorKind::Failed
+                    },
+                    format!("fleet file {loc}: {e}"),
+                )
+            })?
+        };
+        Fleet::parse(&text, loc)
+    }
+
+    async fn cluster(&self, name: &str, access: &ClusterAccess) -> Result<Cluster, StepError> {
+        let what = format!("cluster {name:?}");
+        let cluster = match access {
+            ClusterAccess::Kubeconfig { path, context } => {
+                Cluster::connect(Some(path), context.as_deref()).await?
+            }
+            ClusterAccess::KubeconfigSecret { secret, context } => {
+                let yaml = lifeboat_aws::get_secret_string(self.sdk().await, secret).await?;
+                Cluster::from_kubeconfig_yaml(
+                    &yaml,
+                    context.as_deref(),
+                    &format!("secret {secret}"),
+                )
+                .await?
+            }
+            ClusterAccess::Eks { name: eks, region } => {
+                let sdk = match region {
+                    Some(r) => {
+                        aws_config::defaults(aws_config::BehaviorVersion::latest())
+                            .region(aws_config::Region::new(r.clone()))
+                            .load()
+                            .await
+                    }
+                    None => self.sdk().await.clone(),
+                };
+                lifeboat_aws::connect_eks(&sdk, eks).await?
+            }
+        };
+        tracing::debug!(%what, server = %cluster.server, "cluster connected");
+        Ok(cluster)
+    }
+
+    async fn send(&self, queue_url: &str, body: &str) -> Result<(), StepError> {
+        lifeboat_aws::send_message(self.sdk().await, queue_url, body).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,135 @@
+//! The fleet file: every protected cluster, how to reach it, and its default
+//! scope; and, for runbooks, each region's repository.
+
+use crate::StepError;
+use lifeboat_kube::Scope;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// How to reach a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterAccess {
+    /// An EKS cluster: endpoint and CA from DescribeCluster, a token from STS.
+    Eks {
+        name: String,
+        region: Option<String>,
+    },
+    /// A kubeconfig kept in Secrets Manager (AKS, GKE, on-premises).
+    KubeconfigSecret {
+        secret: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<String>,
+    },
+    /// A kubeconfig file on this machine (local runs).
+    Kubeconfig {
+        path: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<String>,
+    },
+}
+
+/// One protected cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetCluster {
+    pub access: ClusterAccess,
+    #[serde(default)]
+    pub scope: Scope,
+    /// The region the cluster runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// One region's repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetRegion {
+    pub repository: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    pub version: u32,
+    #[serde(default)]
+    pub clusters: BTreeMap<String, FleetCluster>,
+    #[serde(default)]
+    pub regions: BTreeMap<String, FleetRegion>,
+}
+
+impl Fleet {
+    /// Parse a fleet file; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Fleet, StepError> {
+        let fleet: Fleet = serde_json::from_str(text)
+            .map_err(|e| StepError::invalid(format!("fleet file {origin}: {e}")))?;
+        if fleet.version != 1 {
+            return Err(StepError::invalid(format!(
+                "fleet file {origin}: version {} is not supported (1 is)",
+                fleet.version
+            )));
+        }
+        Ok(fleet)
+    }
+
+    /// The cluster named `name`, or an error listing the known ones.
+    pub fn cluster(&self, name: &str) -> Result<&FleetCluster, StepError> {
+        self.clusters.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.clusters.keys().map(String::as_str).collect();
+            StepError::not_found(format!(
+                "cluster {name:?} is not in the fleet file (it has: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
+    }
+
+    /// The repository of `region`.
+    pub fn region(&self, region: &str) -> Result<&FleetRegion, StepError> {
+        self.regions.get(region).ok_or_else(|| {
+            let known: Vec<&str> = self.regions.keys().map(String::as_str).collect();
+            StepError::not_found(format!(
+                "region {region:?} is not in the fleet file (it has: {})",
+                known.join(", ")
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_kind_of_access_parses_and_unknown_names_are_listed() {
+        let f = Fleet::parse(
+            r#"{"version":1,"clusters":{
+                "prod":{"access":{"eks":{"name":"prod","region":"us-east-1"}},"scope":{"include_namespaces":["shop"]}},
+                "aks":{"access":{"kubeconfig_secret":{"secret":"arn:aws:secretsmanager:us-east-1:1:secret:aks"}}},
+                "local":{"access":{"kubeconfig":{"path":"/k","context":"primary"}}}},
+              "regions":{"us-west-2":{"repository":"s3://dr/repo"}}}"#,
+            "test",
+        )
+        .unwrap();
+        assert!(matches!(
+            f.cluster("prod").unwrap().access,
+            ClusterAccess::Eks { .. }
+        ));
+        assert_eq!(f.region("us-west-2").unwrap().repository, "s3://dr/repo");
+        let e = f.cluster("nope").unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::NotFound);
+        assert!(e.message.contains("aks, local, prod"), "{}", e.message);
+        let bad =
+            Fleet::parse(r#"{"version":1,"clusters":{"x":{"acess":{}}}}"#, "f.json").unwrap_err();
+        assert!(
+            bad.message.starts_with("fleet file f.json:"),
+            "{}",
+            bad.message
+        );
+    }
+}

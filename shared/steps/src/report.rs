@@ -1,0 +1,190 @@
+//! The report step: what a workflow did (or why it failed), stored in the
+//! repository as `reports/<id>` (kind `workflow`), sent to `reply_to`, with
+//! anomalies that look like an attack raised as alerts.
+
+use crate::env::StepEnv;
+use crate::request::Action;
+use crate::state::{to_value, Committed, Failure, Locked, Replicated, State, Verified};
+use crate::StepError;
+use chrono::{DateTime, Utc};
+use lifeboat_kube::restore::Outcome;
+use lifeboat_ops::detect::{anomalies, Anomaly};
+use lifeboat_repo::{FileKind, Id, Repository};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The `kind` of a workflow report file.
+pub const WORKFLOW_REPORT_KIND: &str = "workflow";
+
+/// A workflow's report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkflowReport {
+    /// Always [`WORKFLOW_REPORT_KIND`].
+    pub kind: String,
+    pub action: Action,
+    /// `succeeded` or `failed`.
+    pub outcome: String,
+    pub cluster: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    pub duration_secs: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Id>,
+    // Backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<Committed>,
+    /// Bytes of objects per byte newly stored (higher: more deduplicated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verified>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locks: Option<Locked>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<Replicated>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_verified: Option<Verified>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_not_copied: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<Anomaly>,
+    // Restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_cluster: Option<String>,
+    /// Recovery point: age of the restored snapshot when the restore started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_secs: Option<f64>,
+    /// Recovery time: from the start of the execution to ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_secs: Option<f64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub restored: BTreeMap<Outcome, u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// Where this report is stored (`reports/<id>`), once stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Id>,
+}
+
+/// Build, store and send the report. A failure report is still written when
+/// the repository cannot be reached: it is then only in the execution output.
+pub async fn report(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
+    let finished = Utc::now();
+    let started = state.started();
+    let request = &state.request;
+    let mut r = WorkflowReport {
+        kind: WORKFLOW_REPORT_KIND.into(),
+        action: request.action,
+        outcome: if state.failure.is_some() {
+            "failed"
+        } else {
+            "succeeded"
+        }
+        .into(),
+        cluster: request.cluster.clone(),
+        execution: state.execution.as_ref().and_then(|e| e.name.clone()),
+        started,
+        finished,
+        duration_secs: (finished - started).num_milliseconds() as f64 / 1000.0,
+        idempotency_key: request.idempotency_key.clone(),
+        snapshot: state
+            .commit
+            .as_ref()
+            .map(|c| c.snapshot)
+            .or(state.resolved.as_ref().map(|r| r.snapshot)),
+        dedup_ratio: state
+            .commit
+            .as_ref()
+            .filter(|c| c.bytes_stored > 0)
+            .map(|c| c.bytes as f64 / c.bytes_stored as f64),
+        stored: state.commit.clone(),
+        verified: state.verify.clone(),
+        locks: state.lock.clone(),
+        replica: state.replica.clone(),
+        replica_verified: state.replica_verify.clone(),
+        volumes_not_copied: state
+            .volumes
+            .as_ref()
+            .map(|v| v.not_copied.clone())
+            .unwrap_or_default(),
+        anomalies: vec![],
+        source_cluster: state.resolved.as_ref().map(|r| r.source_cluster.clone()),
+        rpo_secs: state.resolved.as_ref().map(|r| r.rpo_secs),
+        rto_secs: state
+            .readiness
+            .as_ref()
+            .map(|_| (finished - started).num_milliseconds() as f64 / 1000.0),
+        restored: restored_counts(&state),
+        ready: state.readiness.as_ref().map(|r| r.ready),
+        failure: state.failure.clone(),
+        report: None,
+    };
+    match env.repository().await {
+        Ok(repo) => {
+            if let Some(c) = &state.commit {
+                r.anomalies = detect(&repo, c.snapshot).await;
+            }
+            match repo.save_file(FileKind::Report, &r).await {
+                Ok(id) => r.report = Some(id),
+                Err(e) => tracing::error!(error = %e, "the workflow report could not be stored"),
+            }
+        }
+        Err(e) if state.failure.is_some() => {
+            tracing::error!(error = %e, "failure report not stored: the repository cannot be opened");
+        }
+        Err(e) => return Err(e),
+    }
+    for a in &r.anomalies {
+        tracing::warn!(alert = %a.kind, cluster = %r.cluster, "{}", a.message);
+    }
+    if let Some(queue) = &request.reply_to {
+        let body = serde_json::to_string(&r)
+            .map_err(|e| StepError::failed(format!("report not serialisable: {e}")))?;
+        env.send(queue, &body)
+            .await
+            .map_err(|e| e.context(&format!("sending the report to {queue}")))?;
+    }
+    to_value(&r)
+}
+
+fn restored_counts(state: &State) -> BTreeMap<Outcome, u64> {
+    let mut out = BTreeMap::new();
+    for r in [&state.foundation, &state.workloads].into_iter().flatten() {
+        for (k, v) in &r.counts {
+            *out.entry(*k).or_default() += v;
+        }
+    }
+    out
+}
+
+/// Anomalies of snapshot `id` against the previous snapshot of its source.
+async fn detect(repo: &Repository, id: Id) -> Vec<Anomaly> {
+    let snapshots = match repo.snapshots().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "anomaly detection skipped: snapshots unreadable");
+            return vec![];
+        }
+    };
+    let Some((_, current)) = snapshots.iter().find(|(i, _)| *i == id) else {
+        return vec![];
+    };
+    let previous = snapshots
+        .iter()
+        .filter(|(i, s)| {
+            *i != id
+                && s.hostname == current.hostname
+                && s.kind == current.kind
+                && s.time < current.time
+        })
+        .max_by_key(|(_, s)| s.time)
+        .map(|(_, s)| s);
+    anomalies(previous, current)
+}

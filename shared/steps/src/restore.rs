@@ -1,0 +1,193 @@
+//! The restore (and failover) workflow's steps: resolve, restore-state (twice:
+//! foundations, then workloads), restore-volumes, check-readiness.
+
+use crate::env::StepEnv;
+use crate::request::Action;
+use crate::state::{to_value, Resolved, RestoredState, State};
+use crate::StepError;
+use lifeboat_kube::restore::order::Stage;
+use lifeboat_kube::restore::{ApplyOptions, Existing};
+use lifeboat_kube::ReadinessOptions;
+use lifeboat_ops::cluster::restore_cluster;
+use lifeboat_ops::verify::latest_verified;
+use lifeboat_ops::Progress;
+use lifeboat_repo::{FileKind, Snapshot};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long check-readiness waits.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Pick the snapshot: `latest` is the newest snapshot of the source cluster
+/// that passed verification in this region's repository.
+pub async fn resolve(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
+    let request = &state.request;
+    if request.action != Action::Restore {
+        return Err(StepError::invalid(format!(
+            "field `action`: the restore workflow got a {} request",
+            request.action.name()
+        )));
+    }
+    let fleet = env.fleet().await?;
+    let target = fleet.cluster(&request.cluster)?;
+    let repo = env.repository().await?;
+    let source = request.source();
+    let spec = request.snapshot.as_deref().unwrap_or("latest");
+    let (id, snapshot, verified) = if spec == "latest" {
+        let (id, snap, _) = latest_verified(&repo, source).await?.ok_or_else(|| {
+            StepError::not_found(format!(
+                "no verified snapshot of cluster {source:?} in {}",
+                repo.store().location()
+            ))
+        })?;
+        (id, snap, true)
+    } else {
+        let (id, snap) = repo.resolve_snapshot(spec).await?;
+        let verified = lifeboat_ops::verify::verifications(&repo)
+            .await?
+            .iter()
+            .any(|v| v.snapshot == id && v.ok);
+        (id, snap, verified)
+    };
+    if snapshot.cluster.is_none() {
+        return Err(StepError::invalid(format!(
+            "field `snapshot`: {} is a {} snapshot, not a cluster snapshot",
+            id.short(),
+            snapshot.kind
+        )));
+    }
+    let rpo = (state.started() - snapshot.time).num_milliseconds() as f64 / 1000.0;
+    to_value(&Resolved {
+        snapshot: id,
+        snapshot_time: snapshot.time,
+        source_cluster: source.to_string(),
+        target_cluster: request.cluster.clone(),
+        access: target.access.clone(),
+        repository: repo.store().location(),
+        verified,
+        rpo_secs: rpo.max(0.0),
+    })
+}
+
+/// Restore the foundations (first call) or the workloads (second call, once
+/// `$.foundation` is in the state). Objects that fail fail the step, named.
+pub async fn restore_state(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
+    let resolved = State::need(&state.resolved, "resolved", "resolve")?;
+    let stage = if state.foundation.is_none() {
+        Stage::Foundation
+    } else {
+        Stage::Workloads
+    };
+    let repo = env.repository().await?;
+    let snapshot: Snapshot = repo
+        .load_file(FileKind::Snapshot, &resolved.snapshot)
+        .await?;
+    let cluster = env
+        .cluster(&resolved.target_cluster, &resolved.access)
+        .await?;
+    let opts = ApplyOptions {
+        existing: Existing::Skip,
+        parallelism: 16,
+        crd_timeout: Duration::from_secs(120),
+        stage,
+        ..Default::default()
+    };
+    let outcome = restore_cluster(
+        &repo,
+        resolved.snapshot,
+        &snapshot,
+        &cluster,
+        opts,
+        Arc::new(Progress::default()),
+    )
+    .await?;
+    let report = &outcome.report;
+    let failures: Vec<String> = report
+        .items
+        .iter()
+        .filter(|i| i.outcome.is_failure())
+        .map(|i| format!("{}: {}", i.object, i.reason))
+        .collect();
+    if !failures.is_empty() {
+        return Err(StepError::failed(format!(
+            "{} object(s) not restored into {} (report reports/{}): {}",
+            failures.len(),
+            resolved.target_cluster,
+            outcome.report_id.map(|i| i.short()).unwrap_or_default(),
+            failures
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
+    let namespaces: BTreeSet<String> = report
+        .items
+        .iter()
+        .filter_map(|i| {
+            i.target_namespace
+                .clone()
+                .or_else(|| i.object.namespace.clone())
+        })
+        .collect();
+    to_value(&RestoredState {
+        stage,
+        counts: report.counts.clone(),
+        failed: 0,
+        report: outcome.report_id,
+        namespaces: namespaces.into_iter().collect(),
+        duration_secs: report.duration_secs,
+    })
+}
+
+/// Volume data restores come with the CSI work (issue 5): until then the
+/// claims are restored as objects and this step reports that no data moved.
+pub async fn restore_volumes(_env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
+    let resolved = State::need(&state.resolved, "resolved", "resolve")?;
+    Ok(json!({
+        "snapshot": resolved.snapshot,
+        "volumes": 0,
+        "note": "this build restores no volume data; claims are restored as objects",
+    }))
+}
+
+/// Wait until the restored workloads are accepted by their controllers and
+/// their claims are bound.
+pub async fn check_readiness(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
+    let resolved = State::need(&state.resolved, "resolved", "resolve")?;
+    let mut namespaces: BTreeSet<String> = BTreeSet::new();
+    for r in [&state.foundation, &state.workloads].into_iter().flatten() {
+        namespaces.extend(r.namespaces.iter().cloned());
+    }
+    let cluster = env
+        .cluster(&resolved.target_cluster, &resolved.access)
+        .await?;
+    let report = lifeboat_kube::check_readiness(
+        &cluster,
+        &ReadinessOptions {
+            namespaces: namespaces.into_iter().collect(),
+            timeout: READINESS_TIMEOUT,
+            ..Default::default()
+        },
+    )
+    .await?;
+    if !report.ready {
+        let first: Vec<String> = report
+            .checks
+            .iter()
+            .filter(|c| !c.ready && c.required)
+            .take(5)
+            .map(|c| format!("{} {}/{}: {}", c.kind, c.namespace, c.name, c.detail))
+            .collect();
+        return Err(StepError::failed(format!(
+            "{} not ready after {:.0} s: {}",
+            resolved.target_cluster,
+            report.waited_secs,
+            first.join("; ")
+        )));
+    }
+    to_value(&report)
+}
