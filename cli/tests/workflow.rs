@@ -139,15 +139,46 @@ fn backup_workflow_then_failover_from_the_dr_copy() {
     if skipped() {
         return;
     }
-    let ns = format!("wf-{}", std::process::id());
-    let _cleanup = Cleanup(ns.clone());
-    let (ok, out) = kubectl("primary", &["apply", "-f", "-"], Some(&app(&ns)));
-    assert!(ok, "{out}");
-
     let env = Env::new();
     env.ok(&["repo", "init"]);
     let dr_repo = env.path("dr-repo");
     std::fs::create_dir_all(&dr_repo).unwrap();
+    scenario(&env, "wf-local", dr_repo.to_str().unwrap(), false);
+}
+
+/// The same in moto: a bucket with Object Lock per region, so every object
+/// is locked, the lock is verified in both, and the replica is written in
+/// the DR region.
+#[test]
+fn backup_workflow_in_s3_with_locks_and_a_replica_region() {
+    if skipped() {
+        return;
+    }
+    let mut env = Env::new();
+    env.extra_env = lifeboat_tests::aws_env();
+    let id = std::process::id();
+    let (primary, dr) = (format!("lb-wf-east-{id}"), format!("lb-wf-west-{id}"));
+    lifeboat_tests::s3_admin::create_bucket(&primary, true).unwrap();
+    lifeboat_tests::s3_admin::create_bucket(&dr, true).unwrap();
+    env.repo = format!("s3://{primary}/prod");
+    env.extra_env
+        .push(("LIFEBOAT_REPLICA_REGION".into(), "us-west-2".into()));
+    env.ok(&[
+        "repo",
+        "init",
+        "--lock-mode",
+        "governance",
+        "--lock-days",
+        "2",
+    ]);
+    scenario(&env, "wf-s3", &format!("s3://{dr}/prod"), true);
+}
+
+fn scenario(env: &Env, prefix: &str, dr_repo: &str, locked: bool) {
+    let ns = format!("{prefix}-{}", std::process::id());
+    let _cleanup = Cleanup(ns.clone());
+    let (ok, out) = kubectl("primary", &["apply", "-f", "-"], Some(&app(&ns)));
+    assert!(ok, "{out}");
     let fleet = env.path("fleet.json");
     write_json(
         &fleet,
@@ -180,7 +211,7 @@ fn backup_workflow_then_failover_from_the_dr_copy() {
             "--fleet",
             fleet.to_str().unwrap(),
             "--replica",
-            dr_repo.to_str().unwrap(),
+            dr_repo,
         ],
     );
     assert_eq!(code, 0, "{execution:#}");
@@ -215,7 +246,12 @@ fn backup_workflow_then_failover_from_the_dr_copy() {
         "{entered:?}"
     );
     // The secret is not in plaintext anywhere in either repository.
-    for dir in [PathBuf::from(&env.repo), dr_repo.clone()] {
+    let dirs: Vec<PathBuf> = if locked {
+        vec![]
+    } else {
+        vec![PathBuf::from(&env.repo), PathBuf::from(dr_repo)]
+    };
+    for dir in dirs {
         for f in walk(&dir) {
             let bytes = std::fs::read(&f).unwrap();
             assert!(
@@ -228,7 +264,9 @@ fn backup_workflow_then_failover_from_the_dr_copy() {
 
     // The disaster: primary's repository and cluster are gone; restore from
     // the DR region's copy alone into dr.
-    std::fs::rename(&env.repo, env.path("lost-primary")).unwrap();
+    if !locked {
+        std::fs::rename(&env.repo, env.path("lost-primary")).unwrap();
+    }
     let (code, execution) = run(
         &env,
         &[

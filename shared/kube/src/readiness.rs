@@ -60,6 +60,9 @@ pub struct ReadinessOptions {
     pub poll: Duration,
     /// Also require pods to be ready (workloads' ready replicas, pods).
     pub require_pods: bool,
+    /// Objects not required to be ready, as `Kind/namespace/name`: those that
+    /// were not ready in the source either (a claim Pending there).
+    pub not_required: BTreeSet<String>,
 }
 
 impl Default for ReadinessOptions {
@@ -69,6 +72,7 @@ impl Default for ReadinessOptions {
             timeout: Duration::from_secs(300),
             poll: Duration::from_secs(5),
             require_pods: false,
+            not_required: BTreeSet::new(),
         }
     }
 }
@@ -135,6 +139,23 @@ pub struct Observed {
     pub services: Vec<Service>,
 }
 
+/// Mark the checks of `not_required` objects as not required.
+fn exempt(report: &mut ReadinessReport, not_required: &BTreeSet<String>) {
+    if not_required.is_empty() {
+        return;
+    }
+    for c in &mut report.checks {
+        let key = format!("{}/{}/{}", c.kind, c.namespace, c.name);
+        if c.required && not_required.contains(&key) {
+            c.required = false;
+            c.detail.push_str(" (not ready in the source either)");
+        }
+    }
+    report.checks.sort_by_key(|c| !c.required);
+    report.ready =
+        report.ready || (report.omitted == 0 && !report.checks.iter().any(|c| c.required));
+}
+
 /// Poll `cluster` until everything `opts` asks for is ready or `opts.timeout`
 /// has passed.
 ///
@@ -155,6 +176,7 @@ pub async fn check_readiness(
         match observe(cluster, opts).await {
             Ok(observed) => {
                 let mut report = evaluate(&observed, opts.require_pods);
+                exempt(&mut report, &opts.not_required);
                 report.waited_secs = secs(start.elapsed());
                 if report.ready {
                     return Ok(report);
@@ -1160,5 +1182,35 @@ mod tests {
     #[test]
     fn seconds_are_kept_to_the_millisecond() {
         assert_eq!(secs(Duration::from_micros(1_234_567)), 1.235);
+    }
+
+    #[test]
+    fn objects_not_ready_in_the_source_are_not_required() {
+        let check = |kind: &str, name: &str| Check {
+            kind: kind.into(),
+            namespace: "analytics".into(),
+            name: name.into(),
+            ready: false,
+            required: true,
+            detail: "claim Pending".into(),
+        };
+        let mut report = ReadinessReport {
+            ready: false,
+            waited_secs: 0.0,
+            checks: vec![check("PersistentVolumeClaim", "scratch")],
+            omitted: 0,
+            counts: BTreeMap::new(),
+        };
+        let mut keys = BTreeSet::new();
+        keys.insert("PersistentVolumeClaim/analytics/other".to_string());
+        exempt(&mut report, &keys);
+        assert!(!report.ready, "another claim's exemption changes nothing");
+        keys.insert("PersistentVolumeClaim/analytics/scratch".to_string());
+        exempt(&mut report, &keys);
+        assert!(report.ready);
+        assert!(!report.checks[0].required);
+        assert!(report.checks[0]
+            .detail
+            .ends_with("(not ready in the source either)"));
     }
 }

@@ -154,6 +154,41 @@ pub async fn restore_volumes(_env: &dyn StepEnv, state: State) -> Result<Value, 
     }))
 }
 
+/// The claims that were not Bound when the snapshot was taken (their status
+/// is in the snapshot): a restore cannot be expected to bind them.
+async fn pending_in_source(
+    env: &dyn StepEnv,
+    snapshot: lifeboat_repo::Id,
+) -> Result<BTreeSet<String>, StepError> {
+    let repo = env.repository().await?;
+    let snap: Snapshot = repo.load_file(FileKind::Snapshot, &snapshot).await?;
+    let Some(source) = &snap.cluster else {
+        return Ok(BTreeSet::new());
+    };
+    let items = lifeboat_ops::cluster::load_objects(
+        &repo,
+        source,
+        snap.tree,
+        &Arc::new(Progress::default()),
+    )
+    .await?;
+    Ok(items
+        .iter()
+        .filter(|i| i.resource.group.is_empty() && i.resource.resource == "persistentvolumeclaims")
+        .filter(|i| {
+            i.status
+                .as_ref()
+                .and_then(|s| s.pointer("/phase"))
+                .and_then(Value::as_str)
+                != Some("Bound")
+        })
+        .map(|i| {
+            let (ns, name) = lifeboat_kube::api::ns_name(&i.object);
+            format!("PersistentVolumeClaim/{}/{name}", ns.unwrap_or_default())
+        })
+        .collect())
+}
+
 /// Wait until the restored workloads are accepted by their controllers and
 /// their claims are bound.
 pub async fn check_readiness(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {

@@ -92,6 +92,12 @@ pub async fn start_request(
     fallback: &str,
 ) -> Result<Started, StepError> {
     let request = Request::parse(body).map_err(|e| StepError::invalid(e.to_string()))?;
+    if request.action == Action::Verify {
+        return Err(StepError::invalid(
+            "field `action`: verify requests have no workflow in this deployment yet \
+             (snapshots are verified by every backup's verify and verify-replica steps)",
+        ));
+    }
     let input = serde_json::to_value(&request)
         .map_err(|e| StepError::failed(format!("request not serialisable: {e}")))?;
     let name = execution_name(&request, fallback);
