@@ -227,10 +227,16 @@ fn scenario(env: &Env, prefix: &str, dr_repo: &str, locked: bool) {
     assert_eq!(report["replica"]["initialized"], true);
     assert!(report["replica"]["packs_copied"].as_u64().unwrap() >= 1);
     assert_eq!(report["replica_verified"]["ok"], true);
-    assert_eq!(
-        report["locks"]["locked"], false,
-        "a local repository has no Object Lock"
-    );
+    assert_eq!(report["locks"]["locked"], locked, "{report:#}");
+    if locked {
+        assert!(report["verified"]["objects_lock_checked"].as_u64().unwrap() >= 5);
+        assert!(
+            report["replica_verified"]["objects_lock_checked"]
+                .as_u64()
+                .unwrap()
+                >= 5
+        );
+    }
     let snapshot = report["snapshot"].as_str().unwrap().to_string();
     // The history names every step, in order.
     let entered: Vec<&str> = execution["history"]
