@@ -39,6 +39,12 @@ const SERVE_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Lines of cargo-lambda's output kept for error messages.
 const LOG_LINES: usize = 60;
+/// `sh -c WATCHDOG lambda-watch <test pid> <command>...`: run the command as
+/// the process group's leader beside a watchdog that sends SIGTERM to the
+/// whole group once the test process is gone.
+const WATCHDOG: &str = r#"test_pid=$1; shift
+(while kill -0 "$test_pid" 2>/dev/null; do sleep 1; done; kill -TERM 0) </dev/null >/dev/null 2>&1 &
+exec "$@""#;
 
 fn progress(message: impl std::fmt::Display) {
     eprintln!("lambda_watch: {message}");
@@ -210,7 +216,9 @@ fn free_port() -> Result<u16> {
 
 /// `cargo lambda watch` in its own process group; dropping it stops that
 /// group and every process group it started (the function runs in one of
-/// its own), so no process outlives the test.
+/// its own), so no process outlives the test. A watchdog in the group stops
+/// it too if the test process goes away without dropping it (Ctrl-C, which
+/// does not reach another process group, or a kill).
 #[derive(Debug)]
 struct Watch {
     child: Child,
@@ -220,12 +228,15 @@ struct Watch {
 
 impl Watch {
     fn start(cargo_lambda: &Path, root: &Path, port: u16, repo: &Path) -> Result<Watch> {
-        let mut cmd = Command::new(cargo_lambda);
-        cmd.args(["lambda", "watch", "--invoke-address", "127.0.0.1"])
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", WATCHDOG, "lambda-watch"])
+            .arg(std::process::id().to_string())
+            .arg(cargo_lambda)
+            .args(["lambda", "watch", "--invoke-address", "127.0.0.1"])
             .args(["--invoke-port", &port.to_string()])
             // Other edits to the workspace must not restart the function mid-test.
             .arg("--ignore-changes")
-            .args(["--package", FUNCTION, "--bin", FUNCTION])
+            .args(["--package", FUNCTION])
             .current_dir(root)
             .env("LIFEBOAT_REPO", repo)
             .env("LIFEBOAT_PASSWORD", PASSWORD)
@@ -245,7 +256,7 @@ impl Watch {
         ));
         let mut child = cmd
             .spawn()
-            .with_context(|| format!("cannot start {}", cargo_lambda.display()))?;
+            .with_context(|| format!("cannot start sh to run {}", cargo_lambda.display()))?;
         let log = Arc::new(Mutex::new(Vec::new()));
         if let Some(out) = child.stdout.take() {
             echo(out, log.clone());
@@ -385,15 +396,22 @@ impl Drop for Watch {
     fn drop(&mut self) {
         let leader = self.child.id();
         // The function runs in a process group of its own, started by
-        // cargo-lambda: note every group before the leader can exit.
-        let mut groups: BTreeSet<u32> = descendants(leader)
-            .into_iter()
+        // cargo-lambda: note every process and group before the leader exits.
+        let processes = descendants(leader);
+        let mut groups: BTreeSet<u32> = processes
+            .iter()
+            .copied()
             .filter_map(process_group)
             .collect();
         groups.insert(leader);
+        // cargo-lambda stops the function on SIGTERM; give it the time to.
         signal_group(leader, rustix::process::Signal::TERM);
         let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+        while Instant::now() < deadline {
+            let _ = self.child.try_wait();
+            if !processes.iter().any(|&pid| pid_alive(pid)) {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
         for group in groups {
@@ -531,9 +549,16 @@ impl Answer {
         Ok(value)
     }
 
-    /// The function's error: `errorType` and `errorMessage`.
+    /// The function's error: `errorType` and `errorMessage`. The emulator
+    /// answers a function error with HTTP 500 (Lambda itself with 200 and
+    /// `X-Amz-Function-Error`); either will do.
     fn error(&self) -> Result<(String, String)> {
         let value = self.json()?;
+        ensure!(
+            self.status >= 400 || self.function_error().is_some(),
+            "the invocation succeeded (HTTP {}) where an error was expected: {value}",
+            self.status
+        );
         let field = |name: &str| {
             value[name].as_str().map(str::to_string).with_context(|| {
                 format!("no `{name}` in the answer (HTTP {}): {value}", self.status)
