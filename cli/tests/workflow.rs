@@ -200,7 +200,7 @@ fn scenario(env: &Env, prefix: &str, dr_repo: &str, locked: bool) {
     let root = lifeboat_tests::repo_root();
     let backup_def = root.join("infra/statemachine/backup.asl.json");
     let (code, execution) = run(
-        &env,
+        env,
         &[
             "--json",
             "workflow",
@@ -274,7 +274,7 @@ fn scenario(env: &Env, prefix: &str, dr_repo: &str, locked: bool) {
         std::fs::rename(&env.repo, env.path("lost-primary")).unwrap();
     }
     let (code, execution) = run(
-        &env,
+        env,
         &[
             "--json",
             "failover",

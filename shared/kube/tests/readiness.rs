@@ -196,6 +196,7 @@ async fn restored_deployment_is_ready_without_pods_and_not_with_them() {
         timeout: Duration::from_secs(90),
         poll: Duration::from_millis(500),
         require_pods: false,
+        ..Default::default()
     };
     let report = check_readiness(&cluster, &opts).await.unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
@@ -264,6 +265,7 @@ async fn missing_namespace_is_not_ready_and_all_namespaces_skip_the_system_ones(
         timeout: Duration::from_secs(1),
         poll: Duration::from_millis(200),
         require_pods: false,
+        ..Default::default()
     };
     let report = check_readiness(&cluster, &opts).await.unwrap();
     assert!(!report.ready, "{report:#?}");

@@ -197,6 +197,7 @@ pub async fn check_readiness(env: &dyn StepEnv, state: State) -> Result<Value, S
     for r in [&state.foundation, &state.workloads].into_iter().flatten() {
         namespaces.extend(r.namespaces.iter().cloned());
     }
+    let not_required = pending_in_source(env, resolved.snapshot).await?;
     let cluster = env
         .cluster(&resolved.target_cluster, &resolved.access)
         .await?;
@@ -205,6 +206,7 @@ pub async fn check_readiness(env: &dyn StepEnv, state: State) -> Result<Value, S
         &ReadinessOptions {
             namespaces: namespaces.into_iter().collect(),
             timeout: READINESS_TIMEOUT,
+            not_required,
             ..Default::default()
         },
     )
