@@ -7,11 +7,10 @@
 
 mod common;
 
-use common::Env;
+use common::{kubeconfig, Env};
 use lifeboat_kube::{api, Cluster, ResourceType};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -19,25 +18,6 @@ use std::sync::Mutex;
 static CLUSTERS: Mutex<()> = Mutex::new(());
 
 const FIXTURE_NAMESPACES: &str = "shop,payments,analytics,platform";
-
-/// Whether the caller asked to leave the clusters out (`SKIP_CLUSTERS=1 tests/run`).
-fn skipped() -> bool {
-    let skip = std::env::var_os("LIFEBOAT_SKIP_CLUSTERS").is_some_and(|v| v == "1");
-    if skip {
-        eprintln!("LIFEBOAT_SKIP_CLUSTERS=1: cluster test skipped on request");
-    }
-    skip
-}
-
-fn kubeconfig(cluster: &str) -> PathBuf {
-    let p = lifeboat_tests::substrate_dir().join(format!("{cluster}.kubeconfig"));
-    assert!(
-        p.exists(),
-        "{} is missing: the test clusters are not up (tests/run starts them; by hand: tests/substrate/clusters up)",
-        p.display()
-    );
-    p
-}
 
 fn fixture(script: &str, cluster: &str) {
     let path = lifeboat_tests::repo_root()
@@ -268,7 +248,7 @@ struct Setup {
 }
 
 fn setup(empty_dr: bool) -> Option<Setup> {
-    if skipped() {
+    if common::skip_clusters() {
         return None;
     }
     let one = CLUSTERS.lock().unwrap_or_else(|e| e.into_inner());

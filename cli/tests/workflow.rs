@@ -9,28 +9,10 @@
 
 mod common;
 
-use common::Env;
+use common::{kubeconfig, Env};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn skipped() -> bool {
-    let skip = std::env::var_os("LIFEBOAT_SKIP_CLUSTERS").is_some_and(|v| v == "1");
-    if skip {
-        eprintln!("LIFEBOAT_SKIP_CLUSTERS=1: workflow test skipped on request");
-    }
-    skip
-}
-
-fn kubeconfig(cluster: &str) -> PathBuf {
-    let p = lifeboat_tests::substrate_dir().join(format!("{cluster}.kubeconfig"));
-    assert!(
-        p.exists(),
-        "{} is missing: the test clusters are not up (tests/run starts them; by hand: tests/substrate/clusters up)",
-        p.display()
-    );
-    p
-}
 
 fn kubectl(cluster: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
     use std::io::Write;
@@ -136,7 +118,7 @@ fn run(env: &Env, args: &[&str]) -> (i32, Value) {
 
 #[test]
 fn backup_workflow_then_failover_from_the_dr_copy() {
-    if skipped() {
+    if common::skip_clusters() {
         return;
     }
     let env = Env::new();
@@ -151,7 +133,7 @@ fn backup_workflow_then_failover_from_the_dr_copy() {
 /// the DR region.
 #[test]
 fn backup_workflow_in_s3_with_locks_and_a_replica_region() {
-    if skipped() {
+    if common::skip_clusters() {
         return;
     }
     let mut env = Env::new();
@@ -344,7 +326,7 @@ fn scenario(env: &Env, prefix: &str, dr_repo: &str, locked: bool) {
 
 #[test]
 fn a_failing_step_is_caught_reported_and_named() {
-    if skipped() {
+    if common::skip_clusters() {
         return;
     }
     let env = Env::new();

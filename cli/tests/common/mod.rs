@@ -128,3 +128,23 @@ pub fn assert_identical(a: &Path, b: &Path) {
     let diffs = lifeboat_ops::compare::compare_trees(a, b).unwrap();
     assert!(diffs.is_empty(), "restore differs from source: {diffs:#?}");
 }
+
+/// Whether the caller asked to leave the clusters out (`SKIP_CLUSTERS=1 tests/run`).
+pub fn skip_clusters() -> bool {
+    let skip = std::env::var_os("LIFEBOAT_SKIP_CLUSTERS").is_some_and(|v| v == "1");
+    if skip {
+        eprintln!("LIFEBOAT_SKIP_CLUSTERS=1: cluster test skipped on request");
+    }
+    skip
+}
+
+/// The kubeconfig of a local test cluster (`primary` or `dr`).
+pub fn kubeconfig(cluster: &str) -> PathBuf {
+    let p = lifeboat_tests::substrate_dir().join(format!("{cluster}.kubeconfig"));
+    assert!(
+        p.exists(),
+        "{} is missing: the test clusters are not up (tests/run starts them; by hand: tests/substrate/clusters up)",
+        p.display()
+    );
+    p
+}
