@@ -79,7 +79,15 @@ async fn execute(
     let env = Arc::new(Environment::new(settings));
     let quiet = g.json;
     let observer: lifeboat_workflow::Observer = Arc::new(move |e: &HistoryEvent| {
-        if !quiet {
+        // States entered, failures, retries and the outcome; not every
+        // scheduled, started and exited event.
+        let kind = e.event_type.to_string();
+        let routine = !kind.starts_with("Execution")
+            && (kind.ends_with("Scheduled")
+                || kind.ends_with("Started")
+                || kind.ends_with("Succeeded")
+                || kind.ends_with("Exited"));
+        if !quiet && !routine {
             eprintln!("{e}");
         }
     });
@@ -219,13 +227,14 @@ fn print_report(report: Option<&Value>) {
             get("/stored/bytes_stored")
         );
         if let Some(d) = r.get("dedup_ratio").and_then(Value::as_f64) {
-            println!("deduplication:  {d:.1}x");
+            println!("reduction:      {d:.1}x (deduplication and compression)");
         }
         println!(
-            "verified:       {} (packs read {}, objects read back {})",
+            "verified:       {} (packs read {}, objects read back {}, locks checked {})",
             get("/verified/ok"),
             get("/verified/packs_read"),
-            get("/verified/objects_decoded")
+            get("/verified/objects_decoded"),
+            get("/verified/objects_lock_checked")
         );
         println!(
             "locks:          {} ({} objects, until {})",
