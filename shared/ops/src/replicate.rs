@@ -12,7 +12,7 @@
 use crate::{OpsError, Progress};
 use lifeboat_repo::{Credential, FileKind, Repository};
 use lifeboat_store::{ObjectStore, PutOptions, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::task::JoinSet;
@@ -20,10 +20,8 @@ use tokio::task::JoinSet;
 /// Objects copied at once; packs are up to tens of MiB each.
 const COPY_PARALLELISM: usize = 3;
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReplicateReport {
-    /// Whether this run created the replica (copied config and keys).
-    pub initialized: bool,
     pub packs_copied: u64,
     pub indexes_copied: u64,
     pub snapshots_copied: u64,

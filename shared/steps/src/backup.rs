@@ -190,15 +190,11 @@ pub async fn replicate(env: &dyn StepEnv, _state: State) -> Result<Value, StepEr
     let store = env.replica_store().await?;
     let cred = env.credential().await?;
     let (replica, initialized) = open_replica(&repo, store, &cred).await?;
-    let r = replicate_repo(&repo, &replica, progress()).await?;
+    let copied = replicate_repo(&repo, &replica, progress()).await?;
     to_value(&Replicated {
         repository: replica.store().location(),
         initialized,
-        packs_copied: r.packs_copied,
-        indexes_copied: r.indexes_copied,
-        snapshots_copied: r.snapshots_copied,
-        bytes_copied: r.bytes_copied,
-        already_present: r.already_present,
+        copied,
     })
 }
 

@@ -87,12 +87,10 @@ pub struct Locked {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Replicated {
     pub repository: String,
+    /// Whether this run created the replica (copied config and keys).
     pub initialized: bool,
-    pub packs_copied: u64,
-    pub indexes_copied: u64,
-    pub snapshots_copied: u64,
-    pub bytes_copied: u64,
-    pub already_present: u64,
+    #[serde(flatten)]
+    pub copied: lifeboat_ops::replicate::ReplicateReport,
 }
 
 /// `$.resolved` (resolve): the snapshot a restore uses and where it goes.
