@@ -1,0 +1,17 @@
+//! Lifeboat's volume side.
+//!
+//! - [`block`]: a snapshot's data read block by block ([`BlockSource`]) and a
+//!   new snapshot or volume written block by block ([`BlockSink`]), with an
+//!   implementation over image files and block devices ([`ImageFile`]).
+//!   The EBS direct APIs implement the same traits in [`ebs`].
+//! - [`csi`]: snapshots of PersistentVolumeClaims through the CSI snapshot
+//!   API (`snapshot.storage.k8s.io/v1`), and volumes restored from them.
+//!
+//! Nothing here knows about the repository; `lifeboat-ops` copies blocks
+//! between a source or sink and the repository.
+
+pub mod block;
+mod error;
+
+pub use block::{Block, BlockSink, BlockSource, ChangedBlock, Geometry, ImageFile};
+pub use error::VolumeError;
