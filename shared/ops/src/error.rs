@@ -22,6 +22,9 @@ pub enum OpsError {
     /// Talking to a cluster failed.
     #[error(transparent)]
     Kube(#[from] lifeboat_kube::KubeError),
+    /// Snapshotting a volume or moving its data failed.
+    #[error(transparent)]
+    Volume(#[from] lifeboat_volume::VolumeError),
     /// A stage of the backup pipeline stopped unexpectedly.
     #[error("backup pipeline failed: {0}")]
     Pipeline(String),
@@ -40,6 +43,7 @@ impl OpsError {
         match self {
             OpsError::Repo(e) => e.is_retryable(),
             OpsError::Kube(e) => e.is_retryable(),
+            OpsError::Volume(e) => e.is_retryable(),
             _ => false,
         }
     }

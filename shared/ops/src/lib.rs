@@ -25,6 +25,7 @@ pub mod restore;
 pub mod sample_data;
 pub mod stats;
 pub mod verify;
+pub mod volume;
 
 pub use error::OpsError;
 pub use progress::{Progress, ProgressSnapshot};
