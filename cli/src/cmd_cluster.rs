@@ -187,6 +187,7 @@ pub async fn restore(g: &GlobalArgs, a: RestoreArgs) -> Result<u8> {
             add_annotations: a.annotations.into_iter().collect(),
             keep_node_ports: a.keep_node_ports,
             keep_cluster_ips: a.keep_cluster_ips,
+            volume_sources: Default::default(),
         },
         parallelism: a.parallelism,
         crd_timeout: Duration::from_secs(60),

@@ -185,6 +185,38 @@ pub async fn patch_status(
     Ok(())
 }
 
+/// Delete one object; `false` when it was already gone.
+pub async fn delete(
+    cluster: &Cluster,
+    r: &ResourceType,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<bool, KubeError> {
+    let what = format!("delete {}", describe(r, namespace, name));
+    match api(cluster, r, namespace)
+        .delete(name, &kube::api::DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(cluster.err(what, e)),
+    }
+}
+
+/// Every object of one resource (all namespaces) that `selector` matches.
+pub async fn list(
+    cluster: &Cluster,
+    r: &ResourceType,
+    selector: Option<&str>,
+) -> Result<Vec<Value>, KubeError> {
+    let mut lister = Lister::new(cluster, r, selector);
+    let mut out = Vec::new();
+    while let Some(page) = lister.next_page(cluster).await? {
+        out.extend(page);
+    }
+    Ok(out)
+}
+
 /// Namespace and name of an object (empty name if it has none).
 pub fn ns_name(obj: &Value) -> (Option<String>, String) {
     (

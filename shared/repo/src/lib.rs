@@ -43,5 +43,5 @@ pub use keyfile::{KdfParams, KeyFile};
 pub use lock::{LockGuard, LockKind, LockRecord};
 pub use pack::{parse_pack, parse_pack_header, PackBlob, PackBuilder, PACK_MAGIC};
 pub use repository::{FileKind, InitOptions, Repository, SealedBlob};
-pub use snapshot::{ClusterResource, ClusterSource, Snapshot, SnapshotSummary};
+pub use snapshot::{ClusterResource, ClusterSource, Snapshot, SnapshotSummary, VolumeData};
 pub use tree::{ChunkRef, Node, NodeType, Tree};

@@ -3,9 +3,9 @@
 
 use crate::env::StepEnv;
 use crate::request::Action;
-use crate::state::{to_value, Committed, Locked, Plan, Replicated, State, Verified, Volumes};
+use crate::state::{to_value, Committed, Locked, Plan, Replicated, State, Verified};
 use crate::StepError;
-use lifeboat_ops::cluster::{commit_cluster, export_cluster, ClusterBackupOptions};
+use lifeboat_ops::cluster::{attach_volumes, commit_cluster, export_cluster, ClusterBackupOptions};
 use lifeboat_ops::extend_locks::extend_locks;
 use lifeboat_ops::replicate::{open_replica, replicate as replicate_repo};
 use lifeboat_ops::verify::verify_snapshot;
@@ -47,6 +47,7 @@ pub async fn prepare(env: &dyn StepEnv, state: State) -> Result<Value, StepError
             .unwrap_or_else(|| entry.scope.clone()),
         tags,
         repository: repo.store().location(),
+        region: entry.region.clone(),
     })
 }
 
@@ -69,46 +70,19 @@ pub async fn export_state(env: &dyn StepEnv, state: State) -> Result<Value, Step
     to_value(&exported)
 }
 
-/// The volumes in scope. Their data is copied by the CSI snapshot and data
-/// mover work (issue 5); until then each claim is listed as not copied.
-pub async fn snapshot_volumes(_env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
-    let exported = State::need(&state.export, "export", "export-state")?;
-    let claims = exported
-        .cluster
-        .resources
-        .iter()
-        .find(|r| r.group.is_empty() && r.resource == "persistentvolumeclaims")
-        .map_or(0, |r| r.objects);
-    let not_copied = if claims > 0 {
-        vec![format!(
-            "{claims} PersistentVolumeClaim(s): their objects are in the snapshot; \
-             copying volume data through CSI snapshots is not available in this build"
-        )]
-    } else {
-        vec![]
-    };
-    to_value(&Volumes {
-        count: 0,
-        items: vec![],
-        not_copied,
-    })
-}
-
-/// One volume's data copy (a Map iteration).
-pub async fn copy_volume(_env: &dyn StepEnv, input: Value) -> Result<Value, StepError> {
-    Err(StepError::invalid(format!(
-        "copy-volume got {}: this build copies no volume data (snapshot-volumes lists none)",
-        input
-            .get("volume")
-            .map_or_else(|| "an item".to_string(), Value::to_string)
-    )))
-}
-
 /// Write the snapshot manifest, now that everything it references is stored.
 pub async fn commit(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
     let plan = State::need(&state.plan, "plan", "prepare")?;
     let exported = State::need(&state.export, "export", "export-state")?;
     let repo = env.repository().await?;
+    let volumes = crate::volumes::copied_volumes(&repo, &state).await?;
+    let with_volumes;
+    let exported = if volumes.is_empty() {
+        exported
+    } else {
+        with_volumes = attach_volumes(&repo, exported, volumes).await?;
+        &with_volumes
+    };
     let (id, snapshot) =
         commit_cluster(&repo, exported, plan.tags.clone(), state.started()).await?;
     to_value(&Committed {

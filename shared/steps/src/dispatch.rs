@@ -97,19 +97,22 @@ impl Step {
     /// Run the step on `input` (the execution state, or a Map item).
     pub async fn run(self, env: &dyn StepEnv, input: Value) -> Result<Value, StepError> {
         let span = tracing::info_span!("step", step = self.name());
-        self.run_inner(env, input).instrument(span).await
+        // Boxed: each step is a deep async state machine, and callers that
+        // nest this future (a Lambda handler, the interpreter) would exceed
+        // the compiler's query depth computing its layout inline.
+        Box::pin(self.run_inner(env, input)).instrument(span).await
     }
 
     async fn run_inner(self, env: &dyn StepEnv, input: Value) -> Result<Value, StepError> {
         if self == Step::CopyVolume {
-            return backup::copy_volume(env, input).await;
+            return crate::volumes::copy_volume(env, input).await;
         }
         let state = State::parse(input)?;
         match self {
             Step::Prepare => backup::prepare(env, state).await,
             Step::ExportState => backup::export_state(env, state).await,
-            Step::SnapshotVolumes => backup::snapshot_volumes(env, state).await,
-            Step::CopyVolume => backup::copy_volume(env, Value::Null).await,
+            Step::SnapshotVolumes => crate::volumes::snapshot_volumes(env, state).await,
+            Step::CopyVolume => crate::volumes::copy_volume(env, Value::Null).await,
             Step::Commit => backup::commit(env, state).await,
             Step::Verify => backup::verify(env, state).await,
             Step::ApplyLock => backup::apply_lock(env, state).await,
@@ -118,7 +121,7 @@ impl Step {
             Step::Report => report::report(env, state).await,
             Step::Resolve => restore::resolve(env, state).await,
             Step::RestoreState => restore::restore_state(env, state).await,
-            Step::RestoreVolumes => restore::restore_volumes(env, state).await,
+            Step::RestoreVolumes => crate::volumes::restore_volumes(env, state).await,
             Step::CheckReadiness => restore::check_readiness(env, state).await,
         }
     }

@@ -26,6 +26,8 @@ pub trait StepEnv: Send + Sync {
     async fn cluster(&self, name: &str, access: &ClusterAccess) -> Result<Cluster, StepError>;
     /// Send `body` to the SQS queue `queue_url`.
     async fn send(&self, queue_url: &str, body: &str) -> Result<(), StepError>;
+    /// The EBS direct APIs in `region` (this process's region if `None`).
+    async fn ebs(&self, region: Option<&str>) -> Result<aws_sdk_ebs::Client, StepError>;
 }
 
 /// Where the environment's settings come from.
@@ -197,5 +199,16 @@ impl StepEnv for Environment {
     async fn send(&self, queue_url: &str, body: &str) -> Result<(), StepError> {
         lifeboat_aws::send_message(self.sdk().await, queue_url, body).await?;
         Ok(())
+    }
+
+    async fn ebs(&self, region: Option<&str>) -> Result<aws_sdk_ebs::Client, StepError> {
+        let sdk = self.sdk().await;
+        let conf = match region {
+            Some(r) => aws_sdk_ebs::config::Builder::from(sdk)
+                .region(aws_config::Region::new(r.to_string()))
+                .build(),
+            None => aws_sdk_ebs::config::Builder::from(sdk).build(),
+        };
+        Ok(aws_sdk_ebs::Client::from_conf(conf))
     }
 }

@@ -139,11 +139,29 @@ impl From<OpsError> for StepError {
         let kind = match &e {
             OpsError::Repo(r) => repo_kind(r),
             OpsError::Kube(k) => kube_kind(k),
+            OpsError::Volume(v) => volume_kind(v),
             OpsError::InvalidInput(_) => ErrorKind::InvalidInput,
             _ if e.is_retryable() => ErrorKind::Retryable,
             _ => ErrorKind::Failed,
         };
         StepError::new(kind, e.to_string())
+    }
+}
+
+fn volume_kind(e: &lifeboat_volume::VolumeError) -> ErrorKind {
+    use lifeboat_volume::VolumeError as V;
+    match e {
+        V::Kube(k) => kube_kind(k),
+        V::Ebs { message, .. } if message.contains("AccessDenied") => ErrorKind::PermissionDenied,
+        V::Invalid(_) | V::Unsupported(_) => ErrorKind::InvalidInput,
+        _ if e.is_retryable() => ErrorKind::Retryable,
+        _ => ErrorKind::Failed,
+    }
+}
+
+impl From<lifeboat_volume::VolumeError> for StepError {
+    fn from(e: lifeboat_volume::VolumeError) -> Self {
+        StepError::new(volume_kind(&e), e.to_string())
     }
 }
 

@@ -19,6 +19,7 @@ pub mod request;
 mod restore;
 pub mod state;
 pub mod trigger;
+pub mod volumes;
 
 pub use dispatch::{local_substitutions, LocalInvoker, Step};
 pub use env::{Environment, Settings, StepEnv};

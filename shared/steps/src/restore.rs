@@ -12,7 +12,7 @@ use lifeboat_ops::cluster::restore_cluster;
 use lifeboat_ops::verify::latest_verified;
 use lifeboat_ops::Progress;
 use lifeboat_repo::{FileKind, Snapshot};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,8 +87,15 @@ pub async fn restore_state(env: &dyn StepEnv, state: State) -> Result<Value, Ste
     let cluster = env
         .cluster(&resolved.target_cluster, &resolved.access)
         .await?;
+    let mut transform = lifeboat_kube::restore::actions::Transform::default();
+    if let Some(v) = &state.restored_volumes {
+        let restored: crate::volumes::RestoredVolumes =
+            crate::state::from_value(v.clone(), "restored_volumes")?;
+        transform.volume_sources = restored.sources();
+    }
     let opts = ApplyOptions {
         existing: Existing::Skip,
+        transform,
         parallelism: 16,
         crd_timeout: Duration::from_secs(120),
         stage,
@@ -141,17 +148,6 @@ pub async fn restore_state(env: &dyn StepEnv, state: State) -> Result<Value, Ste
         namespaces: namespaces.into_iter().collect(),
         duration_secs: report.duration_secs,
     })
-}
-
-/// Volume data restores come with the CSI work (issue 5): until then the
-/// claims are restored as objects and this step reports that no data moved.
-pub async fn restore_volumes(_env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
-    let resolved = State::need(&state.resolved, "resolved", "resolve")?;
-    Ok(json!({
-        "snapshot": resolved.snapshot,
-        "volumes": 0,
-        "note": "this build restores no volume data; claims are restored as objects",
-    }))
 }
 
 /// The claims that were not Bound when the snapshot was taken (their status

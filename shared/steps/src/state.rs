@@ -33,6 +33,9 @@ pub struct Plan {
     pub tags: BTreeMap<String, String>,
     /// This region's repository (for the report).
     pub repository: String,
+    /// The region the cluster runs in (its EBS snapshots are there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 /// `$.volumes` (snapshot-volumes).

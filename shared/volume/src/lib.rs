@@ -11,6 +11,8 @@
 //! between a source or sink and the repository.
 
 pub mod block;
+pub mod csi;
+pub mod ebs;
 mod error;
 
 pub use block::{Block, BlockSink, BlockSource, ChangedBlock, Geometry, ImageFile};

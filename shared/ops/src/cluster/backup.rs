@@ -255,6 +255,7 @@ async fn export_unlocked(
             scope: serde_json::to_value(&opts.scope)
                 .map_err(|e| OpsError::InvalidInput(format!("scope: {e}")))?,
             resources,
+            volumes: Vec::new(),
         },
         warnings: findings.warnings,
         warning_count: findings.warning_count,

@@ -97,14 +97,14 @@ fn file_node(saver: &mut BlobSaver, name: &str, data: Vec<u8>) -> Result<Node, O
     Ok(n)
 }
 
-fn dir_node(name: &str, subtree: Id) -> Node {
+pub(super) fn dir_node(name: &str, subtree: Id) -> Node {
     let mut n = Node::new(OsStr::new(name), NodeType::Dir);
     n.mode = 0o700;
     n.subtree = Some(subtree);
     n
 }
 
-fn save_tree(saver: &mut BlobSaver, nodes: Vec<Node>) -> Result<Id, OpsError> {
+pub(super) fn save_tree(saver: &mut BlobSaver, nodes: Vec<Node>) -> Result<Id, OpsError> {
     let json = Tree { nodes }.to_json()?;
     saver.save(BlobType::Tree, json)
 }

@@ -4,9 +4,11 @@
 mod backup;
 mod collector;
 mod restore;
+mod volumes;
 
 pub use backup::{
     backup_cluster, commit_cluster, export_cluster, ClusterBackupOptions, ClusterBackupOutcome,
     ExportedState,
 };
 pub use restore::{load_objects, restore_cluster, ClusterRestoreOutcome, RestoreReport};
+pub use volumes::{attach_volumes, volume_path, CopiedVolume, VOLUMES_DIR};

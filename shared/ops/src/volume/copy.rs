@@ -206,6 +206,62 @@ fn segments(
         .collect()
 }
 
+/// What reading a segment needs.
+struct SegmentReader<'a> {
+    repo: &'a Repository,
+    index: &'a Index,
+    source: &'a dyn BlockSource,
+    base: &'a [ChunkRef],
+    progress: &'a Progress,
+    geometry: Geometry,
+}
+
+impl SegmentReader<'_> {
+    /// The segment's bytes (its listed blocks over zeros or the base), with
+    /// the blocks and bytes read.
+    async fn build(&self, s: &Segment) -> Result<(u64, Vec<u8>, u64, u64), OpsError> {
+        let bs = u64::from(self.geometry.block_size);
+        let mut buf = if s.fill_from_base {
+            bytes_of(self.repo, self.index, self.base, s.start, s.end).await?
+        } else {
+            vec![0u8; usize::try_from(s.end - s.start).unwrap_or(0)]
+        };
+        // Futures collected first: a lazy iterator of borrowing closures
+        // trips the compiler's Send check in callers' futures.
+        let reads: Vec<_> = s.reads.iter().map(|b| self.read(b)).collect();
+        let blocks: Vec<(u64, Option<bytes::Bytes>)> = futures::stream::iter(reads)
+            .buffered(READS_IN_FLIGHT.min(s.reads.len().max(1)))
+            .try_collect()
+            .await?;
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for (index, data) in blocks {
+            let at = usize::try_from(index * bs - s.start).unwrap_or(0);
+            match data {
+                Some(d) => {
+                    n += 1;
+                    bytes += d.len() as u64;
+                    Progress::add(&self.progress.bytes_read, d.len() as u64);
+                    buf[at..at + d.len()].copy_from_slice(&d);
+                }
+                None => {
+                    let stop = (at + usize::try_from(bs).unwrap_or(0)).min(buf.len());
+                    buf[at..stop].fill(0);
+                }
+            }
+        }
+        Ok((s.start, buf, n, bytes))
+    }
+
+    async fn read(&self, b: &ChangedBlock) -> Result<(u64, Option<bytes::Bytes>), OpsError> {
+        match &b.now {
+            Some(block) => read_checked(self.source, block, self.geometry)
+                .await
+                .map(|d| (b.index, Some(d))),
+            None => Ok((b.index, None)),
+        }
+    }
+}
+
 /// Read every segment (blocks concurrently, segments in order) and send its
 /// bytes to the collector. Returns blocks and bytes read.
 async fn read_segments(
@@ -217,8 +273,14 @@ async fn read_segments(
     progress: &Progress,
     tx: &mpsc::Sender<(u64, Vec<u8>)>,
 ) -> Result<(u64, u64), OpsError> {
-    let geometry = source.geometry().await?;
-    let bs = u64::from(geometry.block_size);
+    let reader = SegmentReader {
+        repo,
+        index,
+        source,
+        base,
+        progress,
+        geometry: source.geometry().await?,
+    };
     let per_seg = segments
         .iter()
         .map(|s| s.reads.len())
@@ -226,43 +288,8 @@ async fn read_segments(
         .unwrap_or(1)
         .max(1);
     let seg_in_flight = (READS_IN_FLIGHT / per_seg.min(READS_IN_FLIGHT)).max(1);
-    let mut stream = futures::stream::iter(segments.iter().map(|s| async move {
-        let mut buf = if s.fill_from_base {
-            bytes_of(repo, index, base, s.start, s.end).await?
-        } else {
-            vec![0u8; usize::try_from(s.end - s.start).unwrap_or(0)]
-        };
-        let blocks: Vec<(u64, Option<bytes::Bytes>)> = futures::stream::iter(s.reads.iter())
-            .map(|b| async move {
-                match &b.now {
-                    Some(block) => read_checked(source, block, geometry)
-                        .await
-                        .map(|d| (b.index, Some(d))),
-                    None => Ok((b.index, None)),
-                }
-            })
-            .buffered(READS_IN_FLIGHT.min(s.reads.len().max(1)))
-            .try_collect()
-            .await?;
-        let (mut n, mut bytes) = (0u64, 0u64);
-        for (index, data) in blocks {
-            let at = usize::try_from(index * bs - s.start).unwrap_or(0);
-            match data {
-                Some(d) => {
-                    n += 1;
-                    bytes += d.len() as u64;
-                    Progress::add(&progress.bytes_read, d.len() as u64);
-                    buf[at..at + d.len()].copy_from_slice(&d);
-                }
-                None => {
-                    let stop = (at + bs as usize).min(buf.len());
-                    buf[at..stop].fill(0);
-                }
-            }
-        }
-        Ok::<_, OpsError>((s.start, buf, n, bytes))
-    }))
-    .buffered(seg_in_flight);
+    let builds: Vec<_> = segments.iter().map(|s| reader.build(s)).collect();
+    let mut stream = futures::stream::iter(builds).buffered(seg_in_flight);
     let (mut blocks, mut bytes) = (0u64, 0u64);
     while let Some(r) = stream.next().await {
         let (start, buf, n, b) = r?;

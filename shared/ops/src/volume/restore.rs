@@ -99,7 +99,10 @@ pub async fn restore_volume(
     let bs = u64::from(g.block_size);
     let starts = segment_starts(&node.content, seg);
     let progress = &progress;
-    let written: Vec<(u64, u64)> = futures::stream::iter(starts)
+    // Futures collected first: a lazy stream of closures trips the
+    // compiler's Send check in callers' futures.
+    let segments: Vec<_> = starts
+        .into_iter()
         .map(|start| async move {
             let end = (start + seg).min(node.size);
             let buf = bytes_of(repo, index, &node.content, start, end).await?;
@@ -121,6 +124,8 @@ pub async fn restore_volume(
             }
             Ok::<_, OpsError>((n, bytes))
         })
+        .collect();
+    let written: Vec<(u64, u64)> = futures::stream::iter(segments)
         .buffered(SEGMENTS_IN_FLIGHT)
         .try_collect()
         .await?;
@@ -179,7 +184,8 @@ pub async fn compare_volume(
     let allocated = &allocated;
     let key = &key;
     let segs: Vec<u64> = (0..node.size.div_ceil(seg)).map(|i| i * seg).collect();
-    let results: Vec<Vec<u64>> = futures::stream::iter(segs)
+    let compares: Vec<_> = segs
+        .into_iter()
         .map(|start| async move {
             let end = (start + seg).min(node.size);
             let mut buf = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
@@ -216,6 +222,8 @@ pub async fn compare_volume(
             }
             Ok::<_, OpsError>(bad)
         })
+        .collect();
+    let results: Vec<Vec<u64>> = futures::stream::iter(compares)
         .buffered(SEGMENTS_IN_FLIGHT)
         .try_collect()
         .await?;

@@ -44,6 +44,11 @@ pub struct Transform {
     pub keep_node_ports: bool,
     /// Keep Services' cluster IPs (otherwise the target allocates new ones).
     pub keep_cluster_ips: bool,
+    /// Claims whose data comes back through a snapshot restored into the
+    /// target: `namespace/claim` as backed up -> the VolumeSnapshot's name
+    /// (in the claim's target namespace). Such a claim is provisioned from
+    /// the snapshot, and its old volume is not restored.
+    pub volume_sources: BTreeMap<String, String>,
 }
 
 /// Everything a fix-up may consult.
@@ -99,9 +104,13 @@ fn apply_all(
     if resource.is("", "Service") {
         service::apply(obj, transform)?;
     } else if resource.is("", "PersistentVolume") {
+        if let Some(reason) = pv::restored_from_snapshot(obj, transform)? {
+            return Ok(Fixup::Skip(reason));
+        }
         pv::apply(obj, transform)?;
     } else if resource.is("", "PersistentVolumeClaim") {
         pvc::apply(obj, transform, ctx.restoring)?;
+        pvc::from_snapshot(obj, transform, namespace)?;
     } else if resource.is("", "Pod") {
         pod::apply(obj)?;
     } else if resource.is("batch", "Job") {
@@ -150,6 +159,7 @@ mod tests {
             add_annotations: BTreeMap::from([("lifeboat.dev/from".into(), "prod".into())]),
             keep_node_ports: false,
             keep_cluster_ips: false,
+            volume_sources: BTreeMap::new(),
         }
     }
 

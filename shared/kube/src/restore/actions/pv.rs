@@ -35,6 +35,27 @@ pub(super) fn apply(obj: &mut Value, transform: &Transform) -> Result<(), FieldE
     map_class(obj, "", &transform.storage_class_map)
 }
 
+/// A volume whose claim gets its data from a restored snapshot is not
+/// restored: the claim is provisioned anew, and this volume's driver handle
+/// belongs to the source cluster.
+pub(super) fn restored_from_snapshot(
+    obj: &Value,
+    transform: &Transform,
+) -> Result<Option<String>, FieldError> {
+    let (Some(ns), Some(name)) = (
+        json::string(obj, "/spec/claimRef/namespace")?,
+        json::string(obj, "/spec/claimRef/name")?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(transform
+        .volume_sources
+        .get(&format!("{ns}/{name}"))
+        .map(|snap| {
+            format!("its claim {ns}/{name} is provisioned from the restored volume snapshot {snap}")
+        }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +144,22 @@ mod tests {
         let mut pv = json!({"metadata": {"name": "x"}, "spec": {"claimRef": "db/data"}});
         let err = apply(&mut pv, &Transform::default()).unwrap_err();
         assert_eq!(err.field, "spec.claimRef");
+    }
+
+    #[test]
+    fn volume_of_a_claim_restored_from_a_snapshot_is_skipped() {
+        let transform = Transform {
+            volume_sources: std::collections::BTreeMap::from([(
+                "db/data-pg-0".into(),
+                "lifeboat-restore-data-pg-0".into(),
+            )]),
+            ..Transform::default()
+        };
+        let reason = restored_from_snapshot(&bound_volume(), &transform).unwrap();
+        assert!(reason.unwrap().contains("lifeboat-restore-data-pg-0"));
+        assert_eq!(
+            restored_from_snapshot(&bound_volume(), &Transform::default()).unwrap(),
+            None
+        );
     }
 }

@@ -50,6 +50,32 @@ pub(super) fn apply(
     map_class(obj, "", &transform.storage_class_map)
 }
 
+/// A claim whose data comes back through a restored snapshot: provisioned
+/// from it (`dataSource`, and `dataSourceRef`, which the API server would
+/// otherwise derive), never bound to its old volume. `namespace` is the
+/// claim's namespace as backed up.
+pub(super) fn from_snapshot(
+    obj: &mut Value,
+    transform: &Transform,
+    namespace: Option<&str>,
+) -> Result<(), FieldError> {
+    let name = json::string(obj, "/metadata/name")?.unwrap_or_default();
+    let key = format!("{}/{name}", namespace.unwrap_or_default());
+    let Some(snapshot) = transform.volume_sources.get(&key) else {
+        return Ok(());
+    };
+    json::remove(obj, "/spec/volumeName");
+    let source = serde_json::json!({
+        "apiGroup": "snapshot.storage.k8s.io",
+        "kind": "VolumeSnapshot",
+        "name": snapshot,
+    });
+    let spec = json::object_or_insert(obj, "/spec")?;
+    spec.insert("dataSource".into(), source.clone());
+    spec.insert("dataSourceRef".into(), source);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +164,29 @@ mod tests {
         let err = apply(&mut pvc, &Transform::default(), &HashSet::new()).unwrap_err();
         assert_eq!(err.field, "spec.volumeName");
         assert_eq!(err.found, "a list");
+    }
+
+    #[test]
+    fn claim_restored_from_a_snapshot_takes_it_as_data_source() {
+        let transform = Transform {
+            volume_sources: BTreeMap::from([("db/data-pg-0".into(), "snap-r".into())]),
+            ..Transform::default()
+        };
+        let mut pvc = bound_claim();
+        // Even with its old volume in the restore set, the snapshot wins.
+        apply(
+            &mut pvc,
+            &transform,
+            &HashSet::from([volume("pvc-5b1f0c2e")]),
+        )
+        .unwrap();
+        from_snapshot(&mut pvc, &transform, Some("db")).unwrap();
+        assert!(pvc["spec"].get("volumeName").is_none());
+        assert_eq!(pvc["spec"]["dataSource"]["kind"], "VolumeSnapshot");
+        assert_eq!(pvc["spec"]["dataSource"]["name"], "snap-r");
+        assert_eq!(pvc["spec"]["dataSourceRef"], pvc["spec"]["dataSource"]);
+        let mut other = bound_claim();
+        from_snapshot(&mut other, &transform, Some("elsewhere")).unwrap();
+        assert!(other["spec"].get("dataSource").is_none());
     }
 }

@@ -1,0 +1,85 @@
+//! Volume data joins the cluster state: `volumes/<namespace>/<claim>` in
+//! the snapshot's tree, and a [`VolumeData`] record per volume.
+
+use super::collector::{dir_node, save_tree};
+use super::ExportedState;
+use crate::backup::{BlobPipeline, LOCK_WAIT};
+use crate::{OpsError, Progress};
+use lifeboat_repo::{LockKind, Node, Repository, VolumeData};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The directory of volume data in a cluster snapshot's tree.
+pub const VOLUMES_DIR: &str = "volumes";
+
+/// A volume copied for a cluster snapshot: its record and its data's node
+/// (a file node of chunks, or a directory).
+#[derive(Debug, Clone)]
+pub struct CopiedVolume {
+    pub data: VolumeData,
+    pub node: Node,
+}
+
+/// The path of a claim's data in the tree.
+pub fn volume_path(namespace: &str, claim: &str) -> String {
+    format!("{VOLUMES_DIR}/{namespace}/{claim}")
+}
+
+/// `exported` with `volumes` added to its tree and records (replacing any
+/// volumes it already had). Writes only tree blobs.
+pub async fn attach_volumes(
+    repo: &Repository,
+    exported: &ExportedState,
+    volumes: Vec<CopiedVolume>,
+) -> Result<ExportedState, OpsError> {
+    let lock = repo
+        .lock_waiting(LockKind::Shared, "attach volumes", LOCK_WAIT)
+        .await?;
+    let index = Arc::new(repo.load_index().await?);
+    let root = repo.load_tree(&index, &exported.tree).await?;
+    let mut records = Vec::new();
+    let mut by_ns: BTreeMap<String, Vec<Node>> = BTreeMap::new();
+    for v in volumes {
+        let mut node = v.node;
+        node.name = v.data.claim.clone();
+        node.name_bytes = None;
+        let mut data = v.data;
+        data.path = volume_path(&data.namespace, &data.claim);
+        by_ns.entry(data.namespace.clone()).or_default().push(node);
+        records.push(data);
+    }
+    records.sort_by(|a, b| (&a.namespace, &a.claim).cmp(&(&b.namespace, &b.claim)));
+    let (pipeline, saver) = BlobPipeline::start(repo, index, Arc::new(Progress::default()));
+    let (tree, saver) = tokio::task::spawn_blocking(move || {
+        let mut saver = saver;
+        let built = (|| {
+            let mut namespaces = Vec::new();
+            for (ns, nodes) in by_ns {
+                let id = save_tree(&mut saver, nodes)?;
+                namespaces.push(dir_node(&ns, id));
+            }
+            let mut nodes: Vec<Node> = root
+                .nodes
+                .into_iter()
+                .filter(|n| n.name != VOLUMES_DIR)
+                .collect();
+            if !namespaces.is_empty() {
+                let id = save_tree(&mut saver, namespaces)?;
+                nodes.push(dir_node(VOLUMES_DIR, id));
+            }
+            save_tree(&mut saver, nodes)
+        })();
+        (built, saver)
+    })
+    .await
+    .map_err(|e| OpsError::Pipeline(e.to_string()))?;
+    let tree = tree?;
+    pipeline.finish(saver).await?;
+    lock.release().await?;
+    let mut out = exported.clone();
+    out.tree = tree;
+    out.summary.bytes_read += records.iter().map(|r| r.bytes_read).sum::<u64>();
+    out.summary.bytes_stored += records.iter().map(|r| r.bytes_stored).sum::<u64>();
+    out.cluster.volumes = records;
+    Ok(out)
+}

@@ -1,0 +1,415 @@
+//! VolumeSnapshots: choosing the class, taking one and waiting for it,
+//! deleting it, and bringing an existing snapshot handle into a cluster.
+
+use super::claim::{str_at, Claim};
+use crate::VolumeError;
+use lifeboat_kube::{api, Cluster, KubeError, ResourceType};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Label on every VolumeSnapshot Lifeboat makes.
+pub const MANAGED_LABEL: &str = "app.kubernetes.io/managed-by";
+/// The backup run a snapshot belongs to.
+pub const RUN_LABEL: &str = "lifeboat.dev/run";
+/// On a StorageClass: the VolumeSnapshotClass to use for its volumes.
+pub const CLASS_ANNOTATION: &str = "lifeboat.dev/snapshot-class";
+const DEFAULT_CLASS_ANNOTATION: &str = "snapshot.storage.kubernetes.io/is-default-class";
+
+pub(crate) fn snapshot_api(resource: &str, kind: &str, namespaced: bool) -> ResourceType {
+    ResourceType {
+        group: "snapshot.storage.k8s.io".into(),
+        version: "v1".into(),
+        resource: resource.into(),
+        kind: kind.into(),
+        namespaced,
+    }
+}
+
+fn snapshots() -> ResourceType {
+    snapshot_api("volumesnapshots", "VolumeSnapshot", true)
+}
+fn contents() -> ResourceType {
+    snapshot_api("volumesnapshotcontents", "VolumeSnapshotContent", false)
+}
+fn classes() -> ResourceType {
+    snapshot_api("volumesnapshotclasses", "VolumeSnapshotClass", false)
+}
+
+/// A ready CSI snapshot of one volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CsiSnapshot {
+    /// The VolumeSnapshot.
+    pub namespace: String,
+    pub name: String,
+    pub class: String,
+    /// The VolumeSnapshotContent bound to it.
+    pub content: String,
+    pub driver: String,
+    /// The driver's id of the snapshot (an EBS snapshot id, a path...).
+    pub handle: String,
+    /// Size of the volume it restores to, in bytes.
+    pub size: u64,
+    /// When the driver cut it (RFC 3339), if it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// The VolumeGroupSnapshot it was taken with; `None` when taken alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// How long to wait, and how often to look.
+#[derive(Debug, Clone, Copy)]
+pub struct Wait {
+    pub timeout: Duration,
+    pub poll: Duration,
+}
+
+impl Default for Wait {
+    fn default() -> Self {
+        Wait {
+            timeout: Duration::from_secs(600),
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The VolumeSnapshotClass for `claim`: `requested` if given, else the one
+/// its StorageClass names in the `lifeboat.dev/snapshot-class` annotation,
+/// else the class for its driver marked default.
+pub async fn snapshot_class(
+    cluster: &Cluster,
+    claim: &Claim,
+    requested: Option<&str>,
+) -> Result<String, VolumeError> {
+    let all = api::list(cluster, &classes(), None).await?;
+    let for_driver: Vec<&Value> = all
+        .iter()
+        .filter(|c| str_at(c, "/driver") == claim.driver)
+        .collect();
+    let named = |name: &str, why: &str| -> Result<String, VolumeError> {
+        match all.iter().find(|c| str_at(c, "/metadata/name") == name) {
+            Some(c) if str_at(c, "/driver") == claim.driver => Ok(name.to_string()),
+            Some(c) => Err(VolumeError::Unsupported(format!(
+                "volumesnapshotclass {name} ({why}) is for driver {}, but {} is on {}",
+                str_at(c, "/driver"),
+                claim.key(),
+                claim.driver
+            ))),
+            None => Err(VolumeError::Unsupported(format!(
+                "volumesnapshotclass {name} ({why}) does not exist"
+            ))),
+        }
+    };
+    if let Some(name) = requested {
+        return named(name, "asked for");
+    }
+    if let Some(sc) = &claim.storage_class {
+        let scs = ResourceType {
+            group: "storage.k8s.io".into(),
+            version: "v1".into(),
+            resource: "storageclasses".into(),
+            kind: "StorageClass".into(),
+            namespaced: false,
+        };
+        if let Some(obj) = api::get(cluster, &scs, None, sc).await? {
+            let pointer = format!(
+                "/metadata/annotations/{}",
+                CLASS_ANNOTATION.replace('/', "~1")
+            );
+            if let Some(name) = obj.pointer(&pointer).and_then(Value::as_str) {
+                return named(name, &format!("named by storageclass {sc}"));
+            }
+        }
+    }
+    let pointer = format!(
+        "/metadata/annotations/{}",
+        DEFAULT_CLASS_ANNOTATION.replace('/', "~1")
+    );
+    let defaults: Vec<&str> = for_driver
+        .iter()
+        .filter(|c| c.pointer(&pointer).and_then(Value::as_str) == Some("true"))
+        .map(|c| str_at(c, "/metadata/name"))
+        .collect();
+    match defaults.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => Err(VolumeError::Unsupported(format!(
+            "no default volumesnapshotclass for driver {} (needed by {}){}; mark one with the annotation {DEFAULT_CLASS_ANNOTATION}: \"true\" or name one on the storageclass with {CLASS_ANNOTATION}",
+            claim.driver,
+            claim.key(),
+            if for_driver.is_empty() {
+                " and no class for it at all".to_string()
+            } else {
+                format!(
+                    " (classes for it: {})",
+                    for_driver
+                        .iter()
+                        .map(|c| str_at(c, "/metadata/name"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ))),
+        many => Err(VolumeError::Unsupported(format!(
+            "several default volumesnapshotclasses for driver {}: {}; keep one default or name one on the storageclass with {CLASS_ANNOTATION}",
+            claim.driver,
+            many.join(", ")
+        ))),
+    }
+}
+
+/// The name of the VolumeSnapshot for `claim` in backup run `run`: stable,
+/// so a retried step finds the snapshot it already asked for.
+pub fn snapshot_name(claim: &Claim, run: &str) -> String {
+    let digest = blake3::hash(format!("{}/{}/{run}", claim.namespace, claim.name).as_bytes());
+    let mut base: String = claim
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect();
+    base = base.trim_matches('-').to_string();
+    format!("lifeboat-{base}-{}", &digest.to_hex()[..10])
+}
+
+/// Snapshot `claim` with `class` and wait until it is ready to use.
+pub async fn take_snapshot(
+    cluster: &Cluster,
+    claim: &Claim,
+    class: &str,
+    run: &str,
+    wait: Wait,
+) -> Result<CsiSnapshot, VolumeError> {
+    let name = snapshot_name(claim, run);
+    let obj = json!({
+        "apiVersion": "snapshot.storage.k8s.io/v1",
+        "kind": "VolumeSnapshot",
+        "metadata": {
+            "name": name,
+            "namespace": claim.namespace,
+            "labels": { MANAGED_LABEL: "lifeboat", RUN_LABEL: label_value(run) },
+            "annotations": { "lifeboat.dev/claim": claim.name },
+        },
+        "spec": {
+            "volumeSnapshotClassName": class,
+            "source": { "persistentVolumeClaimName": claim.name },
+        },
+    });
+    match api::create(cluster, &snapshots(), &obj, false).await {
+        Ok(_) => {}
+        // A retried step: the snapshot is already asked for.
+        Err(KubeError::Api { code: 409, .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(claim = %claim.key(), snapshot = %name, class, "volume snapshot requested");
+    wait_ready(cluster, &claim.namespace, &name, wait).await
+}
+
+/// Wait until VolumeSnapshot `namespace/name` is ready to use, then read its
+/// content.
+pub async fn wait_ready(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    wait: Wait,
+) -> Result<CsiSnapshot, VolumeError> {
+    let started = Instant::now();
+    let what = format!("volumesnapshot {namespace}/{name}");
+    loop {
+        let vs = api::get(cluster, &snapshots(), Some(namespace), name)
+            .await?
+            .ok_or_else(|| VolumeError::Failed {
+                what: what.clone(),
+                message: "it was deleted while Lifeboat waited for it".into(),
+            })?;
+        if let Some(msg) = vs.pointer("/status/error/message").and_then(Value::as_str) {
+            return Err(VolumeError::Failed {
+                what,
+                message: msg.to_string(),
+            });
+        }
+        if vs.pointer("/status/readyToUse").and_then(Value::as_bool) == Some(true) {
+            return read_snapshot(cluster, &vs).await;
+        }
+        if started.elapsed() >= wait.timeout {
+            let content = str_at(&vs, "/status/boundVolumeSnapshotContentName");
+            return Err(VolumeError::Timeout {
+                what: format!(
+                    "{what} to become ready to use ({})",
+                    if content.is_empty() {
+                        "no content bound yet: is the snapshot controller running?".to_string()
+                    } else {
+                        format!("content {content} not ready: is the CSI snapshotter running?")
+                    }
+                ),
+                secs: wait.timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(wait.poll).await;
+    }
+}
+
+async fn read_snapshot(cluster: &Cluster, vs: &Value) -> Result<CsiSnapshot, VolumeError> {
+    let namespace = str_at(vs, "/metadata/namespace").to_string();
+    let name = str_at(vs, "/metadata/name").to_string();
+    let content_name = str_at(vs, "/status/boundVolumeSnapshotContentName").to_string();
+    let content = api::get(cluster, &contents(), None, &content_name)
+        .await?
+        .ok_or_else(|| VolumeError::Failed {
+            what: format!("volumesnapshot {namespace}/{name}"),
+            message: format!("its content {content_name:?} does not exist"),
+        })?;
+    let handle = str_at(&content, "/status/snapshotHandle").to_string();
+    if handle.is_empty() {
+        return Err(VolumeError::Failed {
+            what: format!("volumesnapshotcontent {content_name}"),
+            message: "ready, but it has no snapshotHandle".into(),
+        });
+    }
+    let size = content
+        .pointer("/status/restoreSize")
+        .and_then(Value::as_u64)
+        .or_else(|| {
+            vs.pointer("/status/restoreSize")
+                .and_then(Value::as_str)
+                .and_then(super::claim::parse_quantity)
+        })
+        .unwrap_or(0);
+    Ok(CsiSnapshot {
+        namespace,
+        name,
+        class: str_at(vs, "/spec/volumeSnapshotClassName").to_string(),
+        content: content_name,
+        driver: str_at(&content, "/spec/driver").to_string(),
+        handle,
+        size,
+        created: Some(str_at(vs, "/status/creationTime").to_string()).filter(|s| !s.is_empty()),
+        group: Some(str_at(vs, "/status/volumeGroupSnapshotName").to_string())
+            .filter(|s| !s.is_empty()),
+    })
+}
+
+/// Delete a VolumeSnapshot Lifeboat made (its class's deletion policy decides
+/// whether the driver's snapshot goes too). `false` if it was already gone.
+pub async fn delete_snapshot(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+) -> Result<bool, VolumeError> {
+    Ok(api::delete(cluster, &snapshots(), Some(namespace), name).await?)
+}
+
+/// Bring the driver snapshot `handle` into the cluster as a pre-provisioned
+/// VolumeSnapshotContent and a VolumeSnapshot `namespace/name` bound to it,
+/// and wait until it is ready: a claim can then name it as its dataSource.
+/// Idempotent: existing objects of the same names are reused.
+pub async fn import_snapshot(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    driver: &str,
+    handle: &str,
+    class: Option<&str>,
+    wait: Wait,
+) -> Result<CsiSnapshot, VolumeError> {
+    let content_name = format!(
+        "{name}-{}",
+        &blake3::hash(namespace.as_bytes()).to_hex()[..8]
+    );
+    let mut content = json!({
+        "apiVersion": "snapshot.storage.k8s.io/v1",
+        "kind": "VolumeSnapshotContent",
+        "metadata": {
+            "name": content_name,
+            "labels": { MANAGED_LABEL: "lifeboat" },
+        },
+        "spec": {
+            // The restored copy belongs to whoever restored it: deleting the
+            // VolumeSnapshot must not delete the data.
+            "deletionPolicy": "Retain",
+            "driver": driver,
+            "source": { "snapshotHandle": handle },
+            "volumeSnapshotRef": { "name": name, "namespace": namespace },
+        },
+    });
+    let snapshot = json!({
+        "apiVersion": "snapshot.storage.k8s.io/v1",
+        "kind": "VolumeSnapshot",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": { MANAGED_LABEL: "lifeboat" },
+        },
+        "spec": { "source": { "volumeSnapshotContentName": content_name } },
+    });
+    if let (Some(c), Some(spec)) = (
+        class,
+        content.get_mut("spec").and_then(Value::as_object_mut),
+    ) {
+        spec.insert("volumeSnapshotClassName".into(), json!(c));
+    }
+    for (r, obj) in [(contents(), &content), (snapshots(), &snapshot)] {
+        match api::create(cluster, &r, obj, false).await {
+            Ok(_) | Err(KubeError::Api { code: 409, .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    wait_ready(cluster, namespace, name, wait).await
+}
+
+/// A label value: at most 63 characters of `[A-Za-z0-9._-]`, alphanumeric at
+/// both ends.
+fn label_value(s: &str) -> String {
+    let v: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect();
+    v.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(name: &str) -> Claim {
+        Claim {
+            namespace: "shop".into(),
+            name: name.into(),
+            volume: "pv-1".into(),
+            driver: "hostpath.csi.k8s.io".into(),
+            volume_handle: "v1".into(),
+            storage_class: None,
+            size: 1 << 30,
+            mode: "Filesystem".into(),
+        }
+    }
+
+    #[test]
+    fn names_are_stable_valid_and_distinct() {
+        let a = snapshot_name(&claim("Data_Vol"), "run-1");
+        assert_eq!(a, snapshot_name(&claim("Data_Vol"), "run-1"));
+        assert!(a.starts_with("lifeboat-data-vol-"), "{a}");
+        assert_ne!(a, snapshot_name(&claim("Data_Vol"), "run-2"));
+        let long = snapshot_name(&claim(&"x".repeat(200)), "r");
+        assert!(long.len() <= 63, "{long}");
+        assert_eq!(
+            label_value("arn:aws:states:us-east-1:1:execution:x/y"),
+            "arn-aws-states-us-east-1-1-execution-x-y"
+        );
+        assert_eq!(label_value("--a--"), "a");
+    }
+}
