@@ -92,6 +92,7 @@ pub async fn commit(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
         bytes: snapshot.summary.bytes,
         bytes_new: snapshot.summary.bytes_new,
         bytes_stored: snapshot.summary.bytes_stored,
+        volumes: snapshot.cluster.map(|c| c.volumes).unwrap_or_default(),
     })
 }
 

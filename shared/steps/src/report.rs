@@ -51,6 +51,12 @@ pub struct WorkflowReport {
     pub replica_verified: Option<Verified>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes_not_copied: Vec<String>,
+    /// Volumes written into new snapshots in the target, each compared with
+    /// the backup.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_restored: Vec<crate::volumes::RestoredVolume>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_not_restored: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<Anomaly>,
     // Restore.
@@ -79,6 +85,13 @@ pub async fn report(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
     let finished = Utc::now();
     let started = state.started();
     let request = &state.request;
+    // A report is written even when the state is odd: an unreadable
+    // restore-volumes result shows as no volumes.
+    let restored_volumes: crate::volumes::RestoredVolumes = state
+        .restored_volumes
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
     let mut r = WorkflowReport {
         kind: WORKFLOW_REPORT_KIND.into(),
         action: request.action,
@@ -114,6 +127,8 @@ pub async fn report(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
             .as_ref()
             .map(|v| v.not_copied.clone())
             .unwrap_or_default(),
+        volumes_restored: restored_volumes.volumes,
+        volumes_not_restored: restored_volumes.not_restored,
         anomalies: vec![],
         source_cluster: state.resolved.as_ref().map(|r| r.source_cluster.clone()),
         rpo_secs: state.resolved.as_ref().map(|r| r.rpo_secs),

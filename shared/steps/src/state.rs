@@ -57,6 +57,9 @@ pub struct Committed {
     pub bytes: u64,
     pub bytes_new: u64,
     pub bytes_stored: u64,
+    /// The volumes whose data the snapshot holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<lifeboat_repo::VolumeData>,
 }
 
 /// `$.verify` and `$.replica_verify`.

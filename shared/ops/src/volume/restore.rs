@@ -174,16 +174,26 @@ pub async fn compare_volume(
     let chunk = u64::from(repo.config().chunking.fixed_size);
     let seg = segment_size(g.block_size, repo.config().chunking.fixed_size);
     let bs = u64::from(g.block_size);
-    let allocated: std::collections::HashSet<u64> = copy
+    // Blocks keep their tokens: EBS reads a block by the token it listed.
+    let allocated: std::collections::HashMap<u64, Block> = copy
         .allocated(0, node.size.div_ceil(bs))
         .await?
         .into_iter()
-        .map(|b| b.index)
+        .map(|b| (b.index, b))
         .collect();
     let key = repo.key().clone();
     let allocated = &allocated;
     let key = &key;
-    let segs: Vec<u64> = (0..node.size.div_ceil(seg)).map(|i| i * seg).collect();
+    // Only segments with data on either side need a look: the rest are
+    // zeros in both.
+    let mut segs: Vec<u64> = allocated
+        .keys()
+        .map(|b| b * bs / seg * seg)
+        .chain(node.content.iter().map(|c| c.offset / seg * seg))
+        .filter(|s| *s < node.size)
+        .collect();
+    segs.sort_unstable();
+    segs.dedup();
     let compares: Vec<_> = segs
         .into_iter()
         .map(|start| async move {
@@ -193,13 +203,8 @@ pub async fn compare_volume(
             while at < end {
                 let index = at / bs;
                 let (s, e) = g.byte_range(index);
-                if allocated.contains(&index) {
-                    let data = copy
-                        .read(&Block {
-                            index,
-                            token: String::new(),
-                        })
-                        .await?;
+                if let Some(block) = allocated.get(&index) {
+                    let data = copy.read(block).await?;
                     let from = usize::try_from(s - start).unwrap_or(0);
                     let upto = usize::try_from(e.min(end) - start).unwrap_or(0);
                     let n = (upto - from).min(data.len());
