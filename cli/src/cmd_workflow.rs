@@ -250,6 +250,46 @@ fn print_report(report: Option<&Value>) {
             get("/replica_verified/ok")
         );
     }
+    let list = |p: &str| {
+        r.pointer(p)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    for v in list("/stored/volumes") {
+        let g = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+        println!(
+            "volume:         {}/{} ({} mover, {} bytes read{}, {} stored)",
+            g("namespace").as_str().unwrap_or("-"),
+            g("claim").as_str().unwrap_or("-"),
+            g("mover").as_str().unwrap_or("-"),
+            g("bytes_read"),
+            if v.get("base").is_some() {
+                ", changed blocks only"
+            } else {
+                ""
+            },
+            g("bytes_stored")
+        );
+    }
+    for v in list("/volumes_not_copied") {
+        println!("not copied:     {}", v.as_str().unwrap_or("-"));
+    }
+    for v in list("/volumes_restored") {
+        let g = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+        println!(
+            "volume:         {}/{} restored as {} ({} blocks, {} bytes; matches the backup: {})",
+            g("namespace").as_str().unwrap_or("-"),
+            g("claim").as_str().unwrap_or("-"),
+            g("handle").as_str().unwrap_or("-"),
+            g("blocks_written"),
+            g("bytes_written"),
+            g("matched")
+        );
+    }
+    for v in list("/volumes_not_restored") {
+        println!("not restored:   {}", v.as_str().unwrap_or("-"));
+    }
     if r.get("rpo_secs").is_some() {
         println!("restored:       {}", get("/restored"));
         println!("ready:          {}", get("/ready"));
