@@ -238,7 +238,7 @@ fn ebs_volume_backed_up_incrementally_and_restored_into_another_region() {
         .open(&image)
         .unwrap();
     f.write_all_at(&pseudo(200_000, 1), 1 << 20).unwrap();
-    for (i, page) in [0u64, 7, 300, 5000, 200_000].iter().enumerate() {
+    for (i, page) in [0u64, 7, 400, 5000, 200_000].iter().enumerate() {
         f.write_all_at(&pseudo(4096, 10 + i as u64), page * 4096)
             .unwrap();
     }
@@ -293,7 +293,7 @@ fn ebs_volume_backed_up_incrementally_and_restored_into_another_region() {
         .open(&image)
         .unwrap();
     f.write_all_at(&pseudo(4096, 99), 7 * 4096).unwrap();
-    f.write_all_at(&pseudo(4096, 98), 300 * 4096).unwrap();
+    f.write_all_at(&pseudo(4096, 98), 400 * 4096).unwrap();
     f.sync_all().unwrap();
     drop(f);
     let second = backup(&env, &input, &fleet, &dr_repo);

@@ -50,12 +50,13 @@ pub fn aws_env() -> Vec<(String, String)> {
     }
 }
 
-/// Parse shell `KEY=value` lines; blank lines and `#` comments are skipped and
-/// one level of surrounding quotes is removed.
+/// Parse shell `KEY=value` (or `export KEY=value`) lines; blank lines and `#`
+/// comments are skipped and one level of surrounding quotes is removed.
 pub fn parse_env(text: &str) -> Vec<(String, String)> {
     text.lines()
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| line.strip_prefix("export ").unwrap_or(line))
         .filter_map(|line| line.split_once('='))
         .map(|(key, value)| {
             let value = value.trim();
