@@ -18,38 +18,12 @@
 
 mod common;
 
+use common::workflow::{kubectl, run, write_json, Cleanup};
 use common::{kubeconfig, Env};
 use serde_json::{json, Value};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn kubectl(cluster: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    use std::io::Write;
-    let mut child = Command::new(lifeboat_tests::repo_root().join("tests/substrate/clusters"))
-        .arg("kubectl")
-        .arg(cluster)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 /// `tests/substrate/clusters`' environment file.
 fn clusters_env() -> Vec<(String, String)> {
@@ -137,42 +111,6 @@ fn pseudo(n: usize, seed: u64) -> Vec<u8> {
     h.update(&seed.to_le_bytes());
     h.finalize_xof().fill(&mut out);
     out
-}
-
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for c in ["primary", "dr"] {
-            let _ = kubectl(
-                c,
-                &[
-                    "delete",
-                    "namespace",
-                    &self.0,
-                    "--wait=false",
-                    "--ignore-not-found",
-                ],
-                None,
-            );
-        }
-    }
-}
-
-fn write_json(path: &Path, v: &Value) {
-    std::fs::write(path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
-}
-
-fn run(env: &Env, args: &[&str]) -> (i32, Value) {
-    let out = env.cmd(args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let execution: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: no JSON on stdout ({e}):\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), execution)
 }
 
 fn backup(env: &Env, input: &Path, fleet: &Path, dr_repo: &str) -> Value {

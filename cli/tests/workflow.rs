@@ -9,36 +9,10 @@
 
 mod common;
 
+use common::workflow::{kubectl, run, write_json, Cleanup};
 use common::{kubeconfig, Env};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn kubectl(cluster: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    use std::io::Write;
-    let mut child = Command::new(lifeboat_tests::repo_root().join("tests/substrate/clusters"))
-        .arg("kubectl")
-        .arg(cluster)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 fn app(ns: &str) -> String {
     format!(
@@ -76,44 +50,6 @@ spec:
       containers: [{{name: web, image: "registry.example/web:1.4"}}]
 "#
     )
-}
-
-/// Deletes the test namespace from both clusters, even when a test fails.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for c in ["primary", "dr"] {
-            let _ = kubectl(
-                c,
-                &[
-                    "delete",
-                    "namespace",
-                    &self.0,
-                    "--wait=false",
-                    "--ignore-not-found",
-                ],
-                None,
-            );
-        }
-    }
-}
-
-fn write_json(path: &Path, v: &Value) {
-    std::fs::write(path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
-}
-
-/// The execution (`--json`) of a workflow command, and its exit code.
-fn run(env: &Env, args: &[&str]) -> (i32, Value) {
-    let out = env.cmd(args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let execution: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: no JSON on stdout ({e}):\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), execution)
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! repository in a temporary directory.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod workflow;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

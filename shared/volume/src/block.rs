@@ -207,7 +207,7 @@ fn file_len(file: &mut File) -> std::io::Result<u64> {
 
 /// The byte ranges of `file` below `len` that hold data; the whole range if
 /// the file system cannot tell (or for a device).
-fn data_regions(file: &File, len: u64) -> Vec<(u64, u64)> {
+pub fn data_regions(file: &File, len: u64) -> Vec<(u64, u64)> {
     use rustix::fs::{seek, SeekFrom};
     let mut out = Vec::new();
     let mut pos = 0u64;

@@ -71,30 +71,9 @@ pub fn content_len(file: &mut File, meta: &Metadata) -> io::Result<u64> {
     }
 }
 
-/// The byte ranges of `file` that hold data, skipping holes. Falls back to the
-/// whole length where the file system cannot tell (or for devices).
-pub fn data_regions(file: &File, len: u64) -> Vec<(u64, u64)> {
-    use rustix::fs::{seek, SeekFrom as RSeek};
-    let mut out = Vec::new();
-    let mut pos = 0u64;
-    while pos < len {
-        let start = match seek(file, RSeek::Data(pos)) {
-            Ok(s) => s,
-            Err(rustix::io::Errno::NXIO) => break,
-            Err(_) => return vec![(0, len)],
-        };
-        if start >= len {
-            break;
-        }
-        let end = match seek(file, RSeek::Hole(start)) {
-            Ok(e) => e.min(len),
-            Err(_) => len,
-        };
-        out.push((start, end));
-        pos = end;
-    }
-    out
-}
+/// The byte ranges of `file` below `len` that hold data, skipping holes
+/// (one implementation, shared with the block sources).
+pub use lifeboat_volume::block::data_regions;
 
 #[cfg(test)]
 mod tests {
