@@ -236,6 +236,31 @@ fn ebs_volume_backed_up_incrementally_and_restored_into_another_region() {
     drop(f);
     let second = backup(&env, &input, &fleet, &dr_repo);
     let v2 = &second["stored"]["volumes"][0];
+    // The first run's VolumeSnapshot is released; the second stays as the
+    // next incremental's base.
+    let released = second["stored"]["released_snapshots"].as_array().unwrap();
+    assert_eq!(released.len(), 1, "{second:#}");
+    assert!(released[0]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{ns}/lifeboat-data-")));
+    let (_, left) = kubectl(
+        "primary",
+        &[
+            "get",
+            "volumesnapshots",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+        None,
+    );
+    let data_snapshots = left
+        .split_whitespace()
+        .filter(|n| n.starts_with("lifeboat-data-"))
+        .count();
+    assert_eq!(data_snapshots, 1, "{left}");
     assert_eq!(v2["base"], v["csi_snapshot"], "{v2:#}");
     let incr_read = v2["bytes_read"].as_u64().unwrap();
     assert_eq!(

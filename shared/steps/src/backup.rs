@@ -85,6 +85,7 @@ pub async fn commit(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
     };
     let (id, snapshot) =
         commit_cluster(&repo, exported, plan.tags.clone(), state.started()).await?;
+    let released = crate::volumes::release_older_snapshots(env, &state, &snapshot).await;
     to_value(&Committed {
         snapshot: id,
         time: snapshot.time,
@@ -93,6 +94,7 @@ pub async fn commit(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
         bytes_new: snapshot.summary.bytes_new,
         bytes_stored: snapshot.summary.bytes_stored,
         volumes: snapshot.cluster.map(|c| c.volumes).unwrap_or_default(),
+        released_snapshots: released,
     })
 }
 

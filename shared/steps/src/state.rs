@@ -60,6 +60,10 @@ pub struct Committed {
     /// The volumes whose data the snapshot holds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<lifeboat_repo::VolumeData>,
+    /// Lifeboat's VolumeSnapshots of earlier runs, deleted now that a newer
+    /// copy is committed (`namespace/name`), or why they could not be.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub released_snapshots: Vec<String>,
 }
 
 /// `$.verify` and `$.replica_verify`.

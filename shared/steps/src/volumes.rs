@@ -360,6 +360,44 @@ pub async fn copied_volumes(
     Ok(out)
 }
 
+/// After a commit: delete Lifeboat's VolumeSnapshots of earlier runs for
+/// the claims whose data was just copied (the newest stays, the base of the
+/// next incremental). The backup is committed whatever happens here, so a
+/// failure is reported in the result, not raised.
+pub async fn release_older_snapshots(
+    env: &dyn StepEnv,
+    state: &State,
+    snapshot: &lifeboat_repo::Snapshot,
+) -> Vec<String> {
+    let volumes = snapshot
+        .cluster
+        .as_ref()
+        .map(|c| c.volumes.as_slice())
+        .unwrap_or(&[]);
+    let Some(plan) = state.plan.as_ref() else {
+        return vec![];
+    };
+    if volumes.is_empty() {
+        return vec![];
+    }
+    let cluster = match env.cluster(&plan.cluster, &plan.access).await {
+        Ok(c) => c,
+        Err(e) => return vec![format!("older volume snapshots kept: {e}")],
+    };
+    let run = run_name(state);
+    let mut out = Vec::new();
+    for v in volumes {
+        match csi::delete_older_snapshots(&cluster, &v.namespace, &v.claim, &run).await {
+            Ok(names) => out.extend(names.into_iter().map(|n| format!("{}/{n}", v.namespace))),
+            Err(e) => out.push(format!(
+                "older volume snapshots of {}/{} kept: {e}",
+                v.namespace, v.claim
+            )),
+        }
+    }
+    out
+}
+
 /// `$.restored_volumes` (restore-volumes).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RestoredVolumes {

@@ -17,6 +17,6 @@ mod snapshot;
 
 pub use claim::{claim, claims_in, parse_quantity, Claim};
 pub use snapshot::{
-    delete_snapshot, import_snapshot, snapshot_class, snapshot_name, take_snapshot, wait_ready,
-    CsiSnapshot, Wait, CLASS_ANNOTATION, MANAGED_LABEL, RUN_LABEL,
+    delete_older_snapshots, delete_snapshot, import_snapshot, snapshot_class, snapshot_name,
+    take_snapshot, wait_ready, CsiSnapshot, Wait, CLASS_ANNOTATION, MANAGED_LABEL, RUN_LABEL,
 };

@@ -305,6 +305,37 @@ pub async fn delete_snapshot(
     Ok(api::delete(cluster, &snapshots(), Some(namespace), name).await?)
 }
 
+/// Delete the VolumeSnapshots Lifeboat made of claim `namespace/claim` in
+/// runs other than `keep_run`: once a newer copy is committed, only the
+/// newest snapshot is kept (an incremental copy reads changes against it).
+/// Returns the names deleted.
+pub async fn delete_older_snapshots(
+    cluster: &Cluster,
+    namespace: &str,
+    claim: &str,
+    keep_run: &str,
+) -> Result<Vec<String>, VolumeError> {
+    let keep = label_value(keep_run);
+    let selector = format!("{MANAGED_LABEL}=lifeboat");
+    let mut deleted = Vec::new();
+    for vs in api::list(cluster, &snapshots(), Some(&selector)).await? {
+        let run_pointer = format!("/metadata/labels/{}", RUN_LABEL.replace('/', "~1"));
+        let ours = str_at(&vs, "/metadata/namespace") == namespace
+            && str_at(&vs, "/metadata/annotations/lifeboat.dev~1claim") == claim
+            && vs
+                .pointer(&run_pointer)
+                .and_then(Value::as_str)
+                .is_some_and(|r| r != keep);
+        if ours {
+            let name = str_at(&vs, "/metadata/name").to_string();
+            if delete_snapshot(cluster, namespace, &name).await? {
+                deleted.push(name);
+            }
+        }
+    }
+    Ok(deleted)
+}
+
 /// Bring the driver snapshot `handle` into the cluster as a pre-provisioned
 /// VolumeSnapshotContent and a VolumeSnapshot `namespace/name` bound to it,
 /// and wait until it is ready: a claim can then name it as its dataSource.
