@@ -78,8 +78,8 @@ pub async fn attach_volumes(
     lock.release().await?;
     let mut out = exported.clone();
     out.tree = tree;
-    out.summary.bytes_read += records.iter().map(|r| r.bytes_read).sum::<u64>();
-    out.summary.bytes_stored += records.iter().map(|r| r.bytes_stored).sum::<u64>();
+    // The summary stays about the objects; each volume's record carries its
+    // own figures (a volume's logical size would drown the objects' ratio).
     out.cluster.volumes = records;
     Ok(out)
 }
