@@ -1,12 +1,6 @@
-//! The volume steps: snapshot-volumes and copy-volume (backup), the volume
-//! part of commit, and restore-volumes.
-//!
-//! Claims on the EBS CSI driver are copied through the EBS direct APIs, one
-//! Map item per block range of each volume; a range's result is durable
-//! once returned, so a retried item rereads only its own range. Claims on
-//! other drivers are snapshotted and listed as not copied, with the reason
-//! (the filesystem mover, a Job in the protected cluster, is not built yet).
+//! Backup: snapshot-volumes, copy-volume, and the volume part of commit.
 
+use super::{node_at, run_name, EBS_DRIVER};
 use crate::env::StepEnv;
 use crate::state::{from_value, to_value, State, Volumes};
 use crate::StepError;
@@ -23,8 +17,6 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The EBS CSI driver, whose snapshots the EBS direct APIs read.
-pub const EBS_DRIVER: &str = "ebs.csi.aws.com";
 /// Bytes per copy-volume invocation: at the EBS direct APIs' pace this is a
 /// few minutes, well under the Lambda limit. `LIFEBOAT_RANGE_BYTES` changes it.
 const RANGE_BYTES: u64 = 8 << 30;
@@ -68,14 +60,6 @@ fn range_bytes() -> u64 {
         .and_then(|v| v.parse().ok())
         .filter(|v| *v > 0)
         .unwrap_or(RANGE_BYTES)
-}
-
-fn run_name(state: &State) -> String {
-    state
-        .execution
-        .as_ref()
-        .and_then(|e| e.name.clone())
-        .unwrap_or_else(|| state.started().format("%Y%m%dt%H%M%S").to_string())
 }
 
 /// The claims whose objects the export holds, from its tree.
@@ -220,33 +204,6 @@ async fn snapshot_one(
             base: base.clone(),
         })
         .collect())
-}
-
-/// The content of `path` in repository snapshot `snapshot`.
-async fn node_at(
-    repo: &Repository,
-    snapshot: &Id,
-    path: &str,
-) -> Result<Option<lifeboat_repo::Node>, StepError> {
-    let snap: lifeboat_repo::Snapshot = repo
-        .load_file(lifeboat_repo::FileKind::Snapshot, snapshot)
-        .await?;
-    let index = repo.load_index().await?;
-    let mut tree = repo.load_tree(&index, &snap.tree).await?;
-    let parts: Vec<&str> = path.split('/').collect();
-    for (i, part) in parts.iter().enumerate() {
-        let Some(node) = tree.nodes.into_iter().find(|n| n.name == *part) else {
-            return Ok(None);
-        };
-        if i + 1 == parts.len() {
-            return Ok(Some(node));
-        }
-        let Some(sub) = node.subtree else {
-            return Ok(None);
-        };
-        tree = repo.load_tree(&index, &sub).await?;
-    }
-    Ok(None)
 }
 
 /// Copy one range of one volume (a Map item).
@@ -396,159 +353,4 @@ pub async fn release_older_snapshots(
         }
     }
     out
-}
-
-/// `$.restored_volumes` (restore-volumes).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RestoredVolumes {
-    pub volumes: Vec<RestoredVolume>,
-    /// Volumes of the snapshot whose data is not restored, with the reason.
-    #[serde(default)]
-    pub not_restored: Vec<String>,
-}
-
-/// One volume restored as a new driver snapshot in the target region.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RestoredVolume {
-    pub namespace: String,
-    pub claim: String,
-    /// The VolumeSnapshot the restored claim takes as its dataSource.
-    pub volume_snapshot: String,
-    /// The new driver snapshot.
-    pub handle: String,
-    pub blocks_written: u64,
-    pub bytes_written: u64,
-    /// The new snapshot read back and compared, chunk by chunk, with the
-    /// backup (keyed hashes).
-    pub matched: bool,
-}
-
-impl RestoredVolumes {
-    /// `namespace/claim` -> VolumeSnapshot, for the workloads' restore.
-    pub fn sources(&self) -> BTreeMap<String, String> {
-        self.volumes
-            .iter()
-            .map(|v| {
-                (
-                    format!("{}/{}", v.namespace, v.claim),
-                    v.volume_snapshot.clone(),
-                )
-            })
-            .collect()
-    }
-}
-
-/// Write each EBS volume of the snapshot into a new EBS snapshot in the
-/// target region, compare it with the backup, and bring it into the target
-/// cluster as a VolumeSnapshot for its claim.
-pub async fn restore_volumes(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
-    let resolved = State::need(&state.resolved, "resolved", "resolve")?;
-    let repo = env.repository().await?;
-    let snapshot: lifeboat_repo::Snapshot = repo
-        .load_file(lifeboat_repo::FileKind::Snapshot, &resolved.snapshot)
-        .await?;
-    let volumes = snapshot.cluster.map(|c| c.volumes).unwrap_or_default();
-    let mut out = RestoredVolumes::default();
-    if volumes.is_empty() {
-        return to_value(&out);
-    }
-    let fleet = env.fleet().await?;
-    let region = fleet.cluster(&resolved.target_cluster)?.region.clone();
-    let cluster = env
-        .cluster(&resolved.target_cluster, &resolved.access)
-        .await?;
-    let client = env.ebs(region.as_deref()).await?;
-    let run = run_name(&state);
-    for v in volumes {
-        if v.mover != "ebs" {
-            out.not_restored.push(format!(
-                "{}/{}: copied by the {} mover, which this build cannot restore",
-                v.namespace, v.claim, v.mover
-            ));
-            continue;
-        }
-        out.volumes
-            .push(restore_one(&repo, &resolved.snapshot, &cluster, &client, &v, &run).await?);
-    }
-    to_value(&out)
-}
-
-async fn restore_one(
-    repo: &Repository,
-    snapshot: &Id,
-    cluster: &Cluster,
-    client: &aws_sdk_ebs::Client,
-    v: &VolumeData,
-    run: &str,
-) -> Result<RestoredVolume, StepError> {
-    let node = node_at(repo, snapshot, &v.path).await?.ok_or_else(|| {
-        StepError::not_found(format!(
-            "snapshot {} lists volume {}/{} but its tree has no {}",
-            snapshot.short(),
-            v.namespace,
-            v.claim,
-            v.path
-        ))
-    })?;
-    let token = blake3::hash(format!("{run}/{}/{}", v.namespace, v.claim).as_bytes()).to_hex();
-    let tags = vec![
-        (
-            "lifeboat.dev/claim".to_string(),
-            format!("{}/{}", v.namespace, v.claim),
-        ),
-        ("lifeboat.dev/snapshot".to_string(), snapshot.to_hex()),
-    ];
-    let writer = lifeboat_volume::ebs::EbsWriter::start(
-        client.clone(),
-        v.size,
-        &format!("Lifeboat restore of {}/{}", v.namespace, v.claim),
-        &tags,
-        &token[..32],
-    )
-    .await?;
-    let index = repo.load_index().await?;
-    let written = lifeboat_ops::volume::restore_volume(
-        repo,
-        &index,
-        &node,
-        &writer,
-        Arc::new(Progress::default()),
-    )
-    .await?;
-    let copy = EbsSnapshot::new(client.clone(), written.handle.clone());
-    let cmp = lifeboat_ops::volume::compare_volume(repo, &node, &copy).await?;
-    if !cmp.matched() {
-        return Err(StepError::failed(format!(
-            "volume {}/{}: the restored snapshot {} differs from the backup in {} chunk(s), first at byte {}",
-            v.namespace,
-            v.claim,
-            written.handle,
-            cmp.mismatch_count,
-            cmp.mismatches.first().copied().unwrap_or_default()
-        )));
-    }
-    let name = format!(
-        "lifeboat-restore-{}",
-        &blake3::hash(format!("{}/{}/{}", v.namespace, v.claim, written.handle).as_bytes())
-            .to_hex()[..12]
-    );
-    let imported = csi::import_snapshot(
-        cluster,
-        &v.namespace,
-        &name,
-        &v.driver,
-        &written.handle,
-        Some(&v.snapshot_class),
-        Wait::default(),
-    )
-    .await?;
-    Ok(RestoredVolume {
-        namespace: v.namespace.clone(),
-        claim: v.claim.clone(),
-        volume_snapshot: imported.name,
-        handle: written.handle,
-        blocks_written: written.blocks_written,
-        bytes_written: written.bytes_written,
-        matched: true,
-    })
 }

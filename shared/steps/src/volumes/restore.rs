@@ -1,0 +1,170 @@
+//! Restore: restore-volumes, and the claims' sources for the workloads.
+
+use super::{node_at, run_name};
+use crate::env::StepEnv;
+use crate::state::{to_value, State};
+use crate::StepError;
+use lifeboat_kube::Cluster;
+use lifeboat_ops::Progress;
+use lifeboat_repo::{Id, Repository, VolumeData};
+use lifeboat_volume::csi::{self, Wait};
+use lifeboat_volume::ebs::EbsSnapshot;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// `$.restored_volumes` (restore-volumes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RestoredVolumes {
+    pub volumes: Vec<RestoredVolume>,
+    /// Volumes of the snapshot whose data is not restored, with the reason.
+    #[serde(default)]
+    pub not_restored: Vec<String>,
+}
+
+/// One volume restored as a new driver snapshot in the target region.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestoredVolume {
+    pub namespace: String,
+    pub claim: String,
+    /// The VolumeSnapshot the restored claim takes as its dataSource.
+    pub volume_snapshot: String,
+    /// The new driver snapshot.
+    pub handle: String,
+    pub blocks_written: u64,
+    pub bytes_written: u64,
+    /// The new snapshot read back and compared, chunk by chunk, with the
+    /// backup (keyed hashes).
+    pub matched: bool,
+}
+
+impl RestoredVolumes {
+    /// `namespace/claim` -> VolumeSnapshot, for the workloads' restore.
+    pub fn sources(&self) -> BTreeMap<String, String> {
+        self.volumes
+            .iter()
+            .map(|v| {
+                (
+                    format!("{}/{}", v.namespace, v.claim),
+                    v.volume_snapshot.clone(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Write each EBS volume of the snapshot into a new EBS snapshot in the
+/// target region, compare it with the backup, and bring it into the target
+/// cluster as a VolumeSnapshot for its claim.
+pub async fn restore_volumes(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
+    let resolved = State::need(&state.resolved, "resolved", "resolve")?;
+    let repo = env.repository().await?;
+    let snapshot: lifeboat_repo::Snapshot = repo
+        .load_file(lifeboat_repo::FileKind::Snapshot, &resolved.snapshot)
+        .await?;
+    let volumes = snapshot.cluster.map(|c| c.volumes).unwrap_or_default();
+    let mut out = RestoredVolumes::default();
+    if volumes.is_empty() {
+        return to_value(&out);
+    }
+    let fleet = env.fleet().await?;
+    let region = fleet.cluster(&resolved.target_cluster)?.region.clone();
+    let cluster = env
+        .cluster(&resolved.target_cluster, &resolved.access)
+        .await?;
+    let client = env.ebs(region.as_deref()).await?;
+    let run = run_name(&state);
+    for v in volumes {
+        if v.mover != "ebs" {
+            out.not_restored.push(format!(
+                "{}/{}: copied by the {} mover, which this build cannot restore",
+                v.namespace, v.claim, v.mover
+            ));
+            continue;
+        }
+        out.volumes
+            .push(restore_one(&repo, &resolved.snapshot, &cluster, &client, &v, &run).await?);
+    }
+    to_value(&out)
+}
+
+async fn restore_one(
+    repo: &Repository,
+    snapshot: &Id,
+    cluster: &Cluster,
+    client: &aws_sdk_ebs::Client,
+    v: &VolumeData,
+    run: &str,
+) -> Result<RestoredVolume, StepError> {
+    let node = node_at(repo, snapshot, &v.path).await?.ok_or_else(|| {
+        StepError::not_found(format!(
+            "snapshot {} lists volume {}/{} but its tree has no {}",
+            snapshot.short(),
+            v.namespace,
+            v.claim,
+            v.path
+        ))
+    })?;
+    let token = blake3::hash(format!("{run}/{}/{}", v.namespace, v.claim).as_bytes()).to_hex();
+    let tags = vec![
+        (
+            "lifeboat.dev/claim".to_string(),
+            format!("{}/{}", v.namespace, v.claim),
+        ),
+        ("lifeboat.dev/snapshot".to_string(), snapshot.to_hex()),
+    ];
+    let writer = lifeboat_volume::ebs::EbsWriter::start(
+        client.clone(),
+        v.size,
+        &format!("Lifeboat restore of {}/{}", v.namespace, v.claim),
+        &tags,
+        &token[..32],
+    )
+    .await?;
+    let index = repo.load_index().await?;
+    let written = lifeboat_ops::volume::restore_volume(
+        repo,
+        &index,
+        &node,
+        &writer,
+        Arc::new(Progress::default()),
+    )
+    .await?;
+    let copy = EbsSnapshot::new(client.clone(), written.handle.clone());
+    let cmp = lifeboat_ops::volume::compare_volume(repo, &node, &copy).await?;
+    if !cmp.matched() {
+        return Err(StepError::failed(format!(
+            "volume {}/{}: the restored snapshot {} differs from the backup in {} chunk(s), first at byte {}",
+            v.namespace,
+            v.claim,
+            written.handle,
+            cmp.mismatch_count,
+            cmp.mismatches.first().copied().unwrap_or_default()
+        )));
+    }
+    let name = format!(
+        "lifeboat-restore-{}",
+        &blake3::hash(format!("{}/{}/{}", v.namespace, v.claim, written.handle).as_bytes())
+            .to_hex()[..12]
+    );
+    let imported = csi::import_snapshot(
+        cluster,
+        &v.namespace,
+        &name,
+        &v.driver,
+        &written.handle,
+        Some(&v.snapshot_class),
+        Wait::default(),
+    )
+    .await?;
+    Ok(RestoredVolume {
+        namespace: v.namespace.clone(),
+        claim: v.claim.clone(),
+        volume_snapshot: imported.name,
+        handle: written.handle,
+        blocks_written: written.blocks_written,
+        bytes_written: written.bytes_written,
+        matched: true,
+    })
+}
