@@ -33,12 +33,30 @@ pub fn kubectl(cluster: &str, args: &[&str], stdin: Option<&str>) -> (bool, Stri
     )
 }
 
-/// Deletes the test namespace from both clusters, even when a test fails.
+/// Deletes the test namespace from both clusters, and the cluster-scoped
+/// VolumeSnapshotContents of its snapshots (an imported one is Retain, so
+/// the namespace's deletion leaves it), even when a test fails.
 pub struct Cleanup(pub String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for c in ["primary", "dr"] {
+            let path = format!(
+                "jsonpath={{range .items[?(@.spec.volumeSnapshotRef.namespace==\"{}\")]}}{{.metadata.name}} {{end}}",
+                self.0
+            );
+            let (ok, names) = kubectl(c, &["get", "volumesnapshotcontents", "-o", &path], None);
+            let names: Vec<&str> = names.split_whitespace().collect();
+            if ok && !names.is_empty() {
+                let mut args = vec![
+                    "delete",
+                    "volumesnapshotcontent",
+                    "--wait=false",
+                    "--ignore-not-found",
+                ];
+                args.extend(names);
+                let _ = kubectl(c, &args, None);
+            }
             let _ = kubectl(
                 c,
                 &[
