@@ -301,6 +301,25 @@ fn ebs_volume_backed_up_incrementally_and_restored_into_another_region() {
     assert_eq!(restored[0]["matched"], true);
     assert!(restored[0]["handle"].as_str().unwrap().starts_with("snap-"));
 
+    // Lifeboat's own snapshots of primary are not part of the backup: in dr
+    // there is only the one restore brought in.
+    let (_, in_dr) = kubectl(
+        "dr",
+        &[
+            "get",
+            "volumesnapshots",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+        None,
+    );
+    let in_dr: Vec<&str> = in_dr.split_whitespace().collect();
+    assert!(
+        in_dr.len() == 1 && in_dr[0].starts_with("lifeboat-restore-"),
+        "{in_dr:?}"
+    );
     let dr_handle = bound_handle("dr", &ns, "data");
     let dr_image = csi_dr.join("ebs/volumes").join(&dr_handle);
     let restored_bytes = std::fs::read(&dr_image).unwrap();

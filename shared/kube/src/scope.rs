@@ -127,6 +127,14 @@ pub fn excluded_object(resource: &ResourceType, obj: &Value) -> Option<&'static 
             "a token signed by the source cluster's key; the target cluster issues its own",
         );
     }
+    let managed_by = obj
+        .pointer("/metadata/labels/app.kubernetes.io~1managed-by")
+        .and_then(Value::as_str);
+    if resource.group == "snapshot.storage.k8s.io" && managed_by == Some("lifeboat") {
+        return Some(
+            "Lifeboat's own snapshot, taken to copy the volume's data (the data is in the backup)",
+        );
+    }
     None
 }
 
@@ -380,5 +388,14 @@ mod tests {
             &json!({"metadata": {"name": "t"}, "type": "Opaque"})
         )
         .is_none());
+        let vs = ResourceType {
+            group: "snapshot.storage.k8s.io".into(),
+            ..rt("", "volumesnapshots", "VolumeSnapshot")
+        };
+        let ours = json!({"metadata": {"name": "lifeboat-data-1", "namespace": "a",
+            "labels": {"app.kubernetes.io/managed-by": "lifeboat"}}});
+        assert!(excluded_object(&vs, &ours).is_some());
+        let users = json!({"metadata": {"name": "before-upgrade", "namespace": "a"}});
+        assert!(excluded_object(&vs, &users).is_none());
     }
 }
