@@ -152,7 +152,7 @@ fn volume_kind(e: &lifeboat_volume::VolumeError) -> ErrorKind {
     use lifeboat_volume::VolumeError as V;
     match e {
         V::Kube(k) => kube_kind(k),
-        V::Ebs { message, .. } if message.contains("AccessDenied") => ErrorKind::PermissionDenied,
+        V::Ebs { denied: true, .. } => ErrorKind::PermissionDenied,
         V::Invalid(_) | V::Unsupported(_) => ErrorKind::InvalidInput,
         _ if e.is_retryable() => ErrorKind::Retryable,
         _ => ErrorKind::Failed,

@@ -81,6 +81,7 @@ fn bad_response(
         target: target.into(),
         message,
         retryable: false,
+        denied: false,
     }
 }
 

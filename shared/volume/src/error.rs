@@ -25,6 +25,8 @@ pub enum VolumeError {
         message: String,
         /// Throttling, 5xx and connection failures.
         retryable: bool,
+        /// The caller lacks the permission (AccessDenied, HTTP 403).
+        denied: bool,
     },
     /// Data read back did not match the checksum its source gave.
     #[error("checksum mismatch in {target}: expected {expected}, got {actual}")]

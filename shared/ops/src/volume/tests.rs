@@ -111,6 +111,7 @@ impl BlockSource for Snap {
                 target: format!("{} block {}", self.id, b.index),
                 message: "connection reset".into(),
                 retryable: true,
+                denied: false,
             });
         }
         self.reads.fetch_add(1, Ordering::Relaxed);

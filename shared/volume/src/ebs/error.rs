@@ -27,6 +27,12 @@ fn retryable(code: &str, status: u16) -> bool {
         || (500..=599).contains(&status)
 }
 
+/// Whether a service error with `code` and HTTP `status` says the caller
+/// lacks the permission.
+fn denied(code: &str, status: u16) -> bool {
+    code.contains("AccessDenied") || status == 403
+}
+
 /// Whether `e` comes from a credentials provider, and if so whether its
 /// failure may pass (a provider that timed out or failed to answer).
 fn credentials_retryable(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
@@ -53,7 +59,7 @@ pub(super) fn sdk_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let (message, retryable) = match &err {
+    let (message, retryable, denied) = match &err {
         SdkError::ServiceError(ctx) => {
             let code = ctx.err().code().unwrap_or_default();
             let status = ctx.raw().status().as_u16();
@@ -62,7 +68,7 @@ where
                 (code, Some(m)) if !m.is_empty() => format!("{code}: {m}"),
                 (code, _) => format!("{code} (HTTP {status})"),
             };
-            (message, retryable(code, status))
+            (message, retryable(code, status), denied(code, status))
         }
         SdkError::ResponseError(ctx) => {
             // A body that could not be read: a garbled answer may come right
@@ -74,16 +80,17 @@ where
             (
                 message,
                 !(400..=499).contains(&status) || retryable("", status),
+                status == 403,
             )
         }
-        SdkError::TimeoutError(_) => (DisplayErrorContext(&err).to_string(), true),
+        SdkError::TimeoutError(_) => (DisplayErrorContext(&err).to_string(), true, false),
         SdkError::DispatchFailure(d) => {
             let retry = credentials_retryable(&err).unwrap_or(!d.is_user());
-            (DisplayErrorContext(&err).to_string(), retry)
+            (DisplayErrorContext(&err).to_string(), retry, false)
         }
         _ => {
             let retry = credentials_retryable(&err).unwrap_or(false);
-            (DisplayErrorContext(&err).to_string(), retry)
+            (DisplayErrorContext(&err).to_string(), retry, false)
         }
     };
     VolumeError::Ebs {
@@ -91,6 +98,7 @@ where
         target: target.into(),
         message,
         retryable,
+        denied,
     }
 }
 
@@ -121,6 +129,9 @@ mod tests {
         assert!(!retryable("ValidationException", 400));
         assert!(!retryable("ResourceNotFoundException", 404));
         assert!(!retryable("ServiceQuotaExceededException", 402));
+        assert!(denied("AccessDeniedException", 400));
+        assert!(denied("", 403));
+        assert!(!denied("ValidationException", 400));
     }
 
     #[test]

@@ -143,6 +143,7 @@ fn verify(
                 target: target.to_string(),
                 message: format!("DataLength is {n} bytes but {} arrived", data.len()),
                 retryable: true,
+                denied: false,
             });
         }
     }
@@ -324,6 +325,7 @@ impl BlockSource for EbsSnapshot {
                     aws_sdk_ebs::error::DisplayErrorContext(&e)
                 ),
                 retryable: true,
+                denied: false,
             })?
             .into_bytes();
         verify(
