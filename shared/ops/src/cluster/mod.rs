@@ -11,4 +11,4 @@ pub use backup::{
     ExportedState,
 };
 pub use restore::{load_objects, restore_cluster, ClusterRestoreOutcome, RestoreReport};
-pub use volumes::{attach_volumes, volume_path, CopiedVolume, VOLUMES_DIR};
+pub use volumes::{attach_volumes, tree_node, volume_path, CopiedVolume, VOLUMES_DIR};

@@ -5,7 +5,7 @@ use super::collector::{dir_node, save_tree};
 use super::ExportedState;
 use crate::backup::{BlobPipeline, LOCK_WAIT};
 use crate::{OpsError, Progress};
-use lifeboat_repo::{LockKind, Node, Repository, VolumeData};
+use lifeboat_repo::{Id, Index, LockKind, Node, Repository, VolumeData};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -23,6 +23,31 @@ pub struct CopiedVolume {
 /// The path of a claim's data in the tree.
 pub fn volume_path(namespace: &str, claim: &str) -> String {
     format!("{VOLUMES_DIR}/{namespace}/{claim}")
+}
+
+/// The node at `path` (`/`-separated names, e.g. `volumes/shop/data`) in the
+/// tree `root`; `None` if some part is missing or not a directory.
+pub async fn tree_node(
+    repo: &Repository,
+    index: &Index,
+    root: &Id,
+    path: &str,
+) -> Result<Option<Node>, OpsError> {
+    let mut tree = repo.load_tree(index, root).await?;
+    let mut parts = path.split('/').peekable();
+    while let Some(part) = parts.next() {
+        let Some(node) = tree.nodes.into_iter().find(|n| n.name == part) else {
+            return Ok(None);
+        };
+        if parts.peek().is_none() {
+            return Ok(Some(node));
+        }
+        let Some(sub) = node.subtree else {
+            return Ok(None);
+        };
+        tree = repo.load_tree(index, &sub).await?;
+    }
+    Ok(None)
 }
 
 /// `exported` with `volumes` added to its tree and records (replacing any

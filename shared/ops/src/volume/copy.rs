@@ -102,16 +102,15 @@ pub async fn copy_range(
     let (tx, rx) = mpsc::channel::<(u64, Vec<u8>)>(4);
     let collector = tokio::task::spawn_blocking(move || collect(saver, rx, chunk));
 
-    let read = read_segments(
+    let reader = SegmentReader {
         repo,
-        &index,
+        index: &index,
         source,
-        &segments,
-        base_content,
-        &progress,
-        &tx,
-    )
-    .await;
+        base: base_content,
+        progress: &progress,
+        geometry,
+    };
+    let read = read_segments(&reader, &segments, &tx).await;
     drop(tx);
     let (saver, mut content) = collector
         .await
@@ -265,22 +264,10 @@ impl SegmentReader<'_> {
 /// Read every segment (blocks concurrently, segments in order) and send its
 /// bytes to the collector. Returns blocks and bytes read.
 async fn read_segments(
-    repo: &Repository,
-    index: &Index,
-    source: &dyn BlockSource,
+    reader: &SegmentReader<'_>,
     segments: &[Segment],
-    base: &[ChunkRef],
-    progress: &Progress,
     tx: &mpsc::Sender<(u64, Vec<u8>)>,
 ) -> Result<(u64, u64), OpsError> {
-    let reader = SegmentReader {
-        repo,
-        index,
-        source,
-        base,
-        progress,
-        geometry: source.geometry().await?,
-    };
     let per_seg = segments
         .iter()
         .map(|s| s.reads.len())

@@ -1,14 +1,14 @@
 //! Backup: snapshot-volumes, copy-volume, and the volume part of commit.
 
-use super::{node_at, run_name, EBS_DRIVER};
+use super::{run_name, EBS_DRIVER};
 use crate::env::StepEnv;
 use crate::state::{from_value, to_value, State, Volumes};
 use crate::StepError;
 use lifeboat_kube::Cluster;
-use lifeboat_ops::cluster::{volume_path, CopiedVolume, ExportedState};
+use lifeboat_ops::cluster::{tree_node, volume_path, CopiedVolume, ExportedState};
 use lifeboat_ops::volume::{assemble, copy_range, plan_ranges, ByteRange, CopyOptions, RangeCopy};
 use lifeboat_ops::Progress;
-use lifeboat_repo::{Id, Repository, VolumeData};
+use lifeboat_repo::{FileKind, Id, Repository, Snapshot, VolumeData};
 use lifeboat_volume::csi::{self, Claim, CsiSnapshot, Wait};
 use lifeboat_volume::ebs::EbsSnapshot;
 use lifeboat_volume::BlockSource;
@@ -69,18 +69,17 @@ async fn exported_claims(
 ) -> Result<Vec<(String, String)>, StepError> {
     let index = repo.load_index().await?;
     let mut out = Vec::new();
-    let mut tree = repo.load_tree(&index, &exported.tree).await?;
-    for dir in ["objects", "persistentvolumeclaims"] {
-        let Some(sub) = tree
-            .nodes
-            .iter()
-            .find(|n| n.name == dir)
-            .and_then(|n| n.subtree)
-        else {
-            return Ok(out);
-        };
-        tree = repo.load_tree(&index, &sub).await?;
-    }
+    let Some(claims) = tree_node(
+        repo,
+        &index,
+        &exported.tree,
+        "objects/persistentvolumeclaims",
+    )
+    .await?
+    .and_then(|n| n.subtree) else {
+        return Ok(out);
+    };
+    let tree = repo.load_tree(&index, &claims).await?;
     for ns in tree.nodes {
         if let Some(sub) = ns.subtree {
             for claim in repo.load_tree(&index, &sub).await?.nodes {
@@ -91,15 +90,11 @@ async fn exported_claims(
     Ok(out)
 }
 
-/// The newest earlier snapshot of `cluster` in `repo` with an EBS copy of
+/// The newest of `snapshots` of `cluster` with an EBS copy of
 /// `claim`: its id and the driver snapshot handle.
-async fn previous_copy(
-    repo: &Repository,
-    cluster: &str,
-    claim: &Claim,
-) -> Result<Option<Base>, StepError> {
+fn previous_copy(snapshots: &[(Id, Snapshot)], cluster: &str, claim: &Claim) -> Option<Base> {
     let mut best: Option<(chrono::DateTime<chrono::Utc>, Base)> = None;
-    for (id, snap) in repo.snapshots().await? {
+    for (id, snap) in snapshots {
         let Some(c) = &snap.cluster else { continue };
         if c.name != cluster {
             continue;
@@ -115,14 +110,14 @@ async fn previous_copy(
                 best = Some((
                     snap.time,
                     Base {
-                        snapshot: id,
+                        snapshot: *id,
                         handle: v.csi_snapshot.clone(),
                     },
                 ));
             }
         }
     }
-    Ok(best.map(|(_, b)| b))
+    best.map(|(_, b)| b)
 }
 
 /// Snapshot every claim in scope through the CSI snapshot API and plan the
@@ -137,9 +132,18 @@ pub async fn snapshot_volumes(env: &dyn StepEnv, state: State) -> Result<Value, 
     }
     let cluster = env.cluster(&plan.cluster, &plan.access).await?;
     let run = run_name(&state);
+    // Earlier backups, read once for every claim's incremental base.
+    let earlier = repo.snapshots().await?;
     let mut volumes = Volumes::default();
     for (ns, name) in claims {
-        match snapshot_one(env, &repo, &cluster, plan, &ns, &name, &run).await {
+        let claim = Target {
+            plan,
+            earlier: &earlier,
+            ns: &ns,
+            name: &name,
+            run: &run,
+        };
+        match snapshot_one(env, &repo, &cluster, claim).await {
             Ok(items) => {
                 volumes.count += 1;
                 for item in items {
@@ -152,6 +156,16 @@ pub async fn snapshot_volumes(env: &dyn StepEnv, state: State) -> Result<Value, 
     to_value(&volumes)
 }
 
+/// One claim to snapshot, and what its copy plan needs.
+struct Target<'a> {
+    plan: &'a crate::state::Plan,
+    /// The repository's snapshots, for the claim's previous copy.
+    earlier: &'a [(Id, Snapshot)],
+    ns: &'a str,
+    name: &'a str,
+    run: &'a str,
+}
+
 /// Snapshot one claim; `Err` is the reason its data is not copied (a
 /// claim that cannot be snapshotted does not fail the backup: its objects
 /// are kept, and the report names it).
@@ -159,11 +173,15 @@ async fn snapshot_one(
     env: &dyn StepEnv,
     repo: &Repository,
     cluster: &Cluster,
-    plan: &crate::state::Plan,
-    ns: &str,
-    name: &str,
-    run: &str,
+    target: Target<'_>,
 ) -> Result<Vec<CopyItem>, String> {
+    let Target {
+        plan,
+        earlier,
+        ns,
+        name,
+        run,
+    } = target;
     let claim = csi::claim(cluster, ns, name)
         .await
         .map_err(|e| e.to_string())?;
@@ -187,10 +205,8 @@ async fn snapshot_one(
     let geometry = source.geometry().await.map_err(|e| e.to_string())?;
     let chunk = repo.config().chunking.fixed_size;
     let ranges = plan_ranges(geometry, chunk, range_bytes()).map_err(|e| e.to_string())?;
-    let base = previous_copy(repo, &plan.cluster, &claim)
-        .await
-        .map_err(|e| e.to_string())?
-        .filter(|b| b.handle != snapshot.handle);
+    let base =
+        previous_copy(earlier, &plan.cluster, &claim).filter(|b| b.handle != snapshot.handle);
     Ok(ranges
         .into_iter()
         .map(|range| CopyItem {
@@ -226,8 +242,12 @@ pub async fn copy_volume(env: &dyn StepEnv, input: Value) -> Result<Value, StepE
     );
     let base = match &item.base {
         Some(b) => {
+            // Under no lock: the base is a kept snapshot, which prune
+            // leaves alone; copy_range loads its own index under its lock.
+            let index = repo.load_index().await?;
+            let snap: Snapshot = repo.load_file(FileKind::Snapshot, &b.snapshot).await?;
             let path = volume_path(&item.claim.namespace, &item.claim.name);
-            node_at(&repo, &b.snapshot, &path)
+            tree_node(&repo, &index, &snap.tree, &path)
                 .await?
                 .map(|node| (b.handle.clone(), node.content))
         }

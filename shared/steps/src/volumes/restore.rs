@@ -1,12 +1,13 @@
 //! Restore: restore-volumes, and the claims' sources for the workloads.
 
-use super::{node_at, run_name};
+use super::run_name;
 use crate::env::StepEnv;
 use crate::state::{to_value, State};
 use crate::StepError;
 use lifeboat_kube::Cluster;
+use lifeboat_ops::cluster::tree_node;
 use lifeboat_ops::Progress;
-use lifeboat_repo::{Id, Repository, VolumeData};
+use lifeboat_repo::{Id, Index, Repository, VolumeData};
 use lifeboat_volume::csi::{self, Wait};
 use lifeboat_volume::ebs::EbsSnapshot;
 use serde::{Deserialize, Serialize};
@@ -75,6 +76,13 @@ pub async fn restore_volumes(env: &dyn StepEnv, state: State) -> Result<Value, S
         .await?;
     let client = env.ebs(region.as_deref()).await?;
     let run = run_name(&state);
+    let index = repo.load_index().await?;
+    let from = Source {
+        repo: &repo,
+        index: &index,
+        snapshot: &resolved.snapshot,
+        tree: &snapshot.tree,
+    };
     for v in volumes {
         if v.mover != "ebs" {
             out.not_restored.push(format!(
@@ -84,28 +92,43 @@ pub async fn restore_volumes(env: &dyn StepEnv, state: State) -> Result<Value, S
             continue;
         }
         out.volumes
-            .push(restore_one(&repo, &resolved.snapshot, &cluster, &client, &v, &run).await?);
+            .push(restore_one(&from, &cluster, &client, &v, &run).await?);
     }
     to_value(&out)
 }
 
+/// The snapshot volumes are restored from.
+struct Source<'a> {
+    repo: &'a Repository,
+    index: &'a Index,
+    snapshot: &'a Id,
+    tree: &'a Id,
+}
+
 async fn restore_one(
-    repo: &Repository,
-    snapshot: &Id,
+    from: &Source<'_>,
     cluster: &Cluster,
     client: &aws_sdk_ebs::Client,
     v: &VolumeData,
     run: &str,
 ) -> Result<RestoredVolume, StepError> {
-    let node = node_at(repo, snapshot, &v.path).await?.ok_or_else(|| {
-        StepError::not_found(format!(
-            "snapshot {} lists volume {}/{} but its tree has no {}",
-            snapshot.short(),
-            v.namespace,
-            v.claim,
-            v.path
-        ))
-    })?;
+    let Source {
+        repo,
+        index,
+        snapshot,
+        tree,
+    } = *from;
+    let node = tree_node(repo, index, tree, &v.path)
+        .await?
+        .ok_or_else(|| {
+            StepError::not_found(format!(
+                "snapshot {} lists volume {}/{} but its tree has no {}",
+                snapshot.short(),
+                v.namespace,
+                v.claim,
+                v.path
+            ))
+        })?;
     let token = blake3::hash(format!("{run}/{}/{}", v.namespace, v.claim).as_bytes()).to_hex();
     let tags = vec![
         (
@@ -122,10 +145,9 @@ async fn restore_one(
         &token[..32],
     )
     .await?;
-    let index = repo.load_index().await?;
     let written = lifeboat_ops::volume::restore_volume(
         repo,
-        &index,
+        index,
         &node,
         &writer,
         Arc::new(Progress::default()),
