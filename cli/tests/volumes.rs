@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::workflow::{kubectl, run, write_json, Cleanup};
+use common::workflow::{kubectl, run_backup, run_failover, write_json, Cleanup};
 use common::{kubeconfig, Env};
 use serde_json::{json, Value};
 use std::os::unix::fs::FileExt;
@@ -105,6 +105,24 @@ fn bound_handle(cluster: &str, ns: &str, name: &str) -> String {
     }
 }
 
+/// The names of the VolumeSnapshots in `ns` on `cluster`.
+fn snapshot_names(cluster: &str, ns: &str) -> Vec<String> {
+    let (ok, names) = kubectl(
+        cluster,
+        &[
+            "get",
+            "volumesnapshots",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+        None,
+    );
+    assert!(ok, "{names}");
+    names.split_whitespace().map(str::to_string).collect()
+}
+
 fn pseudo(n: usize, seed: u64) -> Vec<u8> {
     let mut out = vec![0u8; n];
     let mut h = blake3::Hasher::new();
@@ -114,22 +132,7 @@ fn pseudo(n: usize, seed: u64) -> Vec<u8> {
 }
 
 fn backup(env: &Env, input: &Path, fleet: &Path, dr_repo: &str) -> Value {
-    let def = lifeboat_tests::repo_root().join("infra/statemachine/backup.asl.json");
-    let (code, execution) = run(
-        env,
-        &[
-            "--json",
-            "workflow",
-            "run",
-            def.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--fleet",
-            fleet.to_str().unwrap(),
-            "--replica",
-            dr_repo,
-        ],
-    );
+    let (code, execution) = run_backup(env, input, fleet, dr_repo);
     assert_eq!(code, 0, "{execution:#}");
     let report = execution["output"]["report"].clone();
     assert_eq!(report["outcome"], "succeeded", "{report:#}");
@@ -244,23 +247,12 @@ fn ebs_volume_backed_up_incrementally_and_restored_into_another_region() {
         .as_str()
         .unwrap()
         .starts_with(&format!("{ns}/lifeboat-data-")));
-    let (_, left) = kubectl(
-        "primary",
-        &[
-            "get",
-            "volumesnapshots",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.items[*].metadata.name}",
-        ],
-        None,
-    );
+    let left = snapshot_names("primary", &ns);
     let data_snapshots = left
-        .split_whitespace()
+        .iter()
         .filter(|n| n.starts_with("lifeboat-data-"))
         .count();
-    assert_eq!(data_snapshots, 1, "{left}");
+    assert_eq!(data_snapshots, 1, "{left:?}");
     assert_eq!(v2["base"], v["csi_snapshot"], "{v2:#}");
     let incr_read = v2["bytes_read"].as_u64().unwrap();
     assert_eq!(
@@ -271,28 +263,7 @@ fn ebs_volume_backed_up_incrementally_and_restored_into_another_region() {
     let original = std::fs::read(&image).unwrap();
 
     // Failover into dr from the DR region's copy.
-    let (code, execution) = run(
-        &env,
-        &[
-            "--json",
-            "failover",
-            "--from-region",
-            "us-east-1",
-            "--to-region",
-            "us-west-2",
-            "--cluster",
-            "dr",
-            "--source-cluster",
-            "primary",
-            "--fleet",
-            fleet.to_str().unwrap(),
-            "--definition",
-            lifeboat_tests::repo_root()
-                .join("infra/statemachine/restore.asl.json")
-                .to_str()
-                .unwrap(),
-        ],
-    );
+    let (code, execution) = run_failover(&env, &fleet);
     assert_eq!(code, 0, "{execution:#}");
     let report = &execution["output"]["report"];
     assert_eq!(report["outcome"], "succeeded", "{report:#}");
@@ -303,19 +274,7 @@ fn ebs_volume_backed_up_incrementally_and_restored_into_another_region() {
 
     // Lifeboat's own snapshots of primary are not part of the backup: in dr
     // there is only the one restore brought in.
-    let (_, in_dr) = kubectl(
-        "dr",
-        &[
-            "get",
-            "volumesnapshots",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.items[*].metadata.name}",
-        ],
-        None,
-    );
-    let in_dr: Vec<&str> = in_dr.split_whitespace().collect();
+    let in_dr = snapshot_names("dr", &ns);
     assert!(
         in_dr.len() == 1 && in_dr[0].starts_with("lifeboat-restore-"),
         "{in_dr:?}"

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::workflow::{kubectl, run, write_json, Cleanup};
+use common::workflow::{kubectl, run, run_backup, run_failover, write_json, Cleanup};
 use common::{kubeconfig, Env};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -115,23 +115,7 @@ fn scenario(env: &Env, prefix: &str, dr_repo: &str, locked: bool) {
             "scope": {"include_namespaces": [ns]}, "idempotency_key": format!("test-{ns}"),
             "requested_by": "ci"}),
     );
-    let root = lifeboat_tests::repo_root();
-    let backup_def = root.join("infra/statemachine/backup.asl.json");
-    let (code, execution) = run(
-        env,
-        &[
-            "--json",
-            "workflow",
-            "run",
-            backup_def.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--fleet",
-            fleet.to_str().unwrap(),
-            "--replica",
-            dr_repo,
-        ],
-    );
+    let (code, execution) = run_backup(env, &input, &fleet, dr_repo);
     assert_eq!(code, 0, "{execution:#}");
     let output = &execution["output"];
     let report = &output["report"];
@@ -191,27 +175,7 @@ fn scenario(env: &Env, prefix: &str, dr_repo: &str, locked: bool) {
     if !locked {
         std::fs::rename(&env.repo, env.path("lost-primary")).unwrap();
     }
-    let (code, execution) = run(
-        env,
-        &[
-            "--json",
-            "failover",
-            "--from-region",
-            "us-east-1",
-            "--to-region",
-            "us-west-2",
-            "--cluster",
-            "dr",
-            "--source-cluster",
-            "primary",
-            "--fleet",
-            fleet.to_str().unwrap(),
-            "--definition",
-            root.join("infra/statemachine/restore.asl.json")
-                .to_str()
-                .unwrap(),
-        ],
-    );
+    let (code, execution) = run_failover(env, &fleet);
     assert_eq!(code, 0, "{execution:#}");
     let report = &execution["output"]["report"];
     assert_eq!(report["outcome"], "succeeded", "{report:#}");

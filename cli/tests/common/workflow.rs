@@ -88,3 +88,49 @@ pub fn run(env: &Env, args: &[&str]) -> (i32, Value) {
     });
     (out.status.code().unwrap_or(-1), execution)
 }
+
+/// `lifeboat --json workflow run` of the backup definition with `input`,
+/// the fleet file and the DR region's repository: exit code and execution.
+pub fn run_backup(env: &Env, input: &Path, fleet: &Path, replica: &str) -> (i32, Value) {
+    let def = lifeboat_tests::repo_root().join("infra/statemachine/backup.asl.json");
+    run(
+        env,
+        &[
+            "--json",
+            "workflow",
+            "run",
+            def.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--fleet",
+            fleet.to_str().unwrap(),
+            "--replica",
+            replica,
+        ],
+    )
+}
+
+/// `lifeboat --json failover` of primary (us-east-1) into dr (us-west-2)
+/// with the restore definition: exit code and execution.
+pub fn run_failover(env: &Env, fleet: &Path) -> (i32, Value) {
+    let def = lifeboat_tests::repo_root().join("infra/statemachine/restore.asl.json");
+    run(
+        env,
+        &[
+            "--json",
+            "failover",
+            "--from-region",
+            "us-east-1",
+            "--to-region",
+            "us-west-2",
+            "--cluster",
+            "dr",
+            "--source-cluster",
+            "primary",
+            "--fleet",
+            fleet.to_str().unwrap(),
+            "--definition",
+            def.to_str().unwrap(),
+        ],
+    )
+}
