@@ -136,7 +136,7 @@ pub async fn run(g: &GlobalArgs, a: DemoArgs) -> Result<u8> {
     let reporter = Reporter::start(progress.clone(), g.json);
     let opts = RestoreOptions {
         target: restored.clone(),
-        include: None,
+        ..Default::default()
     };
     let r = restore(&repo, &second.snapshot_id, &opts, progress).await?;
     drop(reporter);

@@ -88,6 +88,27 @@ pub struct PruneArgs {
     /// Show what would be removed without removing anything.
     #[arg(long)]
     dry_run: bool,
+    /// Keep unreferenced packs younger than this (e.g. 6h, 30m, 2d, 0):
+    /// a backup under way may not have written its snapshot yet.
+    #[arg(long, default_value = "6h", value_parser = parse_grace)]
+    grace: chrono::Duration,
+}
+
+fn parse_grace(s: &str) -> Result<chrono::Duration, String> {
+    if s == "0" {
+        return Ok(chrono::Duration::zero());
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("grace {s:?} is not a number with a unit (30m, 6h, 2d)"))?;
+    match unit {
+        "s" => Ok(chrono::Duration::seconds(n)),
+        "m" => Ok(chrono::Duration::minutes(n)),
+        "h" => Ok(chrono::Duration::hours(n)),
+        "d" => Ok(chrono::Duration::days(n)),
+        _ => Err(format!("grace {s:?}: the unit is s, m, h or d")),
+    }
 }
 
 pub async fn run(g: &GlobalArgs, cmd: RepoCommand) -> Result<u8> {
@@ -355,6 +376,7 @@ async fn run_prune(g: &GlobalArgs, a: PruneArgs) -> Result<u8> {
         &PruneOptions {
             policy,
             dry_run: a.dry_run,
+            grace: a.grace,
         },
         progress,
     )
@@ -380,12 +402,13 @@ async fn run_prune(g: &GlobalArgs, a: PruneArgs) -> Result<u8> {
     }
     let verb = if r.dry_run { "would remove" } else { "removed" };
     println!(
-        "{verb} {} snapshot(s) and {} pack(s), freeing {}; {} pack(s) kept, {} unreferenced pack(s) still locked",
+        "{verb} {} snapshot(s) and {} pack(s), freeing {}; {} pack(s) kept, {} unreferenced pack(s) still locked, {} younger than the grace period",
         r.snapshots_removed.len(),
         r.packs_deleted,
         bytes(r.bytes_freed),
         r.packs_kept,
-        r.packs_locked
+        r.packs_locked,
+        r.packs_recent
     );
     Ok(0)
 }

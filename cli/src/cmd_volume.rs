@@ -23,16 +23,50 @@ pub enum VolumeCommand {
         #[arg(long = "tag", value_parser = parse_tag)]
         tags: Vec<(String, String)>,
         /// Read every file, even those unchanged since the last snapshot.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "parent")]
         no_parent: bool,
+        /// The snapshot whose unchanged files need not be read again
+        /// (default: the newest of the same paths from the same host). With
+        /// one path and a parent of one path, they are matched whatever
+        /// their names.
+        #[arg(long)]
+        parent: Option<String>,
+        /// The host name to record (default: this machine's). The parent is
+        /// the newest snapshot of the same paths from the same host, so a
+        /// mover names the volume here (`cluster/namespace/claim`).
+        #[arg(long)]
+        host: Option<String>,
+        /// Judge files unchanged since the parent by size and mtime only,
+        /// not inode and ctime: for a source that is a fresh copy each
+        /// time (a volume restored from a snapshot).
+        #[arg(long)]
+        ignore_inode: bool,
+        /// Also write the `--json` result to this file (a mover Job's
+        /// termination message: /dev/termination-log).
+        #[arg(long)]
+        result_file: Option<PathBuf>,
     },
     /// Restore a snapshot (id, unique id prefix, or `latest`) under TARGET.
     Restore {
         snapshot: String,
         target: PathBuf,
-        /// Restore only this path of the snapshot (e.g. `data/db`).
-        #[arg(long)]
+        /// Restore only this path of the snapshot (e.g. `data/db`), under TARGET.
+        #[arg(long, conflicts_with = "path")]
         include: Option<PathBuf>,
+        /// Restore the contents of this path into TARGET itself: a
+        /// directory's entries into the directory TARGET, a file's data onto
+        /// TARGET (a block device or file). Works on a cluster snapshot's
+        /// volumes too: `--path volumes/<namespace>/<claim>`.
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Read everything restored back and compare it with the snapshot;
+        /// a difference fails the command.
+        #[arg(long)]
+        verify: bool,
+        /// Also write the `--json` result to this file (a mover Job's
+        /// termination message: /dev/termination-log).
+        #[arg(long)]
+        result_file: Option<PathBuf>,
     },
 }
 
@@ -49,6 +83,10 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
             paths,
             tags,
             no_parent,
+            parent,
+            host,
+            ignore_inode,
+            result_file,
         } => {
             let repo = g.open().await?;
             let progress = Arc::new(Progress::default());
@@ -56,24 +94,27 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
             let opts = BackupOptions {
                 paths,
                 tags: tags.into_iter().collect::<BTreeMap<_, _>>(),
-                parent: if no_parent {
-                    ParentChoice::None
-                } else {
-                    ParentChoice::Auto
+                parent: match (no_parent, parent) {
+                    (true, _) => ParentChoice::None,
+                    (false, Some(p)) => ParentChoice::Snapshot(repo.resolve_snapshot(&p).await?.0),
+                    (false, None) => ParentChoice::Auto,
                 },
-                hostname: None,
+                hostname: host,
+                ignore_inode,
             };
             let out = backup(&repo, opts, progress).await?;
             drop(reporter);
             print_warnings(&out.warnings, out.warning_count);
             let s = &out.snapshot.summary;
+            let result = serde_json::json!({
+                "snapshot": out.snapshot_id.to_hex(),
+                "summary": s,
+                "warnings": out.warnings,
+                "warning_count": out.warning_count,
+            });
+            write_result(result_file.as_deref(), &result)?;
             if g.json {
-                print_json(&serde_json::json!({
-                    "snapshot": out.snapshot_id.to_hex(),
-                    "summary": s,
-                    "warnings": out.warnings,
-                    "warning_count": out.warning_count,
-                }))?;
+                print_json(&result)?;
             } else {
                 eprintln!(
                     "{} files, {} dirs, {} ({} read); new {} stored as {} in {} packs; {:.1}s",
@@ -98,14 +139,22 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
             snapshot,
             target,
             include,
+            path,
+            verify,
+            result_file,
         } => {
             let repo = g.open().await?;
             let (id, snap) = repo.resolve_snapshot(&snapshot).await?;
-            if snap.kind != "volume" {
+            let volume_of_cluster = snap.kind == "cluster"
+                && path
+                    .as_ref()
+                    .is_some_and(|p| p.starts_with(lifeboat_ops::cluster::VOLUMES_DIR));
+            if snap.kind != "volume" && !volume_of_cluster {
                 bail!(
-                    "snapshot {} is a {} snapshot, not a volume snapshot",
+                    "snapshot {} is a {} snapshot, not a volume snapshot (a cluster snapshot's volume is restored with --path {}/<namespace>/<claim>)",
                     id.short(),
-                    snap.kind
+                    snap.kind,
+                    lifeboat_ops::cluster::VOLUMES_DIR
                 );
             }
             let progress = Arc::new(Progress::default());
@@ -117,6 +166,8 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
                 &RestoreOptions {
                     target: target.clone(),
                     include,
+                    subtree: path,
+                    verify,
                 },
                 progress,
             )
@@ -125,10 +176,22 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
             for w in &s.warnings {
                 eprintln!("warning: {w}");
             }
+            let result =
+                serde_json::json!({ "snapshot": id.to_hex(), "target": target, "summary": s });
+            write_result(result_file.as_deref(), &result)?;
+            if let Some(v) = s.verification.as_ref().filter(|v| !v.matched()) {
+                for m in &v.mismatches {
+                    eprintln!("differs: {m}");
+                }
+                bail!(
+                    "the restore differs from snapshot {} in {} place(s), first: {}",
+                    id.short(),
+                    v.mismatch_count,
+                    v.mismatches.first().map(String::as_str).unwrap_or("?")
+                );
+            }
             if g.json {
-                print_json(
-                    &serde_json::json!({ "snapshot": id.to_hex(), "target": target, "summary": s }),
-                )?;
+                print_json(&result)?;
             } else {
                 println!(
                     "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} in {:.1}s",
@@ -140,8 +203,51 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
                     bytes(s.bytes),
                     started.elapsed().as_secs_f64()
                 );
+                if let Some(v) = &s.verification {
+                    println!(
+                        "verified: {} files, {} read back, all matched",
+                        v.files,
+                        bytes(v.bytes)
+                    );
+                }
             }
             Ok(0)
         }
     }
+}
+
+/// Write a command's JSON result to `path` too, when asked (a Job's
+/// termination message, which Kubernetes caps at 4096 bytes: the warnings
+/// are cut to fit).
+fn write_result(path: Option<&std::path::Path>, result: &serde_json::Value) -> Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let mut result = result.clone();
+    let mut text = result.to_string();
+    while text.len() > 4096 {
+        let cut = ["warnings", "summary"].iter().any(|k| {
+            let list = result
+                .get_mut(*k)
+                .and_then(|v| {
+                    if *k == "summary" {
+                        v.get_mut("warnings")
+                    } else {
+                        Some(v)
+                    }
+                })
+                .and_then(serde_json::Value::as_array_mut);
+            match list {
+                Some(l) if !l.is_empty() => {
+                    l.pop();
+                    true
+                }
+                _ => false,
+            }
+        });
+        if !cut {
+            break;
+        }
+        text = result.to_string();
+    }
+    std::fs::write(path, text)
+        .map_err(|e| anyhow::anyhow!("cannot write the result to {}: {e}", path.display()))
 }

@@ -13,7 +13,11 @@
 //!    provisioned from it: its data is byte-identical to primary's at the
 //!    second backup.
 //!
-//! A hostpath claim beside it is snapshotted and reported as not copied.
+//! Beside it, two claims on the hostpath driver are copied by mover Jobs
+//! (run by the substrate's kubelet stand-in): `files` (Filesystem: files,
+//! a symlink, a sparse file) by the filesystem mover, `raw` (Block) by the
+//! block mover; the second backup rereads only the changed file, and the
+//! failover restores both through restore Jobs that verify what they wrote.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -62,11 +66,20 @@ spec:
 ---
 apiVersion: v1
 kind: PersistentVolumeClaim
-metadata: {{name: logs, namespace: {ns}}}
+metadata: {{name: files, namespace: {ns}}}
 spec:
   storageClassName: hostpath
   accessModes: [ReadWriteOnce]
   resources: {{requests: {{storage: 64Mi}}}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: raw, namespace: {ns}}}
+spec:
+  storageClassName: hostpath
+  volumeMode: Block
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 16Mi}}}}
 "#
     )
 }
@@ -131,6 +144,55 @@ fn pseudo(n: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// Known files in a Filesystem volume: text, random data, a symlink, a
+/// sparse file with two islands of data, a private file.
+fn write_files(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir.join("app/db")).unwrap();
+    std::fs::write(dir.join("app/config.yaml"), "replicas: 3\nmode: primary\n").unwrap();
+    std::fs::write(dir.join("app/db/pages.bin"), pseudo(300_000, 3)).unwrap();
+    std::os::unix::fs::symlink("app", dir.join("current")).unwrap();
+    let sparse = std::fs::File::create(dir.join("sparse.img")).unwrap();
+    sparse.set_len(32 << 20).unwrap();
+    sparse.write_all_at(&pseudo(4096, 4), 0).unwrap();
+    sparse.write_all_at(&pseudo(4096, 5), 20 << 20).unwrap();
+    std::fs::write(dir.join("app/secret.key"), pseudo(64, 6)).unwrap();
+    std::fs::set_permissions(
+        dir.join("app/secret.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+}
+
+/// The mover's leftovers in `ns`: Jobs, Secrets and claims it made.
+fn mover_leftovers(ns: &str) -> String {
+    let (ok, out) = kubectl(
+        "primary",
+        &[
+            "get",
+            "jobs,secrets,pvc",
+            "-n",
+            ns,
+            "-l",
+            "lifeboat.dev/mover",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    out.trim().to_string()
+}
+
+fn volume<'a>(report: &'a Value, claim: &str) -> &'a Value {
+    report["stored"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["claim"] == claim)
+        .unwrap_or_else(|| panic!("no volume {claim} in {report:#}"))
+}
+
 fn backup(env: &Env, input: &Path, fleet: &Path, dr_repo: &str) -> Value {
     let (code, execution) = run_backup(env, input, fleet, dr_repo);
     assert_eq!(code, 0, "{execution:#}");
@@ -140,7 +202,7 @@ fn backup(env: &Env, input: &Path, fleet: &Path, dr_repo: &str) -> Value {
 }
 
 #[test]
-fn ebs_volume_backed_up_incrementally_and_restored_into_another_region() {
+fn volumes_backed_up_incrementally_and_restored_into_another_region() {
     if common::skip_clusters() {
         return;
     }
@@ -165,7 +227,22 @@ fn ebs_volume_backed_up_incrementally_and_restored_into_another_region() {
     let (ok, out) = kubectl("primary", &["apply", "-f", "-"], Some(&app(&ns)));
     assert!(ok, "{out}");
     let handle = bound_handle("primary", &ns, "data");
-    bound_handle("primary", &ns, "logs");
+    let files_dir = csi_primary
+        .join("hostpath/volumes")
+        .join(bound_handle("primary", &ns, "files"));
+    let raw_image = csi_primary
+        .join("hostpath/volumes")
+        .join(bound_handle("primary", &ns, "raw"));
+    write_files(&files_dir);
+    let raw = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&raw_image)
+        .unwrap();
+    for page in [1u64, 1000, 4095] {
+        raw.write_all_at(&pseudo(4096, 50 + page), page * 4096)
+            .unwrap();
+    }
+    drop(raw);
     let image = csi_primary.join("ebs/volumes").join(&handle);
     assert!(
         image.is_file(),
@@ -209,8 +286,8 @@ fn ebs_volume_backed_up_incrementally_and_restored_into_another_region() {
     // Full copy.
     let first = backup(&env, &input, &fleet, &dr_repo);
     let vols = first["stored"]["volumes"].as_array().unwrap();
-    assert_eq!(vols.len(), 1, "{first:#}");
-    let v = &vols[0];
+    assert_eq!(vols.len(), 3, "{first:#}");
+    let v = volume(&first, "data");
     assert_eq!(v["claim"], "data");
     assert_eq!(v["mover"], "ebs");
     assert_eq!(v["driver"], "ebs.csi.aws.com");
@@ -220,10 +297,19 @@ fn ebs_volume_backed_up_incrementally_and_restored_into_another_region() {
         (200_000 + 5 * 4096..1 << 20).contains(&full_read),
         "only the blocks with data are read: {full_read}"
     );
-    let not_copied = first["volumes_not_copied"].as_array().unwrap();
-    assert!(
-        not_copied.len() == 1 && not_copied[0].as_str().unwrap().contains("logs"),
-        "{first:#}"
+    assert!(first.get("volumes_not_copied").is_none(), "{first:#}");
+    let f1 = volume(&first, "files");
+    assert_eq!(f1["mover"], "filesystem", "{f1:#}");
+    assert_eq!(f1["driver"], "hostpath.csi.k8s.io");
+    let files_read = f1["bytes_read"].as_u64().unwrap();
+    assert!(files_read >= 300_000 + 8192, "{f1:#}");
+    let r1 = volume(&first, "raw");
+    assert_eq!(r1["mover"], "block", "{r1:#}");
+    assert!(r1["bytes_stored"].as_u64().unwrap() < 1 << 20, "{r1:#}");
+    assert_eq!(
+        mover_leftovers(&ns),
+        "",
+        "the mover Jobs clean up after themselves"
     );
 
     // Change two pages; the second backup reads only their blocks. (Both
@@ -237,16 +323,40 @@ fn ebs_volume_backed_up_incrementally_and_restored_into_another_region() {
     f.write_all_at(&pseudo(4096, 98), 400 * 4096).unwrap();
     f.sync_all().unwrap();
     drop(f);
+    std::fs::write(
+        files_dir.join("app/config.yaml"),
+        "replicas: 5\nmode: primary\n",
+    )
+    .unwrap();
+    std::fs::write(
+        files_dir.join("app/new.txt"),
+        "added after the first backup\n",
+    )
+    .unwrap();
+    let raw = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&raw_image)
+        .unwrap();
+    raw.write_all_at(&pseudo(4096, 77), 1000 * 4096).unwrap();
+    drop(raw);
     let second = backup(&env, &input, &fleet, &dr_repo);
-    let v2 = &second["stored"]["volumes"][0];
+    let v2 = volume(&second, "data");
+    // Only the changed and new files are read again.
+    let f2 = volume(&second, "files");
+    let files_read2 = f2["bytes_read"].as_u64().unwrap();
+    assert!(
+        files_read2 < 4096,
+        "incremental read {files_read2} bytes of files, full read {files_read}: {f2:#}"
+    );
+    assert!(f2["base"].is_string(), "{f2:#}");
     // The first run's VolumeSnapshot is released; the second stays as the
     // next incremental's base.
     let released = second["stored"]["released_snapshots"].as_array().unwrap();
-    assert_eq!(released.len(), 1, "{second:#}");
-    assert!(released[0]
+    assert_eq!(released.len(), 3, "{second:#}");
+    assert!(released.iter().any(|r| r
         .as_str()
         .unwrap()
-        .starts_with(&format!("{ns}/lifeboat-data-")));
+        .starts_with(&format!("{ns}/lifeboat-data-"))));
     let left = snapshot_names("primary", &ns);
     let data_snapshots = left
         .iter()
@@ -268,16 +378,31 @@ fn ebs_volume_backed_up_incrementally_and_restored_into_another_region() {
     let report = &execution["output"]["report"];
     assert_eq!(report["outcome"], "succeeded", "{report:#}");
     let restored = report["volumes_restored"].as_array().unwrap();
-    assert_eq!(restored.len(), 1, "{report:#}");
-    assert_eq!(restored[0]["matched"], true);
-    assert!(restored[0]["handle"].as_str().unwrap().starts_with("snap-"));
+    assert_eq!(restored.len(), 3, "{report:#}");
+    assert!(restored.iter().all(|r| r["matched"] == true), "{report:#}");
+    let ebs = restored.iter().find(|r| r["claim"] == "data").unwrap();
+    assert!(ebs["handle"].as_str().unwrap().starts_with("snap-"));
 
     // Lifeboat's own snapshots of primary are not part of the backup: in dr
-    // there is only the one restore brought in.
+    // there are only the three the restore made.
     let in_dr = snapshot_names("dr", &ns);
     assert!(
-        in_dr.len() == 1 && in_dr[0].starts_with("lifeboat-restore-"),
+        in_dr.len() == 3 && in_dr.iter().all(|n| n.starts_with("lifeboat-restore-")),
         "{in_dr:?}"
+    );
+
+    // The filesystem and block volumes, through restore Jobs.
+    let dr_files = csi_dr
+        .join("hostpath/volumes")
+        .join(bound_handle("dr", &ns, "files"));
+    let differences = lifeboat_ops::compare::compare_trees(&files_dir, &dr_files).unwrap();
+    assert!(differences.is_empty(), "{differences:#?}");
+    let dr_raw = csi_dr
+        .join("hostpath/volumes")
+        .join(bound_handle("dr", &ns, "raw"));
+    assert!(
+        std::fs::read(&raw_image).unwrap() == std::fs::read(&dr_raw).unwrap(),
+        "the block volume differs in dr"
     );
     let dr_handle = bound_handle("dr", &ns, "data");
     let dr_image = csi_dr.join("ebs/volumes").join(&dr_handle);

@@ -35,6 +35,8 @@ impl Env {
         c.args(args)
             .env("LIFEBOAT_REPO", &self.repo)
             .env("LIFEBOAT_PASSWORD", PASSWORD)
+            // Mover Jobs run on the test clusters' kubelet stand-in.
+            .env("LIFEBOAT_MOVER_IMAGE", "lifeboat.test/lifeboat:dev")
             .env_remove("LIFEBOAT_PASSWORD_FILE")
             .env_remove("LIFEBOAT_KEY_FILE");
         for (k, v) in &self.extra_env {

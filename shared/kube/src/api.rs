@@ -192,11 +192,43 @@ pub async fn delete(
     namespace: Option<&str>,
     name: &str,
 ) -> Result<bool, KubeError> {
+    delete_with(
+        cluster,
+        r,
+        namespace,
+        name,
+        &kube::api::DeleteParams::default(),
+    )
+    .await
+}
+
+/// Delete one object and, in the background, what it owns (a Job's pods:
+/// the API's default for Jobs is to orphan them).
+pub async fn delete_owned(
+    cluster: &Cluster,
+    r: &ResourceType,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<bool, KubeError> {
+    delete_with(
+        cluster,
+        r,
+        namespace,
+        name,
+        &kube::api::DeleteParams::background(),
+    )
+    .await
+}
+
+async fn delete_with(
+    cluster: &Cluster,
+    r: &ResourceType,
+    namespace: Option<&str>,
+    name: &str,
+    params: &kube::api::DeleteParams,
+) -> Result<bool, KubeError> {
     let what = format!("delete {}", describe(r, namespace, name));
-    match api(cluster, r, namespace)
-        .delete(name, &kube::api::DeleteParams::default())
-        .await
-    {
+    match api(cluster, r, namespace).delete(name, params).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
         Err(e) => Err(cluster.err(what, e)),

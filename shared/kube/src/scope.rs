@@ -135,6 +135,14 @@ pub fn excluded_object(resource: &ResourceType, obj: &Value) -> Option<&'static 
             "Lifeboat's own snapshot, taken to copy the volume's data (the data is in the backup)",
         );
     }
+    let mover = obj
+        .pointer("/metadata/labels/lifeboat.dev~1mover")
+        .and_then(Value::as_str);
+    if managed_by == Some("lifeboat") && mover.is_some() {
+        return Some(
+            "part of a Lifeboat mover Job (the Job, its pods, Secret and staging claim), which lives only while it copies a volume",
+        );
+    }
     None
 }
 
@@ -397,5 +405,11 @@ mod tests {
         assert!(excluded_object(&vs, &ours).is_some());
         let users = json!({"metadata": {"name": "before-upgrade", "namespace": "a"}});
         assert!(excluded_object(&vs, &users).is_none());
+        // A mover Job's parts; a claim that merely says Lifeboat manages it stays.
+        let pvc = rt("", "persistentvolumeclaims", "PersistentVolumeClaim");
+        let staging = json!({"metadata": {"name": "lifeboat-backup-1", "namespace": "a",
+            "labels": {"app.kubernetes.io/managed-by": "lifeboat", "lifeboat.dev/mover": "backup"}}});
+        assert!(excluded_object(&pvc, &staging).is_some());
+        assert!(excluded_object(&pvc, &ours).is_none());
     }
 }

@@ -15,6 +15,11 @@ use std::sync::Arc;
 pub struct PruneOptions {
     pub policy: RetentionPolicy,
     pub dry_run: bool,
+    /// Unreferenced packs younger than this are kept: they may belong to a
+    /// backup still under way whose snapshot is not written yet (a workflow
+    /// exports in one step and commits in a later one, holding no lock in
+    /// between). The CLI's default is six hours.
+    pub grace: chrono::Duration,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -28,6 +33,9 @@ pub struct PruneReport {
     pub bytes_freed: u64,
     /// Unreferenced packs still under lock (deleted by a later prune).
     pub packs_locked: u64,
+    /// Unreferenced packs younger than the grace period (a backup under way
+    /// may need them; deleted by a later prune if still unreferenced).
+    pub packs_recent: u64,
     pub packs_kept: u64,
     pub index_files_written: u64,
     pub index_files_deleted: u64,
@@ -100,6 +108,7 @@ async fn prune_locked(
     let used_blobs = reachable_blobs(repo, &index, &kept).await?;
     let used_packs = packs_of(&index, &used_blobs);
     let listed = repo.store().list(FileKind::Pack.prefix()).await?;
+    let cutoff = Utc::now() - opts.grace;
     let mut deleted = HashSet::new();
     for obj in &listed {
         let Some(pack) = FileKind::Pack.parse_key(&obj.key) else {
@@ -107,6 +116,10 @@ async fn prune_locked(
         };
         if used_packs.contains(&pack) {
             report.packs_kept += 1;
+            continue;
+        }
+        if obj.last_modified.is_some_and(|t| t > cutoff) {
+            report.packs_recent += 1;
             continue;
         }
         if delete_if_unlocked(repo, &obj.key, opts.dry_run).await? {

@@ -10,6 +10,8 @@ use aws_config::SdkConfig;
 use lifeboat_kube::Cluster;
 use lifeboat_repo::{Credential, Repository};
 use lifeboat_store::ObjectStore;
+use lifeboat_volume::mover::MoverSettings;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
 
@@ -28,6 +30,28 @@ pub trait StepEnv: Send + Sync {
     async fn send(&self, queue_url: &str, body: &str) -> Result<(), StepError>;
     /// The EBS direct APIs in `region` (this process's region if `None`).
     async fn ebs(&self, region: Option<&str>) -> Result<aws_sdk_ebs::Client, StepError>;
+    /// How mover Jobs run, and the environment their container gets: this
+    /// region's repository and its passphrase.
+    async fn mover(&self) -> Result<MoverAccess, StepError>;
+}
+
+/// What a mover Job needs to reach the repository.
+#[derive(Clone)]
+pub struct MoverAccess {
+    pub settings: MoverSettings,
+    /// `LIFEBOAT_REPO`, `LIFEBOAT_PASSWORD` and the AWS region: the
+    /// container's environment, through a Secret.
+    pub env: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for MoverAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The passphrase stays out of logs.
+        f.debug_struct("MoverAccess")
+            .field("settings", &self.settings)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Where the environment's settings come from.
@@ -210,5 +234,29 @@ impl StepEnv for Environment {
             None => aws_sdk_ebs::config::Builder::from(sdk).build(),
         };
         Ok(aws_sdk_ebs::Client::from_conf(conf))
+    }
+
+    async fn mover(&self) -> Result<MoverAccess, StepError> {
+        let url = Self::required(
+            &self.settings.repository,
+            "LIFEBOAT_REPO",
+            "the repository a mover Job writes to",
+        )?;
+        let mut env = BTreeMap::from([("LIFEBOAT_REPO".to_string(), url.to_string())]);
+        match &self.credential().await? {
+            Credential::Passphrase(p) => env.insert("LIFEBOAT_PASSWORD".into(), p.clone()),
+            Credential::KeyFile(_) => {
+                return Err(StepError::invalid(
+                    "the repository is opened with a key file, which a mover Job cannot be given; use a passphrase",
+                ))
+            }
+        };
+        if let Some(region) = self.sdk().await.region() {
+            env.insert("AWS_REGION".into(), region.to_string());
+        }
+        Ok(MoverAccess {
+            settings: MoverSettings::from_env(),
+            env,
+        })
     }
 }

@@ -22,17 +22,21 @@ pub enum ErrorKind {
     PermissionDenied,
     /// The operation ran and failed.
     Failed,
+    /// The work goes on elsewhere (a mover Job in the cluster): call again
+    /// later; nothing is lost in between.
+    InProgress,
 }
 
 impl ErrorKind {
     /// Every kind, for the test that compares them with the definitions.
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 7] = [
         ErrorKind::Retryable,
         ErrorKind::RepositoryLocked,
         ErrorKind::InvalidInput,
         ErrorKind::NotFound,
         ErrorKind::PermissionDenied,
         ErrorKind::Failed,
+        ErrorKind::InProgress,
     ];
 
     /// The error name (Lambda's `errorType`).
@@ -44,12 +48,16 @@ impl ErrorKind {
             ErrorKind::NotFound => "Lifeboat.NotFound",
             ErrorKind::PermissionDenied => "Lifeboat.PermissionDenied",
             ErrorKind::Failed => "Lifeboat.Failed",
+            ErrorKind::InProgress => "Lifeboat.InProgress",
         }
     }
 
     /// Whether the definitions retry it.
     pub fn is_retried(self) -> bool {
-        matches!(self, ErrorKind::Retryable | ErrorKind::RepositoryLocked)
+        matches!(
+            self,
+            ErrorKind::Retryable | ErrorKind::RepositoryLocked | ErrorKind::InProgress
+        )
     }
 }
 

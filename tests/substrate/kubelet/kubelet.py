@@ -40,7 +40,8 @@ Before a pod runs, its volumes are set up:
 Paths: a container's volumeMounts[].mountPath (with subPath), volumeDevices[].
 devicePath and terminationMessagePath (default /dev/termination-log; it maps to
 <state-dir>/pods/<uid>/<container>.termination-log) map to host paths. In
-command, args and env values, a value that equals such a path or starts with
+command, args and literal env values (`value`, not those from Secrets,
+ConfigMaps or fields), a value that equals such a path or starts with
 path + "/" has that prefix replaced, and so has the part after the first "="
 of a value like `--opt=/path/...` (the longest matching path wins; one
 substitution per value). $(VAR) references are expanded first, as kubelet
@@ -939,6 +940,7 @@ class PodRunner:
 
         # Environment (container view first: $(VAR) expands to unmapped values).
         env = {}
+        literal = set()  # names whose value the pod spec spells out
         for ef in spec.get("envFrom") or []:
             prefix = ef.get("prefix") or ""
             if "secretRef" in ef or "configMapRef" in ef:
@@ -956,7 +958,9 @@ class PodRunner:
             name = e.get("name")
             if "valueFrom" not in e:
                 env[name] = expand(e.get("value") or "", env)
+                literal.add(name)
                 continue
+            literal.discard(name)
             vf = e["valueFrom"]
             if "secretKeyRef" in vf or "configMapKeyRef" in vf:
                 kind = "secret" if "secretKeyRef" in vf else "configmap"
@@ -984,7 +988,10 @@ class PodRunner:
             raise Fail("Unsupported", "%s has no command: the kubelet stand-in has no image to take an "
                                       "entrypoint from" % what)
         c.argv = [substitute(a, mappings) for a in command + args]
-        c.env = {k: substitute(v, mappings) for k, v in env.items()}
+        # Values from Secrets, ConfigMaps and fields are data, not paths of
+        # the container: passed as they are (a repository under the host's
+        # /tmp must not become the pod's /tmp emptyDir).
+        c.env = {k: substitute(v, mappings) if k in literal else v for k, v in env.items()}
         # workingDir: where it maps to (created in a directory volume, as the
         # runtime would), else the per-pod directory.
         c.cwd = self.pod_dir

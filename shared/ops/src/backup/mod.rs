@@ -38,6 +38,10 @@ pub struct BackupOptions {
     pub parent: ParentChoice,
     /// Recorded in the snapshot; defaults to this machine's host name.
     pub hostname: Option<String>,
+    /// Judge files unchanged since the parent by type, size and mtime,
+    /// not inode and ctime (which change when the source is a fresh copy,
+    /// as a volume restored from a snapshot is).
+    pub ignore_inode: bool,
 }
 
 /// The result of a backup.
@@ -118,6 +122,7 @@ pub async fn backup(
         repo: repo.clone(),
         index: index.clone(),
         rt: tokio::runtime::Handle::current(),
+        ignore_inode: opts.ignore_inode,
     });
     let parent_root = parent.as_ref().map(|(_, s)| s.tree);
     let chunking = repo.config().chunking;

@@ -35,6 +35,10 @@ pub struct ParentTrees {
     pub repo: Repository,
     pub index: Arc<Index>,
     pub rt: Handle,
+    /// Judge a file unchanged by type, size and mtime alone: for a source
+    /// whose inodes and ctimes change with every copy (a volume restored
+    /// from a snapshot for each backup).
+    pub ignore_inode: bool,
 }
 
 impl ParentTrees {
@@ -64,12 +68,11 @@ fn find<'t>(tree: &'t Option<Tree>, name: &OsStr) -> Option<&'t Node> {
     tree.as_ref()?.nodes.iter().find(|n| n.os_name() == name)
 }
 
-fn unchanged(prev: &Node, now: &Node) -> bool {
+fn unchanged(prev: &Node, now: &Node, ignore_inode: bool) -> bool {
     prev.node_type == now.node_type
         && prev.size == now.size
         && prev.mtime_ns == now.mtime_ns
-        && prev.ctime_ns == now.ctime_ns
-        && prev.inode == now.inode
+        && (ignore_inode || (prev.ctime_ns == now.ctime_ns && prev.inode == now.inode))
 }
 
 impl Walker {
@@ -122,7 +125,13 @@ impl Walker {
                 .map(|n| n.to_os_string())
                 .unwrap_or_else(|| OsString::from("root"));
             let meta = fs::symlink_metadata(path).map_err(|e| OpsError::io(path, e))?;
-            let prev = find(&parent, &name).cloned();
+            // One path after a parent of one path: its successor, whatever
+            // either is called (a volume mounted at a new place each time).
+            let only = match (paths.len(), parent.as_ref()) {
+                (1, Some(t)) if t.nodes.len() == 1 => t.nodes.first().cloned(),
+                _ => None,
+            };
+            let prev = only.or_else(|| find(&parent, &name).cloned());
             let node = self.entry(path, &name, &meta, prev.as_ref(), true)?;
             root.nodes.push(node);
         }
@@ -196,7 +205,8 @@ impl Walker {
         prev: Option<&Node>,
     ) -> Result<(), OpsError> {
         if let Some(p) = prev {
-            if unchanged(p, node) && p.content.iter().all(|c| self.saver.has(&c.id)) {
+            let ignore_inode = self.parent.as_ref().is_some_and(|t| t.ignore_inode);
+            if unchanged(p, node, ignore_inode) && p.content.iter().all(|c| self.saver.has(&c.id)) {
                 node.content = p.content.clone();
                 self.stats.files += 1;
                 self.stats.bytes += node.size;

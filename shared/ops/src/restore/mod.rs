@@ -1,5 +1,12 @@
 //! `volume restore`: recreate a snapshot's files byte for byte, with their
-//! metadata, under a target directory (or onto a block device).
+//! metadata, under a target directory (or onto a block device), and on
+//! request read them back and compare them with the snapshot ([`verify`]).
+
+#[cfg(test)]
+mod tests;
+mod verify;
+
+pub use verify::Verification;
 
 use crate::{OpsError, Progress};
 use lifeboat_repo::{FileKind, Id, Index, Node, NodeType, Repository, Snapshot, Tree};
@@ -18,6 +25,15 @@ pub struct RestoreOptions {
     pub target: PathBuf,
     /// Restore only this path inside the snapshot (relative to its root, e.g. `data/sub`).
     pub include: Option<PathBuf>,
+    /// Restore the contents of this path of the snapshot into the target
+    /// itself: a directory's entries (and its metadata) into the target
+    /// directory, a file's data onto the target (a block device or file).
+    /// How a volume mover restores `volumes/<namespace>/<claim>` of a
+    /// cluster snapshot into a new volume. Excludes `include`.
+    pub subtree: Option<PathBuf>,
+    /// Read every restored file back and compare each chunk with the
+    /// snapshot by keyed hash (holes must read as zeros).
+    pub verify: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -29,8 +45,12 @@ pub struct RestoreSummary {
     pub bytes: u64,
     /// Metadata that could not be applied (ownership when not root, device nodes).
     pub warnings: Vec<String>,
+    /// With `verify`: what was read back and whether it matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
 }
 
+#[derive(Clone)]
 struct FileJob {
     path: PathBuf,
     node: Node,
@@ -54,13 +74,19 @@ pub async fn restore(
     let root = load_checked_tree(repo, &index, &snapshot.tree).await?;
 
     let mut summary = RestoreSummary::default();
-    fs::create_dir_all(&opts.target).map_err(|e| OpsError::io(&opts.target, e))?;
 
     // Walk down to the included subpath, if any.
     let mut tree = root;
     let mut base = opts.target.clone();
     let mut start_nodes: Option<Vec<Node>> = None;
-    if let Some(include) = &opts.include {
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    if opts.include.is_some() && opts.subtree.is_some() {
+        return Err(OpsError::InvalidInput(
+            "restore either a path (include) or a path's contents (subtree), not both".into(),
+        ));
+    }
+    if let Some(include) = opts.include.as_ref().or(opts.subtree.as_ref()) {
         let parts: Vec<_> = include
             .components()
             .filter_map(|c| match c {
@@ -68,6 +94,12 @@ pub async fn restore(
                 _ => None,
             })
             .collect();
+        if parts.is_empty() {
+            return Err(OpsError::InvalidInput(format!(
+                "{} names no path inside the snapshot",
+                include.display()
+            )));
+        }
         for (i, part) in parts.iter().enumerate() {
             let node = tree
                 .nodes
@@ -81,24 +113,59 @@ pub async fn restore(
                         id.short()
                     ))
                 })?;
-            if i + 1 == parts.len() {
+            let last = i + 1 == parts.len();
+            if last && opts.subtree.is_some() {
+                // The contents go into the target itself.
+                match (node.node_type, node.subtree) {
+                    (NodeType::Dir, Some(sub)) => {
+                        start_nodes = Some(load_checked_tree(repo, &index, &sub).await?.nodes);
+                        base = opts.target.clone();
+                        dirs.push((opts.target.clone(), node));
+                    }
+                    (NodeType::Dir, None) => {
+                        start_nodes = Some(vec![]);
+                        base = opts.target.clone();
+                        dirs.push((opts.target.clone(), node));
+                    }
+                    (NodeType::File | NodeType::Blockdev, _) => {
+                        start_nodes = Some(vec![]);
+                        files.push(FileJob {
+                            path: opts.target.clone(),
+                            node,
+                        });
+                    }
+                    _ => {
+                        return Err(OpsError::InvalidInput(format!(
+                            "{} is a {:?}: only a directory's or a file's contents can be restored into a target",
+                            include.display(),
+                            node.node_type
+                        )))
+                    }
+                }
+            } else if last {
                 start_nodes = Some(vec![node]);
             } else {
                 let sub = node.subtree.ok_or_else(|| {
                     OpsError::InvalidInput(format!("{} is not a directory", part.to_string_lossy()))
                 })?;
-                base = base.join(part);
-                fs::create_dir_all(&base).map_err(|e| OpsError::io(&base, e))?;
+                if opts.subtree.is_none() {
+                    // An included path keeps its parents under the target.
+                    base = base.join(part);
+                    fs::create_dir_all(&base).map_err(|e| OpsError::io(&base, e))?;
+                }
                 tree = load_checked_tree(repo, &index, &sub).await?;
             }
         }
+    }
+    if files.is_empty() || opts.subtree.is_none() {
+        // A file's contents go onto the target; anything else lands under
+        // it, so it is a directory.
+        fs::create_dir_all(&opts.target).map_err(|e| OpsError::io(&opts.target, e))?;
     }
     let nodes = start_nodes.unwrap_or(tree.nodes);
 
     // Pass 1: directories, links and special files; collect files.
     progress.set_phase("creating directories");
-    let mut files = Vec::new();
-    let mut dirs = Vec::new();
     let mut stack: Vec<(PathBuf, Node)> = nodes.into_iter().map(|n| (base.clone(), n)).collect();
     while let Some((parent, node)) = stack.pop() {
         if !node.has_safe_name() {
@@ -146,6 +213,7 @@ pub async fn restore(
     progress
         .items_total
         .store(files.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let restored = if opts.verify { files.clone() } else { vec![] };
     let mut set: JoinSet<Result<(u64, Vec<String>), OpsError>> = JoinSet::new();
     let mut pending = files.into_iter();
     loop {
@@ -175,6 +243,11 @@ pub async fn restore(
     dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
     for (path, node) in &dirs {
         apply_metadata(path, node, &mut summary.warnings);
+    }
+    if opts.verify {
+        progress.set_phase("verifying");
+        let jobs = restored.into_iter().map(|j| (j.path, j.node)).collect();
+        summary.verification = Some(verify::verify_files(repo, &index, jobs, progress).await?);
     }
     Ok(summary)
 }
@@ -232,7 +305,11 @@ async fn restore_file(
     let node = job.node;
     let p = path.clone();
     let warnings = tokio::task::spawn_blocking(move || {
-        apply_metadata(&p, &node, &mut warnings);
+        // A block device keeps its own mode and owner: only its data is restored.
+        let device = fs::metadata(&p).is_ok_and(|m| m.file_type().is_block_device());
+        if !device {
+            apply_metadata(&p, &node, &mut warnings);
+        }
         warnings
     })
     .await

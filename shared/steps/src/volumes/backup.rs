@@ -1,5 +1,8 @@
 //! Backup: snapshot-volumes, copy-volume, and the volume part of commit.
 
+use super::mover::{
+    copy_with_job, job_volume, mover_for, JobCopy, CLAIM_TAG, CLUSTER_TAG, CSI_SNAPSHOT_TAG,
+};
 use super::{run_name, EBS_DRIVER};
 use crate::env::StepEnv;
 use crate::state::{from_value, to_value, State, Volumes};
@@ -46,12 +49,15 @@ pub struct Base {
     pub handle: String,
 }
 
-/// One Map item's result.
+/// One Map item's result: a range copied through the EBS direct APIs, or
+/// the volume snapshot a mover Job wrote.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CopyResult {
     pub volume: String,
-    #[serde(flatten)]
-    pub copy: RangeCopy,
+    #[serde(flatten, default)]
+    pub copy: Option<RangeCopy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobCopy>,
 }
 
 fn range_bytes() -> u64 {
@@ -118,6 +124,24 @@ fn previous_copy(snapshots: &[(Id, Snapshot)], cluster: &str, claim: &Claim) -> 
         }
     }
     best.map(|(_, b)| b)
+}
+
+/// The newest volume snapshot a mover Job wrote of `claim` in `cluster`:
+/// the parent of its next copy.
+fn previous_job_copy(snapshots: &[(Id, Snapshot)], cluster: &str, claim: &Claim) -> Option<Base> {
+    let key = claim.key();
+    snapshots
+        .iter()
+        .filter(|(_, s)| {
+            s.kind == "volume"
+                && s.tags.get(CLAIM_TAG) == Some(&key)
+                && s.tags.get(CLUSTER_TAG).map(String::as_str) == Some(cluster)
+        })
+        .max_by_key(|(_, s)| s.time)
+        .map(|(id, s)| Base {
+            snapshot: *id,
+            handle: s.tags.get(CSI_SNAPSHOT_TAG).cloned().unwrap_or_default(),
+        })
 }
 
 /// Snapshot every claim in scope through the CSI snapshot API and plan the
@@ -192,10 +216,22 @@ async fn snapshot_one(
         .await
         .map_err(|e| e.to_string())?;
     if claim.driver != EBS_DRIVER {
-        return Err(format!(
-            "snapshotted as {} (driver {}), but its data is not copied: only {EBS_DRIVER} volumes are copied in this build",
-            snapshot.name, claim.driver
-        ));
+        // Any other driver: one item, the whole volume, copied by a Job in
+        // the cluster from a claim made of the snapshot.
+        let base = previous_job_copy(earlier, &plan.cluster, &claim);
+        return Ok(vec![CopyItem {
+            volume: claim.key(),
+            mover: mover_for(&claim.mode).into(),
+            volume_size: snapshot.size.max(claim.size),
+            block_size: 0,
+            range: ByteRange {
+                start: 0,
+                end: snapshot.size.max(claim.size),
+            },
+            base,
+            claim,
+            snapshot,
+        }]);
     }
     let client = env
         .ebs(plan.region.as_deref())
@@ -228,6 +264,19 @@ pub async fn copy_volume(env: &dyn StepEnv, input: Value) -> Result<Value, StepE
         input.get("volume").cloned().unwrap_or(Value::Null),
         "copy-volume item `volume`",
     )?;
+    if item.mover != "ebs" {
+        let plan: crate::state::Plan = from_value(
+            input.get("plan").cloned().unwrap_or(Value::Null),
+            "copy-volume `plan`",
+        )?;
+        let run = input
+            .pointer("/execution/name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                StepError::invalid("copy-volume input has no execution.name (the run)")
+            })?;
+        return to_value(&copy_with_job(env, &item, &plan, run).await?);
+    }
     let region = input
         .pointer("/plan/region")
         .and_then(Value::as_str)
@@ -265,7 +314,8 @@ pub async fn copy_volume(env: &dyn StepEnv, input: Value) -> Result<Value, StepE
     .await?;
     to_value(&CopyResult {
         volume: item.volume,
-        copy,
+        copy: Some(copy),
+        job: None,
     })
 }
 
@@ -289,15 +339,17 @@ pub async fn copied_volumes(
         .map(|c| from_value(c.clone(), "copy-volume result"))
         .collect::<Result<_, _>>()?;
     let mut by_volume: BTreeMap<&str, (Option<&CopyItem>, Vec<RangeCopy>)> = BTreeMap::new();
+    let mut by_job: BTreeMap<&str, &JobCopy> = BTreeMap::new();
     for item in &items {
         by_volume.entry(&item.volume).or_default().0 = Some(item);
     }
     for c in &copies {
-        by_volume
-            .entry(&c.volume)
-            .or_default()
-            .1
-            .push(c.copy.clone());
+        if let Some(job) = &c.job {
+            by_job.insert(&c.volume, job);
+        }
+        if let Some(copy) = &c.copy {
+            by_volume.entry(&c.volume).or_default().1.push(copy.clone());
+        }
     }
     let index = repo.load_index().await?;
     let mut out = Vec::new();
@@ -307,6 +359,14 @@ pub async fn copied_volumes(
                 "copy-volume results for {volume}, which no item names"
             ))
         })?;
+        if item.mover != "ebs" {
+            let job = by_job
+                .get(volume)
+                .ok_or_else(|| StepError::invalid(format!("no copy-volume result for {volume}")))?;
+            let (node, data) = job_volume(repo, item, job).await?;
+            out.push(CopiedVolume { data, node });
+            continue;
+        }
         let node = assemble(repo, &index, &item.claim.name, item.volume_size, &ranges).await?;
         out.push(CopiedVolume {
             data: VolumeData {

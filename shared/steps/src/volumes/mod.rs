@@ -4,10 +4,12 @@
 //! Claims on the EBS CSI driver are copied through the EBS direct APIs, one
 //! Map item per block range of each volume; a range's result is durable
 //! once returned, so a retried item rereads only its own range. Claims on
-//! other drivers are snapshotted and listed as not copied, with the reason
-//! (the filesystem mover, a Job in the protected cluster, is not built yet).
+//! other drivers are copied by a mover Job in the protected cluster
+//! ([`mover`]: the filesystem mover for Filesystem volumes, the block mover
+//! for Block volumes), one Map item per volume.
 
 mod backup;
+pub mod mover;
 mod restore;
 
 pub use backup::{

@@ -74,7 +74,6 @@ pub async fn restore_volumes(env: &dyn StepEnv, state: State) -> Result<Value, S
     let cluster = env
         .cluster(&resolved.target_cluster, &resolved.access)
         .await?;
-    let client = env.ebs(region.as_deref()).await?;
     let run = run_name(&state);
     let index = repo.load_index().await?;
     let from = Source {
@@ -83,17 +82,27 @@ pub async fn restore_volumes(env: &dyn StepEnv, state: State) -> Result<Value, S
         snapshot: &resolved.snapshot,
         tree: &snapshot.tree,
     };
-    for v in volumes {
-        if v.mover != "ebs" {
-            out.not_restored.push(format!(
-                "{}/{}: copied by the {} mover, which this build cannot restore",
-                v.namespace, v.claim, v.mover
-            ));
-            continue;
-        }
-        out.volumes
-            .push(restore_one(&from, &cluster, &client, &v, &run).await?);
+    let (ebs, moved): (Vec<VolumeData>, Vec<VolumeData>) =
+        volumes.into_iter().partition(|v| v.mover == "ebs");
+    let (moved, unknown): (Vec<VolumeData>, Vec<VolumeData>) = moved
+        .into_iter()
+        .partition(|v| v.mover == "filesystem" || v.mover == "block");
+    for v in unknown {
+        out.not_restored.push(format!(
+            "{}/{}: copied by the {} mover, which this build cannot restore",
+            v.namespace, v.claim, v.mover
+        ));
     }
+    if !ebs.is_empty() {
+        let client = env.ebs(region.as_deref()).await?;
+        for v in ebs {
+            out.volumes
+                .push(restore_one(&from, &cluster, &client, &v, &run).await?);
+        }
+    }
+    out.volumes.extend(
+        super::mover::restore_with_jobs(env, &cluster, &resolved.snapshot, &moved, &run).await?,
+    );
     to_value(&out)
 }
 

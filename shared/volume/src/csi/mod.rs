@@ -16,6 +16,8 @@ mod claim;
 mod snapshot;
 
 pub use claim::{claim, claims_in, parse_quantity, Claim};
+pub(crate) use claim::{core, str_at};
+pub(crate) use snapshot::label_value;
 pub use snapshot::{
     delete_older_snapshots, delete_snapshot, import_snapshot, snapshot_class, snapshot_name,
     take_snapshot, wait_ready, CsiSnapshot, Wait, CLASS_ANNOTATION, MANAGED_LABEL, RUN_LABEL,

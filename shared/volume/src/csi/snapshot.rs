@@ -175,6 +175,8 @@ pub fn snapshot_name(claim: &Claim, run: &str) -> String {
         .take(40)
         .collect();
     base = base.trim_matches('-').to_string();
+    // A staging claim of a mover is named lifeboat-... already.
+    let base = base.strip_prefix("lifeboat-").unwrap_or(&base);
     format!("lifeboat-{base}-{}", &digest.to_hex()[..10])
 }
 
@@ -396,7 +398,7 @@ pub async fn import_snapshot(
 
 /// A label value: at most 63 characters of `[A-Za-z0-9._-]`, alphanumeric at
 /// both ends.
-fn label_value(s: &str) -> String {
+pub(crate) fn label_value(s: &str) -> String {
     let v: String = s
         .chars()
         .map(|c| {

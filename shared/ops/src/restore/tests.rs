@@ -1,0 +1,168 @@
+//! Restoring a path's contents into a target, and reading it back.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::backup::{backup, BackupOptions};
+use lifeboat_repo::{Credential, InitOptions, KdfParams};
+use lifeboat_store::{MemoryStore, ObjectStore};
+
+async fn repo() -> Repository {
+    let cred = Credential::Passphrase("pw".into());
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    let opts = InitOptions {
+        kdf: Some(KdfParams::weak_for_tests(&cred).unwrap()),
+        ..InitOptions::default()
+    };
+    Repository::init(store, &cred, opts).await.unwrap()
+}
+
+/// `vol/` with a file, a nested one and a sparse image; backed up.
+async fn backed_up(repo: &Repository) -> (tempfile::TempDir, Id) {
+    let dir = tempfile::tempdir().unwrap();
+    let vol = dir.path().join("vol");
+    fs::create_dir_all(vol.join("sub")).unwrap();
+    fs::write(vol.join("a.txt"), b"alpha\n").unwrap();
+    fs::write(vol.join("sub/b.bin"), vec![9u8; 200_000]).unwrap();
+    fs::set_permissions(&vol, fs::Permissions::from_mode(0o750)).unwrap();
+    let img = File::create(vol.join("disk.img")).unwrap();
+    img.set_len(8 << 20).unwrap();
+    img.write_all_at(&[1u8; 4096], 3 << 20).unwrap();
+    let opts = BackupOptions {
+        paths: vec![vol],
+        ..Default::default()
+    };
+    let out = backup(repo, opts, Arc::new(Progress::default()))
+        .await
+        .unwrap();
+    (dir, out.snapshot_id)
+}
+
+fn opts(target: &Path, subtree: &str) -> RestoreOptions {
+    RestoreOptions {
+        target: target.to_path_buf(),
+        subtree: Some(subtree.into()),
+        verify: true,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_directorys_contents_go_into_the_target_with_its_metadata_and_verify() {
+    let repo = repo().await;
+    let (src, id) = backed_up(&repo).await;
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("mnt");
+    fs::create_dir_all(&target).unwrap();
+    let s = restore(
+        &repo,
+        &id,
+        &opts(&target, "vol"),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+    assert!(
+        crate::compare::compare_trees(&src.path().join("vol"), &target)
+            .unwrap()
+            .is_empty()
+    );
+    let mode = fs::metadata(&target).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o750, "the volume root takes the backed-up mode");
+    let v = s.verification.unwrap();
+    assert!(v.matched(), "{v:?}");
+    assert_eq!(v.files, 3);
+    assert_eq!(v.bytes, 6 + 200_000 + (8 << 20));
+}
+
+#[tokio::test]
+async fn a_files_data_goes_onto_the_target_itself() {
+    let repo = repo().await;
+    let (src, id) = backed_up(&repo).await;
+    let out = tempfile::tempdir().unwrap();
+    let device = out.path().join("device");
+    let s = restore(
+        &repo,
+        &id,
+        &opts(&device, "vol/disk.img"),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        fs::read(&device).unwrap(),
+        fs::read(src.path().join("vol/disk.img")).unwrap()
+    );
+    assert!(s.verification.unwrap().matched());
+    // Nothing else is created beside it.
+    assert_eq!(fs::read_dir(out.path()).unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn verification_names_what_differs() {
+    let repo = repo().await;
+    let (_src, id) = backed_up(&repo).await;
+    let snap: Snapshot = repo.load_file(FileKind::Snapshot, &id).await.unwrap();
+    let index = repo.load_index().await.unwrap();
+    let root = repo.load_tree(&index, &snap.tree).await.unwrap();
+    let vol = repo
+        .load_tree(&index, &root.nodes[0].subtree.unwrap())
+        .await
+        .unwrap();
+    let img = vol
+        .nodes
+        .iter()
+        .find(|n| n.name == "disk.img")
+        .unwrap()
+        .clone();
+    let out = tempfile::tempdir().unwrap();
+    let device = out.path().join("device");
+    restore(
+        &repo,
+        &id,
+        &opts(&device, "vol/disk.img"),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+    // Damage a chunk, and write into a hole.
+    let f = OpenOptions::new().write(true).open(&device).unwrap();
+    f.write_all_at(&[2u8], (3 << 20) + 10).unwrap();
+    f.write_all_at(&[5u8], 7 << 20).unwrap();
+    drop(f);
+    let v = verify::verify_files(
+        &repo,
+        &index,
+        vec![(device.clone(), img)],
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(v.mismatch_count, 2, "{v:?}");
+    assert!(v.mismatches[0].contains("differ from chunk"), "{v:?}");
+    assert!(v.mismatches[1].contains("hole"), "{v:?}");
+}
+
+#[tokio::test]
+async fn include_and_subtree_together_are_refused() {
+    let repo = repo().await;
+    let (_src, id) = backed_up(&repo).await;
+    let out = tempfile::tempdir().unwrap();
+    let mut o = opts(out.path(), "vol");
+    o.include = Some("vol".into());
+    let err = restore(&repo, &id, &o, Arc::new(Progress::default()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not both"), "{err}");
+    let missing = restore(
+        &repo,
+        &id,
+        &opts(out.path(), "vol/nope"),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        missing.to_string().contains("vol/nope is not in snapshot"),
+        "{missing}"
+    );
+}
