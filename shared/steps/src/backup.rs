@@ -48,6 +48,7 @@ pub async fn prepare(env: &dyn StepEnv, state: State) -> Result<Value, StepError
         tags,
         repository: repo.store().location(),
         region: entry.region.clone(),
+        volume_snapshots_kept: entry.volume_snapshots_kept,
     })
 }
 

@@ -40,6 +40,11 @@ pub struct FleetCluster {
     /// The region the cluster runs in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// How many of Lifeboat's VolumeSnapshots to keep per claim once a
+    /// backup has copied its data (default 1: the newest, the base of the
+    /// next EBS incremental; 0 keeps none, and EBS copies are then full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_snapshots_kept: Option<u32>,
 }
 
 /// One region's repository.

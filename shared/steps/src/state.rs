@@ -36,6 +36,9 @@ pub struct Plan {
     /// The region the cluster runs in (its EBS snapshots are there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Lifeboat's VolumeSnapshots kept per claim after a commit (fleet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_snapshots_kept: Option<u32>,
 }
 
 /// `$.volumes` (snapshot-volumes).

@@ -397,10 +397,11 @@ pub async fn copied_volumes(
     Ok(out)
 }
 
-/// After a commit: delete Lifeboat's VolumeSnapshots of earlier runs for
-/// the claims whose data was just copied (the newest stays, the base of the
-/// next incremental). The backup is committed whatever happens here, so a
-/// failure is reported in the result, not raised.
+/// After a commit: delete Lifeboat's VolumeSnapshots of the claims whose
+/// data was just copied, but the newest `volume_snapshots_kept` (fleet;
+/// default 1, this run's: the base of the next incremental). The backup is
+/// committed whatever happens here, so a failure is reported in the
+/// result, not raised.
 pub async fn release_older_snapshots(
     env: &dyn StepEnv,
     state: &State,
@@ -422,9 +423,10 @@ pub async fn release_older_snapshots(
         Err(e) => return vec![format!("older volume snapshots kept: {e}")],
     };
     let run = run_name(state);
+    let keep = plan.volume_snapshots_kept.unwrap_or(1) as usize;
     let mut out = Vec::new();
     for v in volumes {
-        match csi::delete_older_snapshots(&cluster, &v.namespace, &v.claim, &run).await {
+        match csi::delete_older_snapshots(&cluster, &v.namespace, &v.claim, &run, keep).await {
             Ok(names) => out.extend(names.into_iter().map(|n| format!("{}/{n}", v.namespace))),
             Err(e) => out.push(format!(
                 "older volume snapshots of {}/{} kept: {e}",

@@ -307,32 +307,44 @@ pub async fn delete_snapshot(
     Ok(api::delete(cluster, &snapshots(), Some(namespace), name).await?)
 }
 
-/// Delete the VolumeSnapshots Lifeboat made of claim `namespace/claim` in
-/// runs other than `keep_run`: once a newer copy is committed, only the
-/// newest snapshot is kept (an incremental copy reads changes against it).
+/// Keep the newest `keep` of the VolumeSnapshots Lifeboat made of claim
+/// `namespace/claim` and delete the rest, once the data of run
+/// `current_run` is committed. The current run's counts as the newest (an
+/// incremental copy reads changes against it); `keep` 0 deletes it too.
 /// Returns the names deleted.
 pub async fn delete_older_snapshots(
     cluster: &Cluster,
     namespace: &str,
     claim: &str,
-    keep_run: &str,
+    current_run: &str,
+    keep: usize,
 ) -> Result<Vec<String>, VolumeError> {
-    let keep = label_value(keep_run);
+    let current = label_value(current_run);
     let selector = format!("{MANAGED_LABEL}=lifeboat");
+    let run_pointer = format!("/metadata/labels/{}", RUN_LABEL.replace('/', "~1"));
+    let mut ours: Vec<(bool, String, String)> = api::list(cluster, &snapshots(), Some(&selector))
+        .await?
+        .into_iter()
+        .filter(|vs| {
+            str_at(vs, "/metadata/namespace") == namespace
+                && str_at(vs, "/metadata/annotations/lifeboat.dev~1claim") == claim
+                && vs.pointer(&run_pointer).is_some()
+        })
+        .map(|vs| {
+            let is_current = str_at(&vs, &run_pointer) == current;
+            (
+                is_current,
+                str_at(&vs, "/metadata/creationTimestamp").to_string(),
+                str_at(&vs, "/metadata/name").to_string(),
+            )
+        })
+        .collect();
+    // Newest first: the current run's, then by creation time.
+    ours.sort_by(|a, b| b.cmp(a));
     let mut deleted = Vec::new();
-    for vs in api::list(cluster, &snapshots(), Some(&selector)).await? {
-        let run_pointer = format!("/metadata/labels/{}", RUN_LABEL.replace('/', "~1"));
-        let ours = str_at(&vs, "/metadata/namespace") == namespace
-            && str_at(&vs, "/metadata/annotations/lifeboat.dev~1claim") == claim
-            && vs
-                .pointer(&run_pointer)
-                .and_then(Value::as_str)
-                .is_some_and(|r| r != keep);
-        if ours {
-            let name = str_at(&vs, "/metadata/name").to_string();
-            if delete_snapshot(cluster, namespace, &name).await? {
-                deleted.push(name);
-            }
+    for (_, _, name) in ours.into_iter().skip(keep) {
+        if delete_snapshot(cluster, namespace, &name).await? {
+            deleted.push(name);
         }
     }
     Ok(deleted)
