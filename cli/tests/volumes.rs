@@ -413,3 +413,70 @@ fn volumes_backed_up_incrementally_and_restored_into_another_region() {
         .collect();
     assert!(differs.is_empty(), "restored pages differ: {differs:?}");
 }
+
+/// A namespace that enforces Pod Security "restricted" refuses the mover's
+/// pod (root, capabilities): the backup fails at once with the admission's
+/// message, rather than waiting for a pod that cannot exist.
+#[test]
+fn a_mover_refused_by_pod_security_fails_the_backup_with_the_reason() {
+    if common::skip_clusters() {
+        return;
+    }
+    let mut env = Env::new();
+    env.extra_env = lifeboat_tests::aws_env();
+    env.ok(&["repo", "init"]);
+    let ns = format!("restricted-{}", std::process::id());
+    let _cleanup = Cleanup(ns.clone());
+    let manifest = format!(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {ns}
+  labels: {{pod-security.kubernetes.io/enforce: restricted}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: files, namespace: {ns}}}
+spec:
+  storageClassName: hostpath
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 16Mi}}}}
+"#
+    );
+    let (ok, out) = kubectl("primary", &["apply", "-f", "-"], Some(&manifest));
+    assert!(ok, "{out}");
+    bound_handle("primary", &ns, "files");
+    let fleet = env.path("fleet.json");
+    write_json(
+        &fleet,
+        &json!({"version": 1,
+            "clusters": {"primary": {"access": {"kubeconfig": {"path": kubeconfig("primary")}},
+                                     "region": "us-east-1"}},
+            "regions": {"us-east-1": {"repository": env.repo}}}),
+    );
+    let input = env.path("backup.json");
+    write_json(
+        &input,
+        &json!({"version": 1, "action": "backup", "cluster": "primary",
+            "scope": {"include_namespaces": [ns]}, "requested_by": "ci"}),
+    );
+    let replica = env.path("replica");
+    std::fs::create_dir_all(&replica).unwrap();
+    let started = Instant::now();
+    let (code, execution) = run_backup(&env, &input, &fleet, replica.to_str().unwrap());
+    assert_ne!(code, 0, "{execution:#}");
+    let cause = execution["status"]["Failed"]["cause"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        cause.contains("may not create its pod") && cause.contains("PodSecurity"),
+        "{execution:#}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "took {:?}: the refusal should end the wait",
+        started.elapsed()
+    );
+    assert_eq!(mover_leftovers(&ns), "", "the refused Job is removed");
+}

@@ -235,6 +235,22 @@ async fn delete_with(
     }
 }
 
+/// The objects of one resource in `namespace` whose fields match the field
+/// selector `fields` (one page: for small answers, like an object's events).
+pub async fn list_in(
+    cluster: &Cluster,
+    r: &ResourceType,
+    namespace: &str,
+    fields: &str,
+) -> Result<Vec<Value>, KubeError> {
+    let what = format!("list {} in {namespace} ({fields})", r.resource);
+    let list = api(cluster, r, Some(namespace))
+        .list(&ListParams::default().fields(fields).limit(PAGE_SIZE))
+        .await
+        .map_err(|e| cluster.err(&what, e))?;
+    list.items.into_iter().map(|o| to_value(&what, o)).collect()
+}
+
 /// Every object of one resource (all namespaces) that `selector` matches.
 pub async fn list(
     cluster: &Cluster,

@@ -31,6 +31,27 @@ fn claims() -> ResourceType {
     core("persistentvolumeclaims", "PersistentVolumeClaim", true)
 }
 
+fn events() -> ResourceType {
+    core("events", "Event", true)
+}
+
+/// The newest FailedCreate event of the Job: why its controller could not
+/// make a pod (Pod Security admission, a quota, a missing service account).
+async fn failed_create(cluster: &Cluster, job: &MoverJob) -> Option<String> {
+    let fields = format!(
+        "involvedObject.kind=Job,involvedObject.name={},reason=FailedCreate",
+        job.name
+    );
+    let mut found = api::list_in(cluster, &events(), &job.namespace, &fields)
+        .await
+        .ok()?;
+    found.sort_by(|a, b| str_at(a, "/lastTimestamp").cmp(str_at(b, "/lastTimestamp")));
+    found
+        .last()
+        .map(|e| str_at(e, "/message").to_string())
+        .filter(|m| !m.is_empty())
+}
+
 /// Create `obj`; one that exists already (a retried step) is fetched.
 async fn create_or_get(
     cluster: &Cluster,
@@ -112,7 +133,10 @@ fn terminated_message(pod: &Value) -> String {
 /// Why the newest pod is not done yet, for a timeout's message.
 async fn waiting_reason(cluster: &Cluster, job: &MoverJob, pods: &[Value]) -> String {
     let Some(pod) = pods.first() else {
-        return "no pod yet: is the Job controller (kube-controller-manager) running?".into();
+        return match failed_create(cluster, job).await {
+            Some(m) => format!("no pod: the Job controller cannot create it: {m}"),
+            None => "no pod yet: is the Job controller (kube-controller-manager) running?".into(),
+        };
     };
     let phase = str_at(pod, "/status/phase");
     let waiting = pod
@@ -224,8 +248,22 @@ pub async fn wait_for(
                 message: format!("{reason}; last pod: {message}"),
             });
         }
+        let pods = job_pods(cluster, &job.namespace, &job.name).await?;
+        if pods.is_empty() {
+            // An admission refusal does not go away by waiting.
+            if let Some(message) = failed_create(cluster, job).await {
+                if message.contains("forbidden") {
+                    return Err(VolumeError::Failed {
+                        what,
+                        message: format!(
+                            "the Job controller may not create its pod in namespace {}: {message}",
+                            job.namespace
+                        ),
+                    });
+                }
+            }
+        }
         if started.elapsed() >= wait.timeout {
-            let pods = job_pods(cluster, &job.namespace, &job.name).await?;
             return Err(VolumeError::Timeout {
                 what: format!(
                     "{what} to finish: {}",

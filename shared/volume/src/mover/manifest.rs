@@ -189,7 +189,9 @@ impl MoverJob {
                 "readOnlyRootFilesystem": true,
                 "capabilities": {
                     "drop": ["ALL"],
-                    "add": ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "MKNOD"],
+                    // Only what Pod Security "baseline" allows: DAC_OVERRIDE
+                    // reads every file (DAC_READ_SEARCH would be refused).
+                    "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "MKNOD"],
                 },
             },
             "terminationMessagePath": TERMINATION_LOG,
@@ -344,6 +346,28 @@ mod tests {
             "lifeboat-backup-0123456789ab"
         );
         assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+        // Pod Security "baseline" admits these and no others.
+        let baseline = [
+            "AUDIT_WRITE",
+            "CHOWN",
+            "DAC_OVERRIDE",
+            "FOWNER",
+            "FSETID",
+            "KILL",
+            "MKNOD",
+            "NET_BIND_SERVICE",
+            "SETFCAP",
+            "SETGID",
+            "SETPCAP",
+            "SETUID",
+            "SYS_CHROOT",
+        ];
+        for cap in c["securityContext"]["capabilities"]["add"]
+            .as_array()
+            .unwrap()
+        {
+            assert!(baseline.contains(&cap.as_str().unwrap()), "{cap}");
+        }
         let pod = &job["spec"]["template"]["spec"];
         assert_eq!(pod["restartPolicy"], "Never");
         assert_eq!(pod["automountServiceAccountToken"], false);
