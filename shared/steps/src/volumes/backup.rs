@@ -40,6 +40,30 @@ pub struct CopyItem {
     pub base: Option<Base>,
 }
 
+impl CopyItem {
+    /// The volume's record in the snapshot, its figures zero.
+    pub(super) fn volume_data(&self, base: Option<String>) -> VolumeData {
+        VolumeData {
+            namespace: self.claim.namespace.clone(),
+            claim: self.claim.name.clone(),
+            volume: self.claim.volume.clone(),
+            driver: self.claim.driver.clone(),
+            storage_class: self.claim.storage_class.clone(),
+            mode: self.claim.mode.clone(),
+            size: self.volume_size,
+            csi_snapshot: self.snapshot.handle.clone(),
+            snapshot_class: self.snapshot.class.clone(),
+            group: self.snapshot.group.clone(),
+            mover: self.mover.clone(),
+            path: volume_path(&self.claim.namespace, &self.claim.name),
+            base,
+            blocks_read: 0,
+            bytes_read: 0,
+            bytes_stored: 0,
+        }
+    }
+}
+
 /// Where the previous copy of a volume is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Base {
@@ -368,31 +392,16 @@ pub async fn copied_volumes(
             continue;
         }
         let node = assemble(repo, &index, &item.claim.name, item.volume_size, &ranges).await?;
-        out.push(CopiedVolume {
-            data: VolumeData {
-                namespace: item.claim.namespace.clone(),
-                claim: item.claim.name.clone(),
-                volume: item.claim.volume.clone(),
-                driver: item.claim.driver.clone(),
-                storage_class: item.claim.storage_class.clone(),
-                mode: item.claim.mode.clone(),
-                size: item.volume_size,
-                csi_snapshot: item.snapshot.handle.clone(),
-                snapshot_class: item.snapshot.class.clone(),
-                group: item.snapshot.group.clone(),
-                mover: item.mover.clone(),
-                path: volume_path(&item.claim.namespace, &item.claim.name),
-                base: ranges
-                    .iter()
-                    .any(|r| r.incremental)
-                    .then(|| item.base.as_ref().map(|b| b.handle.clone()))
-                    .flatten(),
-                blocks_read: ranges.iter().map(|r| r.blocks_read).sum(),
-                bytes_read: ranges.iter().map(|r| r.bytes_read).sum(),
-                bytes_stored: ranges.iter().map(|r| r.bytes_stored).sum(),
-            },
-            node,
-        });
+        let base = ranges
+            .iter()
+            .any(|r| r.incremental)
+            .then(|| item.base.as_ref().map(|b| b.handle.clone()))
+            .flatten();
+        let mut data = item.volume_data(base);
+        data.blocks_read = ranges.iter().map(|r| r.blocks_read).sum();
+        data.bytes_read = ranges.iter().map(|r| r.bytes_read).sum();
+        data.bytes_stored = ranges.iter().map(|r| r.bytes_stored).sum();
+        out.push(CopiedVolume { data, node });
     }
     Ok(out)
 }

@@ -181,24 +181,9 @@ pub(super) async fn job_volume(
     };
     node.name = item.claim.name.clone();
     node.name_bytes = None;
-    let data = VolumeData {
-        namespace: item.claim.namespace.clone(),
-        claim: item.claim.name.clone(),
-        volume: item.claim.volume.clone(),
-        driver: item.claim.driver.clone(),
-        storage_class: item.claim.storage_class.clone(),
-        mode: item.claim.mode.clone(),
-        size: item.volume_size,
-        csi_snapshot: item.snapshot.handle.clone(),
-        snapshot_class: item.snapshot.class.clone(),
-        group: item.snapshot.group.clone(),
-        mover: item.mover.clone(),
-        path: lifeboat_ops::cluster::volume_path(&item.claim.namespace, &item.claim.name),
-        base: snap.parent.map(|p| p.to_hex()),
-        blocks_read: 0,
-        bytes_read: copy.bytes_read,
-        bytes_stored: copy.bytes_stored,
-    };
+    let mut data = item.volume_data(snap.parent.map(|p| p.to_hex()));
+    data.bytes_read = copy.bytes_read;
+    data.bytes_stored = copy.bytes_stored;
     Ok((node, data))
 }
 
