@@ -70,6 +70,7 @@ enum WorkflowCommand {
 pub const EXIT_INCOMPLETE: u8 = 3;
 
 fn main() -> ExitCode {
+    lifeboat_ops::memory::limit_malloc_arenas();
     let cli = Cli::parse();
     output::init_tracing(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -21,6 +21,13 @@ impl From<Failure> for Diagnostic {
     }
 }
 
+/// Set up a function's process: the allocator's memory limit (see
+/// [`lifeboat_ops::memory`]), then JSON logs.
+pub fn init_process() {
+    lifeboat_ops::memory::limit_malloc_arenas();
+    init_tracing();
+}
+
 /// JSON logs to CloudWatch, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -35,7 +42,7 @@ pub fn init_tracing() {
 
 /// Serve `step` until the Lambda runtime stops the process.
 pub async fn run_step(step: Step) -> Result<(), lambda_runtime::Error> {
-    init_tracing();
+    init_process();
     let env: Arc<dyn StepEnv> = Arc::new(Environment::from_env());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let env = env.clone();

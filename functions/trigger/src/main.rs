@@ -3,14 +3,14 @@
 //! Invalid SQS messages are reported per item, so the valid ones still start.
 
 use lambda_runtime::{service_fn, LambdaEvent};
-use lifeboat_lambda::{init_tracing, Failure};
+use lifeboat_lambda::{init_process, Failure};
 use lifeboat_steps::trigger::{handle_event, StepFunctionsStarter};
 use serde_json::Value;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    init_tracing();
+    init_process();
     let starter = Arc::new(StepFunctionsStarter::from_env().await);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let starter = starter.clone();

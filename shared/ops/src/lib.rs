@@ -17,6 +17,7 @@ pub mod diff;
 mod error;
 pub mod extend_locks;
 pub mod forget;
+pub mod memory;
 mod progress;
 pub mod prune;
 mod reachable;

@@ -32,7 +32,8 @@ impl BlobType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
-    /// Stored as is (zstd would not have made it smaller).
+    /// Stored as is (zstd would not have made it smaller, or samples of a
+    /// large blob said so).
     None,
     /// A single zstd frame.
     Zstd,
@@ -72,6 +73,7 @@ pub struct EncodedBlob {
 }
 
 /// Compress (when it helps) and encrypt one blob whose id is already known.
+/// A one-off: a loop over many blobs keeps a [`BlobEncoder`] instead.
 pub fn encode_blob(
     key: &MasterKey,
     blob_type: BlobType,
@@ -79,29 +81,105 @@ pub fn encode_blob(
     plaintext: &[u8],
     level: i32,
 ) -> Result<EncodedBlob, RepoError> {
-    let raw_length = u32::try_from(plaintext.len())
-        .ok()
-        .filter(|l| *l <= MAX_BLOB_LEN)
-        .ok_or_else(|| {
-            RepoError::malformed(
-                "blob",
-                format!("{} bytes is over the blob size limit", plaintext.len()),
-            )
-        })?;
-    let compressed = zstd::bulk::compress(plaintext, level)
-        .map_err(|e| RepoError::malformed("blob", format!("zstd: {e}")))?;
-    let (compression, body) = if compressed.len() < plaintext.len() {
-        (Compression::Zstd, compressed.as_slice())
-    } else {
-        (Compression::None, plaintext)
-    };
-    Ok(EncodedBlob {
-        blob_type,
-        id,
-        compression,
-        raw_length,
-        sealed: key.seal(body)?,
-    })
+    BlobEncoder::new(level)?.encode(key, blob_type, id, plaintext)
+}
+
+/// Blobs at least this large are sampled before they are compressed.
+const SAMPLE_FROM: usize = 256 * 1024;
+/// Length of each sample.
+const SAMPLE_LEN: usize = 16 * 1024;
+
+/// Compresses and encrypts blobs one after another, reusing one zstd context
+/// and one output buffer (setting up a context per blob costs more than
+/// compressing a small one). A large blob whose start, middle and end all
+/// fail to shrink (random, encrypted or already compressed data) is stored
+/// without trying to compress the whole of it.
+pub struct BlobEncoder {
+    compressor: zstd::bulk::Compressor<'static>,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for BlobEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobEncoder").finish_non_exhaustive()
+    }
+}
+
+impl BlobEncoder {
+    /// An encoder compressing at zstd `level`.
+    pub fn new(level: i32) -> Result<Self, RepoError> {
+        let compressor = zstd::bulk::Compressor::new(level)
+            .map_err(|e| RepoError::malformed("zstd level", format!("{level}: {e}")))?;
+        Ok(BlobEncoder {
+            compressor,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Compress (when it helps) and encrypt one blob whose id is already known.
+    pub fn encode(
+        &mut self,
+        key: &MasterKey,
+        blob_type: BlobType,
+        id: Id,
+        plaintext: &[u8],
+    ) -> Result<EncodedBlob, RepoError> {
+        let raw_length = u32::try_from(plaintext.len())
+            .ok()
+            .filter(|l| *l <= MAX_BLOB_LEN)
+            .ok_or_else(|| {
+                RepoError::malformed(
+                    "blob",
+                    format!("{} bytes is over the blob size limit", plaintext.len()),
+                )
+            })?;
+        let worth_trying = plaintext.len() < SAMPLE_FROM || self.looks_compressible(plaintext)?;
+        self.scratch.clear();
+        if worth_trying {
+            self.compress(plaintext)?;
+        }
+        let (compression, body) = if worth_trying && self.scratch.len() < plaintext.len() {
+            (Compression::Zstd, self.scratch.as_slice())
+        } else {
+            (Compression::None, plaintext)
+        };
+        let sealed = key.seal(body)?;
+        // A blob far larger than the usual chunk must not pin its buffer.
+        if self.scratch.capacity() > 8 * 1024 * 1024 {
+            self.scratch = Vec::new();
+        }
+        Ok(EncodedBlob {
+            blob_type,
+            id,
+            compression,
+            raw_length,
+            sealed,
+        })
+    }
+
+    /// Compress `data` into the scratch buffer (replacing what it held).
+    fn compress(&mut self, data: &[u8]) -> Result<(), RepoError> {
+        self.scratch.clear();
+        self.scratch
+            .reserve(zstd::zstd_safe::compress_bound(data.len()));
+        self.compressor
+            .compress_to_buffer(data, &mut self.scratch)
+            .map(|_| ())
+            .map_err(|e| RepoError::malformed("blob", format!("zstd: {e}")))
+    }
+
+    /// Whether any of three samples (start, middle, end) shrinks by at least
+    /// 1/32 when compressed.
+    fn looks_compressible(&mut self, data: &[u8]) -> Result<bool, RepoError> {
+        let starts = [0, (data.len() - SAMPLE_LEN) / 2, data.len() - SAMPLE_LEN];
+        for start in starts {
+            self.compress(&data[start..start + SAMPLE_LEN])?;
+            if self.scratch.len() < SAMPLE_LEN - SAMPLE_LEN / 32 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// Decrypt, decompress and verify one blob against its id.
@@ -145,6 +223,29 @@ pub fn decode_blob(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_blobs_are_sampled_before_compression() {
+        let key = MasterKey::generate().unwrap();
+        let mut enc = BlobEncoder::new(3).unwrap();
+        let mut random = vec![0u8; 1 << 20];
+        getrandom::getrandom(&mut random).unwrap();
+        let id = key.blob_id(&random);
+        let b = enc.encode(&key, BlobType::Data, id, &random).unwrap();
+        assert_eq!(b.compression, Compression::None);
+        assert_eq!(b.sealed.len(), random.len() + crate::crypto::SEAL_OVERHEAD);
+
+        // Random at both ends, text in the middle: the middle sample finds it.
+        random[400_000..600_000].fill(b'a');
+        let id = key.blob_id(&random);
+        let b = enc.encode(&key, BlobType::Data, id, &random).unwrap();
+        assert_eq!(b.compression, Compression::Zstd);
+        assert!(b.sealed.len() < random.len() - 150_000);
+        assert_eq!(
+            decode_blob(&key, &id, b.compression, b.raw_length, &b.sealed).unwrap(),
+            random
+        );
+    }
 
     #[test]
     fn compressible_and_incompressible_roundtrip() {

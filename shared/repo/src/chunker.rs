@@ -45,44 +45,67 @@ fn top_mask(bits: u32) -> u64 {
     }
 }
 
-/// Find the first cut point in `data` (a prefix of at most `max` bytes is examined).
-fn cut_point(gear: &GearTable, p: &ChunkingParams, data: &[u8]) -> usize {
-    let (min, avg, max) = (p.cdc_min as usize, p.cdc_avg as usize, p.cdc_max as usize);
-    if data.len() <= min {
-        return data.len();
-    }
-    let end = data.len().min(max);
-    let normal = avg.min(end);
-    let bits = p.cdc_avg.trailing_zeros();
-    // Normalized chunking: harder to cut before the average size, easier after.
-    let (mask_s, mask_l) = (top_mask(bits + 2), top_mask(bits.saturating_sub(2)));
-    let mut h: u64 = 0;
-    let mut i = min;
-    while i < normal {
-        h = (h << 1).wrapping_add(gear.0[data[i] as usize]);
-        if h & mask_s == 0 {
-            return i + 1;
-        }
-        i += 1;
-    }
-    while i < end {
-        h = (h << 1).wrapping_add(gear.0[data[i] as usize]);
-        if h & mask_l == 0 {
-            return i + 1;
-        }
-        i += 1;
-    }
-    end
+/// The gear hash's progress through one chunk, so a cut point is found
+/// incrementally as data arrives. Only bytes from `cdc_min` on are hashed:
+/// before the average size a cut needs `bits + 2` zero bits (harder), after
+/// it `bits - 2` (easier): normalized chunking.
+#[derive(Debug, Clone, Copy)]
+struct CutScan {
+    /// Next position in the chunk to hash.
+    pos: usize,
+    hash: u64,
 }
 
-/// Content-defined chunking over a stream.
+impl CutScan {
+    fn new(p: &ChunkingParams) -> Self {
+        CutScan {
+            pos: p.cdc_min as usize,
+            hash: 0,
+        }
+    }
+
+    /// Hash `data[pos..]` (the chunk so far, at most `cdc_max` bytes) and
+    /// return the chunk's length if a cut point is among those bytes.
+    fn scan(&mut self, gear: &GearTable, p: &ChunkingParams, data: &[u8]) -> Option<usize> {
+        let bits = p.cdc_avg.trailing_zeros();
+        let (mask_s, mask_l) = (top_mask(bits + 2), top_mask(bits.saturating_sub(2)));
+        let end = data.len().min(p.cdc_max as usize);
+        let normal = (p.cdc_avg as usize).min(end);
+        let mut h = self.hash;
+        let mut i = self.pos;
+        while i < normal {
+            h = (h << 1).wrapping_add(gear.0[data[i] as usize]);
+            if h & mask_s == 0 {
+                return Some(i + 1);
+            }
+            i += 1;
+        }
+        while i < end {
+            h = (h << 1).wrapping_add(gear.0[data[i] as usize]);
+            if h & mask_l == 0 {
+                return Some(i + 1);
+            }
+            i += 1;
+        }
+        self.hash = h;
+        self.pos = i.max(self.pos);
+        None
+    }
+}
+
+/// Data is read this much at a time; bytes read past a cut start the next
+/// chunk, so at most this much is copied per chunk.
+const READ_BLOCK: usize = 128 * 1024;
+
+/// Content-defined chunking over a stream. Each chunk is read straight into
+/// its own buffer, which the caller then owns.
 #[derive(Debug)]
 pub struct ContentChunker<R> {
     reader: R,
     gear: GearTable,
     params: ChunkingParams,
-    buf: Vec<u8>,
-    start: usize,
+    /// Bytes read past the last cut: the start of the next chunk.
+    carry: Vec<u8>,
     eof: bool,
 }
 
@@ -92,56 +115,56 @@ impl<R: Read> ContentChunker<R> {
             reader,
             gear,
             params,
-            buf: Vec::new(),
-            start: 0,
+            carry: Vec::new(),
             eof: false,
         }
     }
 
-    fn fill(&mut self) -> io::Result<()> {
-        let want = self.params.cdc_max as usize;
-        if self.start > 0 && self.buf.len() - self.start < want {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        while !self.eof && self.buf.len() - self.start < want {
-            let old = self.buf.len();
-            // Grow by at most 1 MiB per read, so small files stay cheap.
-            let grow = (self.start + want * 2 - old).min(1 << 20);
-            self.buf.resize(old + grow, 0);
-            let n = loop {
-                match self.reader.read(&mut self.buf[old..]) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    r => break r,
+    /// Append up to `want` bytes to `chunk`; returns how many were read.
+    fn read_more(&mut self, chunk: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+        let old = chunk.len();
+        chunk.resize(old + want, 0);
+        let mut filled = old;
+        while filled < chunk.len() {
+            match self.reader.read(&mut chunk[filled..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
                 }
-            };
-            match n {
-                Ok(n) => {
-                    self.buf.truncate(old + n);
-                    if n == 0 {
-                        self.eof = true;
-                    }
-                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.buf.truncate(old);
+                    chunk.truncate(old);
                     return Err(e);
                 }
             }
         }
-        Ok(())
+        chunk.truncate(filled);
+        Ok(filled - old)
     }
 
     /// The next chunk, or `None` at the end of the stream.
     pub fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
-        self.fill()?;
-        let avail = &self.buf[self.start..];
-        if avail.is_empty() {
-            return Ok(None);
+        let max = self.params.cdc_max as usize;
+        let mut chunk = Vec::with_capacity(max.max(self.carry.len()));
+        chunk.extend_from_slice(&self.carry);
+        self.carry.clear();
+        let mut scan = CutScan::new(&self.params);
+        loop {
+            let cut = scan
+                .scan(&self.gear, &self.params, &chunk)
+                .or_else(|| (chunk.len() >= max).then_some(max));
+            if let Some(n) = cut {
+                self.carry.extend_from_slice(&chunk[n..]);
+                chunk.truncate(n);
+                return Ok(Some(chunk));
+            }
+            if self.eof {
+                return Ok((!chunk.is_empty()).then_some(chunk));
+            }
+            let want = READ_BLOCK.min(max - chunk.len());
+            self.read_more(&mut chunk, want)?;
         }
-        let n = cut_point(&self.gear, &self.params, avail);
-        let chunk = avail[..n].to_vec();
-        self.start += n;
-        Ok(Some(chunk))
     }
 }
 
@@ -221,6 +244,75 @@ mod tests {
     fn seed_changes_boundaries() {
         let data = pseudo_random(1 << 20, 3);
         assert_ne!(chunks(&data, 1), chunks(&data, 2));
+    }
+
+    /// The cut rule applied to a whole buffer at once: what the incremental
+    /// chunker must reproduce whatever sizes its reads return.
+    fn reference_chunks(data: &[u8], seed: u64) -> Vec<Vec<u8>> {
+        let (gear, p) = (GearTable::from_seed(seed), params());
+        let bits = p.cdc_avg.trailing_zeros();
+        let (mask_s, mask_l) = (top_mask(bits + 2), top_mask(bits - 2));
+        let mut out = vec![];
+        let mut rest = data;
+        while !rest.is_empty() {
+            let end = rest.len().min(p.cdc_max as usize);
+            let mut n = end;
+            if rest.len() > p.cdc_min as usize {
+                let mut h = 0u64;
+                for (i, &byte) in rest.iter().enumerate().take(end).skip(p.cdc_min as usize) {
+                    h = (h << 1).wrapping_add(gear.0[byte as usize]);
+                    let mask = if i < p.cdc_avg as usize {
+                        mask_s
+                    } else {
+                        mask_l
+                    };
+                    if h & mask == 0 {
+                        n = i + 1;
+                        break;
+                    }
+                }
+            } else {
+                n = rest.len();
+            }
+            out.push(rest[..n].to_vec());
+            rest = &rest[n..];
+        }
+        out
+    }
+
+    /// A reader that returns at most `step` bytes per call.
+    struct Dribble<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Dribble<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn cuts_match_the_rule_whatever_the_reads() {
+        // Low-entropy stretches (runs of one byte) force cuts at the maximum.
+        let mut data = pseudo_random(3 << 20, 4);
+        data[1_000_000..1_200_000].fill(7);
+        for len in [0, 1, 2048, 2049, 40_000, data.len()] {
+            let data = &data[..len];
+            let expected = reference_chunks(data, 9);
+            for step in [1 << 30, 1000, 4095] {
+                let reader = Dribble { data, step };
+                let mut c = ContentChunker::new(reader, GearTable::from_seed(9), params());
+                let mut got = vec![];
+                while let Some(ch) = c.next_chunk().unwrap() {
+                    got.push(ch);
+                }
+                assert_eq!(got, expected, "length {len}, reads of {step}");
+            }
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ mod repository;
 mod snapshot;
 mod tree;
 
-pub use blob::{decode_blob, encode_blob, BlobType, Compression, EncodedBlob};
+pub use blob::{decode_blob, encode_blob, BlobEncoder, BlobType, Compression, EncodedBlob};
 pub use chunker::{ContentChunker, FixedChunker, GearTable};
 pub use config::{ChunkingParams, LockPolicy, RepoConfig, FORMAT_VERSION};
 pub use crypto::{Credential, MasterKey};

@@ -10,7 +10,7 @@
 use crate::{OpsError, Progress};
 use bytes::Bytes;
 use lifeboat_repo::{
-    encode_blob, BlobType, EncodedBlob, FileKind, Id, Index, IndexFile, IndexPack, IndexedBlob,
+    BlobEncoder, BlobType, EncodedBlob, FileKind, Id, Index, IndexFile, IndexPack, IndexedBlob,
     MasterKey, PackBuilder, Repository,
 };
 use std::collections::HashSet;
@@ -70,6 +70,31 @@ impl BlobSaver {
         Ok(id)
     }
 
+    /// Like [`BlobSaver::save`] for data the caller keeps: copied only when new.
+    pub fn save_slice(&mut self, blob_type: BlobType, data: &[u8]) -> Result<Id, OpsError> {
+        let id = self.key.blob_id(data);
+        if !self.has(&id) {
+            self.save_with_id(blob_type, id, data.to_vec())?;
+        }
+        Ok(id)
+    }
+
+    /// Store several blobs (see [`BlobSaver::save`]); returns their ids in
+    /// order. Two threads hash a large batch, so the thread that reads the
+    /// data is not held up by hashing it (an incremental backup rereads whole
+    /// changed files and keeps only the few new chunks).
+    pub fn save_all(
+        &mut self,
+        blob_type: BlobType,
+        blobs: Vec<Vec<u8>>,
+    ) -> Result<Vec<Id>, OpsError> {
+        let ids = blob_ids(&self.key, &blobs);
+        for (id, data) in ids.iter().zip(blobs) {
+            self.save_with_id(blob_type, *id, data)?;
+        }
+        Ok(ids)
+    }
+
     /// Like [`BlobSaver::save`] for a caller that already hashed the data.
     pub fn save_with_id(
         &mut self,
@@ -107,6 +132,35 @@ impl BlobSaver {
     }
 }
 
+/// Batches smaller than this are hashed on the calling thread alone.
+const PARALLEL_HASH_MIN: usize = 512 * 1024;
+
+/// The ids of `blobs`, in order: the second half (by bytes) on a helper thread.
+fn blob_ids(key: &MasterKey, blobs: &[Vec<u8>]) -> Vec<Id> {
+    let total: usize = blobs.iter().map(Vec::len).sum();
+    let hash = |part: &[Vec<u8>]| part.iter().map(|b| key.blob_id(b)).collect::<Vec<_>>();
+    if blobs.len() < 2 || total < PARALLEL_HASH_MIN {
+        return hash(blobs);
+    }
+    let mut split = 0;
+    let mut first = 0;
+    while split < blobs.len() - 1 && first < total / 2 {
+        first += blobs[split].len();
+        split += 1;
+    }
+    let (a, b) = blobs.split_at(split);
+    std::thread::scope(|s| {
+        let other = s.spawn(|| hash(b));
+        let mut ids = hash(a);
+        match other.join() {
+            Ok(rest) => ids.extend(rest),
+            // Hashing does not panic; if the helper did, hash here instead.
+            Err(_) => ids.extend(hash(b)),
+        }
+        ids
+    })
+}
+
 /// A running pipeline.
 #[derive(Debug)]
 pub struct BlobPipeline {
@@ -131,8 +185,9 @@ impl BlobPipeline {
                 let tx = sealed_tx.clone();
                 let key = repo.key().clone();
                 tokio::task::spawn_blocking(move || {
+                    let mut encoder = BlobEncoder::new(level)?;
                     for raw in rx.iter() {
-                        let b = encode_blob(&key, raw.blob_type, raw.id, &raw.data, level)?;
+                        let b = encoder.encode(&key, raw.blob_type, raw.id, &raw.data)?;
                         tx.blocking_send(b)
                             .map_err(|_| OpsError::Pipeline("the packer stopped".into()))?;
                     }

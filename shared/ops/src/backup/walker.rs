@@ -19,6 +19,45 @@ use tokio::runtime::Handle;
 /// At most this many warnings are kept in a snapshot summary.
 const MAX_WARNINGS: usize = 100;
 
+/// Content-defined chunks (about 1 MiB each) are hashed and saved this many
+/// bytes at a time, two threads hashing: with incompressible data the
+/// walking thread, not compression, limits a full backup.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// Chunks of one file waiting to be hashed and saved together.
+#[derive(Default)]
+struct Batch {
+    offsets: Vec<u64>,
+    data: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl Batch {
+    /// Add a chunk; true once the batch is due.
+    fn push(&mut self, offset: u64, data: Vec<u8>) -> bool {
+        self.bytes += data.len();
+        self.offsets.push(offset);
+        self.data.push(data);
+        self.bytes >= BATCH_BYTES
+    }
+
+    /// Save the chunks and append their references to `out`.
+    fn flush(&mut self, saver: &mut BlobSaver, out: &mut Vec<ChunkRef>) -> Result<(), OpsError> {
+        let ids = saver.save_all(BlobType::Data, std::mem::take(&mut self.data))?;
+        let offsets = std::mem::take(&mut self.offsets);
+        out.extend(
+            ids.into_iter()
+                .zip(offsets)
+                .map(|(id, offset)| ChunkRef { id, offset }),
+        );
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+/// Fixed-size chunks are read this many bytes at a time.
+const READ_SPAN: usize = 1024 * 1024;
+
 /// What the walk found.
 #[derive(Debug, Default, Clone)]
 pub struct WalkStats {
@@ -233,6 +272,9 @@ impl Walker {
         Ok(())
     }
 
+    /// Fixed-size chunks of the data regions. Runs of adjacent chunks are
+    /// read together into one reused buffer; holes and chunks the repository
+    /// already has are never copied out of it.
     fn fixed_chunks(
         &mut self,
         path: &Path,
@@ -243,27 +285,46 @@ impl Walker {
         let chunker = FixedChunker {
             size: u64::from(self.chunking.fixed_size),
         };
-        let mut out = Vec::new();
-        let mut done_until = 0u64;
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
         for &(start, end) in regions {
-            for (s, e) in chunker.ranges(start.max(done_until), end, len) {
-                if s < done_until {
-                    continue;
+            for (s, e) in chunker.ranges(start, end, len) {
+                // Regions that share a chunk must not read it twice.
+                if ranges.last().is_none_or(|&(_, last_end)| s >= last_end) {
+                    ranges.push((s, e));
                 }
-                let mut buf = vec![0u8; (e - s) as usize];
-                file.read_exact_at(&mut buf, s)
-                    .map_err(|err| OpsError::io(path, err))?;
-                done_until = e;
-                self.stats.bytes_read += buf.len() as u64;
-                Progress::add(&self.progress.bytes_read, buf.len() as u64);
+            }
+        }
+        let span_max = READ_SPAN.max(self.chunking.fixed_size as usize);
+        let mut buf = vec![0u8; span_max];
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < ranges.len() {
+            // The longest run of adjacent chunks from `i` that fits the buffer.
+            let (span_start, mut span_end) = ranges[i];
+            let mut j = i + 1;
+            while j < ranges.len()
+                && ranges[j].0 == span_end
+                && ranges[j].1 - span_start <= span_max as u64
+            {
+                span_end = ranges[j].1;
+                j += 1;
+            }
+            let span = &mut buf[..(span_end - span_start) as usize];
+            file.read_exact_at(span, span_start)
+                .map_err(|err| OpsError::io(path, err))?;
+            self.stats.bytes_read += span.len() as u64;
+            Progress::add(&self.progress.bytes_read, span.len() as u64);
+            for &(s, e) in &ranges[i..j] {
+                let piece = &buf[(s - span_start) as usize..(e - span_start) as usize];
                 // All-zero chunks are holes: nothing to store. (Comparing with a
                 // zero buffer is a memcmp: far faster than a byte loop.)
-                if buf[..] == self.zeros[..buf.len()] {
+                if piece == &self.zeros[..piece.len()] {
                     continue;
                 }
-                let id = self.saver.save(BlobType::Data, buf)?;
+                let id = self.saver.save_slice(BlobType::Data, piece)?;
                 out.push(ChunkRef { id, offset: s });
             }
+            i = j;
         }
         Ok(out)
     }
@@ -275,6 +336,7 @@ impl Walker {
         regions: &[(u64, u64)],
     ) -> Result<Vec<ChunkRef>, OpsError> {
         let mut out = Vec::new();
+        let mut batch = Batch::default();
         for &(start, end) in regions {
             file.seek(SeekFrom::Start(start))
                 .map_err(|e| OpsError::io(path, e))?;
@@ -285,8 +347,9 @@ impl Walker {
                 let n = chunk.len() as u64;
                 self.stats.bytes_read += n;
                 Progress::add(&self.progress.bytes_read, n);
-                let id = self.saver.save(BlobType::Data, chunk)?;
-                out.push(ChunkRef { id, offset });
+                if batch.push(offset, chunk) {
+                    batch.flush(&mut self.saver, &mut out)?;
+                }
                 offset += n;
             }
             if offset < end {
@@ -299,6 +362,7 @@ impl Walker {
                 ));
             }
         }
+        batch.flush(&mut self.saver, &mut out)?;
         Ok(out)
     }
 }
