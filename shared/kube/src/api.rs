@@ -235,17 +235,31 @@ async fn delete_with(
     }
 }
 
-/// The objects of one resource in `namespace` whose fields match the field
-/// selector `fields` (one page: for small answers, like an object's events).
+/// The objects of one resource in `namespace` that the field selector
+/// `fields` and the label selector `labels` match (one page: for small
+/// answers, like an object's events or a Job's pods).
 pub async fn list_in(
     cluster: &Cluster,
     r: &ResourceType,
     namespace: &str,
-    fields: &str,
+    fields: Option<&str>,
+    labels: Option<&str>,
 ) -> Result<Vec<Value>, KubeError> {
-    let what = format!("list {} in {namespace} ({fields})", r.resource);
+    let mut params = ListParams::default().limit(PAGE_SIZE);
+    if let Some(f) = fields {
+        params = params.fields(f);
+    }
+    if let Some(l) = labels {
+        params = params.labels(l);
+    }
+    let filter = [fields, labels]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let what = format!("list {} in {namespace} ({filter})", r.resource);
     let list = api(cluster, r, Some(namespace))
-        .list(&ListParams::default().fields(fields).limit(PAGE_SIZE))
+        .list(&params)
         .await
         .map_err(|e| cluster.err(&what, e))?;
     list.items.into_iter().map(|o| to_value(&what, o)).collect()

@@ -42,7 +42,7 @@ async fn failed_create(cluster: &Cluster, job: &MoverJob) -> Option<String> {
         "involvedObject.kind=Job,involvedObject.name={},reason=FailedCreate",
         job.name
     );
-    let mut found = api::list_in(cluster, &events(), &job.namespace, &fields)
+    let mut found = api::list_in(cluster, &events(), &job.namespace, Some(&fields), None)
         .await
         .ok()?;
     found.sort_by(|a, b| str_at(a, "/lastTimestamp").cmp(str_at(b, "/lastTimestamp")));
@@ -111,11 +111,8 @@ async fn job_pods(
     namespace: &str,
     name: &str,
 ) -> Result<Vec<Value>, VolumeError> {
-    let mut out: Vec<Value> = api::list(cluster, &pods(), Some(&format!("job-name={name}")))
-        .await?
-        .into_iter()
-        .filter(|p| str_at(p, "/metadata/namespace") == namespace)
-        .collect();
+    let selector = format!("job-name={name}");
+    let mut out = api::list_in(cluster, &pods(), namespace, None, Some(&selector)).await?;
     out.sort_by(|a, b| {
         str_at(b, "/metadata/creationTimestamp").cmp(str_at(a, "/metadata/creationTimestamp"))
     });
