@@ -4,7 +4,8 @@ use crate::reachable::protected_keys;
 use crate::{OpsError, Progress};
 use chrono::{Duration, Utc};
 use lifeboat_repo::{
-    parse_pack, FileKind, Id, Index, IndexFile, NodeType, RepoError, Repository, Snapshot, Tree,
+    parse_pack, BlobLocation, FileKind, Id, Index, IndexFile, NodeType, PackBlob, RepoError,
+    Repository, Snapshot, Tree,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -283,6 +284,11 @@ async fn read_data(
         .items_total
         .store(listed.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    // What the index says each pack holds, gathered once (not per pack).
+    let mut by_pack: HashMap<Id, Vec<(&Id, &BlobLocation)>> = HashMap::new();
+    for (id, loc) in index.blobs() {
+        by_pack.entry(loc.pack).or_default().push((id, loc));
+    }
     let mut set = JoinSet::new();
     let mut pending = listed.keys().copied().collect::<Vec<_>>().into_iter();
     loop {
@@ -324,12 +330,15 @@ async fn read_data(
                 users(&pack),
             ),
             Ok(blobs) => {
-                let in_pack: HashSet<Id> = blobs.iter().map(|b| b.id).collect();
-                for (id, loc) in index.blobs().filter(|(_, l)| l.pack == pack) {
-                    let header = blobs.iter().find(|b| b.id == *id);
-                    let agrees =
-                        header.is_some_and(|b| b.offset == loc.offset && b.length == loc.length);
-                    if !in_pack.contains(id) || !agrees {
+                let mut in_pack: HashMap<Id, &PackBlob> = HashMap::with_capacity(blobs.len());
+                for b in &blobs {
+                    in_pack.entry(b.id).or_insert(b);
+                }
+                for (id, loc) in by_pack.get(&pack).into_iter().flatten() {
+                    let agrees = in_pack
+                        .get(*id)
+                        .is_some_and(|b| b.offset == loc.offset && b.length == loc.length);
+                    if !agrees {
                         report.push(
                             Severity::Error,
                             format!("pack {pack}"),
