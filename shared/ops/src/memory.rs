@@ -10,20 +10,22 @@ const MALLOC_ARENAS: i32 = 2;
 /// multi-MiB pack buffer is freed, malloc serves such buffers from arenas
 /// instead of mapping them). Lifeboat hands packs and chunks between many
 /// short-lived blocking threads, so peak memory grew with the number of
-/// threads that ever ran, not with the work in flight: `repo check
-/// --read-data` peaked at 200-270 MiB with the default and about 110 MiB
-/// with two arenas, at the same speed (docs/benchmarks.md). The Lambda
-/// functions run in 256 MiB.
+/// threads that ever ran, not with the work in flight: on a 930 MB
+/// repository `repo check --read-data` peaked at 172-175 MiB with the
+/// default and 109 MiB with two arenas, at the same speed
+/// (docs/benchmarks.md). The Lambda functions run in 256 MiB.
 ///
 /// Does nothing on other C libraries (musl has no arenas).
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[allow(unsafe_code)]
-    // SAFETY: mallopt only changes allocator tuning and is documented as safe
-    // to call at any time; M_ARENA_MAX takes effect for arenas created later.
-    let accepted = unsafe { libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS) };
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if accepted != 1 {
-        tracing::debug!("malloc did not accept an arena limit");
+    {
+        #[allow(unsafe_code)]
+        // SAFETY: mallopt only changes allocator tuning and is documented as
+        // safe to call at any time; M_ARENA_MAX takes effect for arenas
+        // created later.
+        let accepted = unsafe { libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS) };
+        if accepted != 1 {
+            tracing::debug!("malloc did not accept an arena limit");
+        }
     }
 }

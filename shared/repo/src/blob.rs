@@ -134,11 +134,11 @@ impl BlobEncoder {
                 )
             })?;
         let worth_trying = plaintext.len() < SAMPLE_FROM || self.looks_compressible(plaintext)?;
-        self.scratch.clear();
-        if worth_trying {
+        let smaller = worth_trying && {
             self.compress(plaintext)?;
-        }
-        let (compression, body) = if worth_trying && self.scratch.len() < plaintext.len() {
+            self.scratch.len() < plaintext.len()
+        };
+        let (compression, body) = if smaller {
             (Compression::Zstd, self.scratch.as_slice())
         } else {
             (Compression::None, plaintext)
