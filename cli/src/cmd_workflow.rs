@@ -32,6 +32,24 @@ pub struct RunArgs {
     /// The execution name (default: from the input's idempotency key).
     #[arg(long)]
     pub name: Option<String>,
+    #[command(flatten)]
+    pub timing: Timing,
+}
+
+/// How long the local runner waits.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Timing {
+    /// Multiply every Wait and Retry interval by this (e.g. 0.01 in drills
+    /// and tests: a 60 s retry waits 0.6 s). Task timeouts are not scaled.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_time_scale)]
+    pub time_scale: f64,
+}
+
+fn parse_time_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number from 0 to 1000")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -57,6 +75,8 @@ pub struct FailoverArgs {
     /// The restore definition.
     #[arg(long, default_value = "infra/statemachine/restore.asl.json")]
     pub definition: PathBuf,
+    #[command(flatten)]
+    pub timing: Timing,
 }
 
 fn load_machine(path: &Path) -> Result<StateMachine> {
@@ -75,6 +95,7 @@ async fn execute(
     input: Value,
     settings: Settings,
     name: String,
+    timing: Timing,
 ) -> Result<(u8, Value)> {
     let env = Arc::new(Environment::new(settings));
     let quiet = g.json;
@@ -96,10 +117,15 @@ async fn execute(
         state_machine_name: "local".into(),
         default_task_timeout: None,
         observer: Some(observer),
+        time_scale: timing.time_scale,
         ..RunOptions::default()
     };
     let execution = run(machine, input, Arc::new(LocalInvoker::new(env)), opts).await;
-    let output = execution.output.clone().unwrap_or(Value::Null);
+    let output = execution
+        .output
+        .clone()
+        .or_else(|| failure_report(&execution))
+        .unwrap_or(Value::Null);
     let code = match &execution.status {
         ExecutionStatus::Succeeded => 0,
         ExecutionStatus::Failed { error, cause } => {
@@ -119,6 +145,21 @@ async fn execute(
         print_json(&execution)?;
     }
     Ok((code, output))
+}
+
+/// A failed execution has no output; its report is the result of the
+/// `ReportFailure` state, when that ran.
+fn failure_report(execution: &lifeboat_workflow::Execution) -> Option<Value> {
+    execution
+        .history
+        .iter()
+        .rev()
+        .find(|e| {
+            e.event_type == lifeboat_workflow::HistoryEventType::TaskSucceeded
+                && e.state.as_deref() == Some("ReportFailure")
+        })
+        .and_then(|e| e.data.clone())
+        .map(|report| serde_json::json!({ "report": report }))
 }
 
 fn settings(g: &GlobalArgs, fleet: Option<String>, replica: Option<String>) -> Settings {
@@ -146,7 +187,15 @@ pub async fn workflow_run(g: &GlobalArgs, a: RunArgs) -> Result<u8> {
     let name = a.name.unwrap_or_else(|| {
         lifeboat_steps::trigger::execution_name(&request, &chrono::Utc::now().to_rfc3339())
     });
-    let (code, output) = execute(g, &machine, input, settings(g, a.fleet, a.replica), name).await?;
+    let (code, output) = execute(
+        g,
+        &machine,
+        input,
+        settings(g, a.fleet, a.replica),
+        name,
+        a.timing,
+    )
+    .await?;
     if !g.json {
         print_report(output.get("report"));
     }
@@ -191,7 +240,15 @@ pub async fn failover(g: &GlobalArgs, a: FailoverArgs) -> Result<u8> {
         a.cluster,
         chrono::Utc::now().format("%Y%m%dT%H%M%S")
     );
-    let (code, output) = execute(g, &machine, serde_json::to_value(&request)?, s, name).await?;
+    let (code, output) = execute(
+        g,
+        &machine,
+        serde_json::to_value(&request)?,
+        s,
+        name,
+        a.timing,
+    )
+    .await?;
     if !g.json {
         print_report(output.get("report"));
     }
@@ -296,13 +353,29 @@ fn print_report(report: Option<&Value>) {
         println!("RPO:            {}", secs(r.get("rpo_secs")));
         println!("RTO:            {}", secs(r.get("rto_secs")));
     }
-    if let Some(a) = r.get("anomalies").and_then(Value::as_array) {
-        for x in a {
-            println!(
-                "ALERT:          {}",
-                x.get("message").and_then(Value::as_str).unwrap_or("-")
-            );
+    if r.get("stored").is_none() {
+        // A verify: each copy's verdict.
+        for (label, key) in [("verified:", "verified"), ("DR copy:", "replica_verified")] {
+            if let Some(v) = r.get(key) {
+                let g = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+                println!(
+                    "{label:<16}{} in {} (packs read {}, objects read back {}, locks checked {})",
+                    g("ok"),
+                    g("repository").as_str().unwrap_or("-"),
+                    g("packs_read"),
+                    g("objects_decoded"),
+                    g("objects_lock_checked")
+                );
+            }
         }
+    }
+    for a in list("/alerts") {
+        let g = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
+        let sent = a.get("published").and_then(Value::as_str).map_or_else(
+            || " (logged only)".to_string(),
+            |id| format!(" (published, {id})"),
+        );
+        println!("ALERT:          {}: {}{sent}", g("kind"), g("message"));
     }
     if let Some(f) = r.get("failure") {
         println!(

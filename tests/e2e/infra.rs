@@ -123,6 +123,10 @@ fn definitions() -> Result<Vec<(String, PathBuf)>> {
             "RestoreStateMachine".into(),
             root().join("infra/statemachine/restore.asl.json"),
         ),
+        (
+            "VerifyStateMachine".into(),
+            root().join("infra/statemachine/verify.asl.json"),
+        ),
     ])
 }
 

@@ -5,6 +5,7 @@
 //! `target/substrate/aws.env`, which [`aws_env`] reads. The harness never starts
 //! services itself, so a test run does not leave servers behind.
 
+pub mod alert_inbox;
 pub mod s3_admin;
 
 use std::fs;

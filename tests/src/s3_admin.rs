@@ -7,14 +7,14 @@ use aws_sdk_s3::primitives::DateTime as AwsDateTime;
 use aws_sdk_s3::types::{ObjectLockRetention, ObjectLockRetentionMode};
 use aws_sdk_s3::Client;
 
-fn value(env: &[(String, String)], key: &str) -> String {
+pub(crate) fn value(env: &[(String, String)], key: &str) -> String {
     env.iter()
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.clone())
         .unwrap_or_default()
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     #[allow(clippy::expect_used)]
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

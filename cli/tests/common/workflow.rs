@@ -134,3 +134,24 @@ pub fn run_failover(env: &Env, fleet: &Path) -> (i32, Value) {
         ],
     )
 }
+
+/// The Task states an execution entered, in order.
+pub fn entered_tasks(execution: &Value) -> Vec<String> {
+    execution["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "TaskStateEntered")
+        .filter_map(|e| e["state"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The result of the last successful invocation of Task `state`.
+pub fn task_result(execution: &Value, state: &str) -> Option<Value> {
+    execution["history"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|e| e["event_type"] == "TaskSucceeded" && e["state"] == state)
+        .map(|e| e["data"].clone())
+}

@@ -12,7 +12,7 @@ use aws_sdk_eks::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AwsError {
-    /// No such cluster, secret, state machine, execution or queue.
+    /// No such cluster, secret, state machine, execution, queue or topic.
     #[error("{what}: not found: {message}")]
     NotFound { what: String, message: String },
     /// AWS refused the credentials or the credentials lack a permission.
@@ -81,12 +81,16 @@ const NOT_FOUND_CODES: &[&str] = &[
     "ExecutionDoesNotExist",
     "QueueDoesNotExist",
     "NonExistentQueue",
+    // SNS: no such topic.
+    "NotFound",
 ];
 
 const DENIED_CODES: &[&str] = &[
     "AccessDenied",
     "AccessDeniedException",
     "AuthFailure",
+    // SNS.
+    "AuthorizationError",
     "DecryptionFailure",
     "ExpiredToken",
     "ExpiredTokenException",

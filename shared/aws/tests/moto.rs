@@ -1,5 +1,6 @@
 //! lifeboat-aws against moto in server mode on 127.0.0.1: EKS (DescribeCluster
-//! and the token's presigned STS URL), Secrets Manager, Step Functions and SQS.
+//! and the token's presigned STS URL), Secrets Manager, Step Functions, SQS
+//! and SNS.
 //!
 //! Start moto first: `tests/substrate/aws up && cargo test -p lifeboat-aws`.
 //! Like every test that needs moto, these fail (with how to start it) when it
@@ -380,4 +381,85 @@ async fn sqs_send_delivers_the_body() {
         .await
         .unwrap_err();
     assert!(matches!(e, AwsError::NotFound { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn sns_alerts_reach_a_subscribed_queue() {
+    let sdk = sdk().await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let topic = sns
+        .create_topic()
+        .name(unique("alerts"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("alert-inbox"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .send()
+        .await
+        .unwrap();
+
+    let message = r#"{"kind":"workflow-failed","cluster":"prod"}"#;
+    let id = lifeboat_aws::publish(
+        &sdk,
+        &topic,
+        "Lifeboat: backup of cluster prod failed\nsecond line",
+        message,
+    )
+    .await
+    .unwrap();
+    assert!(!id.is_empty());
+    let got = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    // SNS wraps the message in its JSON envelope for an SQS subscriber.
+    let envelope: serde_json::Value =
+        serde_json::from_str(got.messages()[0].body().unwrap()).unwrap();
+    assert_eq!(envelope["TopicArn"], topic.as_str());
+    assert_eq!(envelope["MessageId"], id.as_str());
+    assert_eq!(
+        envelope["Subject"],
+        "Lifeboat: backup of cluster prod failed second line"
+    );
+    assert_eq!(envelope["Message"], message);
+
+    let gone = format!("{topic}-gone");
+    let e = lifeboat_aws::publish(&sdk, &gone, "s", "m")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AwsError::NotFound { .. }), "{e:?}");
+    assert!(e.to_string().contains(&gone), "{e}");
+    let e = lifeboat_aws::publish(&sdk, "alerts", "s", "m")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AwsError::InvalidInput(_)), "{e:?}");
 }

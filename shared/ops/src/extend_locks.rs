@@ -34,7 +34,7 @@ pub async fn extend_locks(
         ))
     })?;
     let lock = repo
-        .lock_waiting(LockKind::Shared, "extend-locks", crate::backup::LOCK_WAIT)
+        .lock_waiting(LockKind::Shared, "extend-locks", crate::backup::lock_wait())
         .await?;
     progress.set_phase("finding referenced objects");
     let snapshots = repo.snapshots().await?;

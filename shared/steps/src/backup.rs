@@ -130,11 +130,24 @@ async fn verify_in(repo: &Repository, id: Id) -> Result<Verified, StepError> {
     })
 }
 
-/// Re-read and re-hash the new snapshot, check its locks, read its objects back.
+/// The snapshot the verify steps check: the one this backup committed, or
+/// the one the verify workflow resolved.
+fn snapshot_to_verify(state: &State) -> Result<Id, StepError> {
+    match (&state.commit, &state.resolved) {
+        (Some(c), _) => Ok(c.snapshot),
+        (None, Some(r)) => Ok(r.snapshot),
+        (None, None) => Err(StepError::invalid(
+            "execution state has neither `commit` nor `resolved`: \
+             the commit (backup) or resolve (verify) step must run first",
+        )),
+    }
+}
+
+/// Re-read and re-hash the snapshot, check its locks, read its objects back.
 pub async fn verify(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
-    let committed = State::need(&state.commit, "commit", "commit")?;
+    let id = snapshot_to_verify(&state)?;
     let repo = env.repository().await?;
-    to_value(&verify_in(&repo, committed.snapshot).await?)
+    to_value(&verify_in(&repo, id).await?)
 }
 
 /// Extend Object Lock retention of everything kept snapshots reference.
@@ -178,9 +191,9 @@ pub async fn replicate(env: &dyn StepEnv, _state: State) -> Result<Value, StepEr
 
 /// Prove that the DR copy alone restores: verify the snapshot there.
 pub async fn verify_replica(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
-    let committed = State::need(&state.commit, "commit", "commit")?;
+    let id = snapshot_to_verify(&state)?;
     let store = env.replica_store().await?;
     let cred = env.credential().await?;
     let replica = Repository::open(store, &cred).await?;
-    to_value(&verify_in(&replica, committed.snapshot).await?)
+    to_value(&verify_in(&replica, id).await?)
 }

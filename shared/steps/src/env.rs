@@ -28,6 +28,10 @@ pub trait StepEnv: Send + Sync {
     async fn cluster(&self, name: &str, access: &ClusterAccess) -> Result<Cluster, StepError>;
     /// Send `body` to the SQS queue `queue_url`.
     async fn send(&self, queue_url: &str, body: &str) -> Result<(), StepError>;
+    /// Publish an alert to the alert topic (`LIFEBOAT_ALERT_TOPIC`) and
+    /// return SNS's message id; `None` when no topic is configured (local
+    /// runs), where the alert is only logged.
+    async fn alert(&self, subject: &str, message: &str) -> Result<Option<String>, StepError>;
     /// The EBS direct APIs in `region` (this process's region if `None`).
     async fn ebs(&self, region: Option<&str>) -> Result<aws_sdk_ebs::Client, StepError>;
     /// How mover Jobs run, and the environment their container gets: this
@@ -67,6 +71,8 @@ pub struct Settings {
     pub fleet: Option<String>,
     /// `LIFEBOAT_PASSWORD_SECRET`: a Secrets Manager id holding the passphrase.
     pub password_secret: Option<String>,
+    /// `LIFEBOAT_ALERT_TOPIC`: the SNS topic ARN that receives alerts.
+    pub alert_topic: Option<String>,
 }
 
 impl Settings {
@@ -79,6 +85,7 @@ impl Settings {
             replica_region: var("LIFEBOAT_REPLICA_REGION"),
             fleet: var("LIFEBOAT_FLEET"),
             password_secret: var("LIFEBOAT_PASSWORD_SECRET"),
+            alert_topic: var("LIFEBOAT_ALERT_TOPIC"),
         }
     }
 }
@@ -223,6 +230,14 @@ impl StepEnv for Environment {
     async fn send(&self, queue_url: &str, body: &str) -> Result<(), StepError> {
         lifeboat_aws::send_message(self.sdk().await, queue_url, body).await?;
         Ok(())
+    }
+
+    async fn alert(&self, subject: &str, message: &str) -> Result<Option<String>, StepError> {
+        let Some(topic) = &self.settings.alert_topic else {
+            return Ok(None);
+        };
+        let id = lifeboat_aws::publish(self.sdk().await, topic, subject, message).await?;
+        Ok(Some(id))
     }
 
     async fn ebs(&self, region: Option<&str>) -> Result<aws_sdk_ebs::Client, StepError> {

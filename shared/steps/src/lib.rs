@@ -9,6 +9,7 @@
 //! a small result; it fails with a [`StepError`] whose [`ErrorKind`] name the
 //! definitions' Retry and Catch match.
 
+mod alerts;
 mod backup;
 mod dispatch;
 pub mod env;
@@ -21,6 +22,7 @@ pub mod state;
 pub mod trigger;
 pub mod volumes;
 
+pub use alerts::Alert;
 pub use dispatch::{local_substitutions, LocalInvoker, Step};
 pub use env::{Environment, Settings, StepEnv};
 pub use error::{ErrorKind, StepError};

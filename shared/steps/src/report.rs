@@ -1,7 +1,9 @@
 //! The report step: what a workflow did (or why it failed), stored in the
 //! repository as `reports/<id>` (kind `workflow`), sent to `reply_to`, with
-//! anomalies that look like an attack raised as alerts.
+//! failures and anomalies that look like an attack raised as alerts
+//! ([`crate::alerts`]).
 
+use crate::alerts::{alerts_for, raise, Alert};
 use crate::env::StepEnv;
 use crate::request::Action;
 use crate::state::{to_value, Committed, Failure, Locked, Replicated, State, Verified};
@@ -59,6 +61,10 @@ pub struct WorkflowReport {
     pub volumes_not_restored: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<Anomaly>,
+    /// The failure and the anomalies, as raised (published to the alert
+    /// topic, when one is configured).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<Alert>,
     // Restore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_cluster: Option<String>,
@@ -130,8 +136,13 @@ pub async fn report(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
         volumes_restored: restored_volumes.volumes,
         volumes_not_restored: restored_volumes.not_restored,
         anomalies: vec![],
+        alerts: vec![],
         source_cluster: state.resolved.as_ref().map(|r| r.source_cluster.clone()),
-        rpo_secs: state.resolved.as_ref().map(|r| r.rpo_secs),
+        rpo_secs: state
+            .resolved
+            .as_ref()
+            .filter(|_| request.action == Action::Restore)
+            .map(|r| r.rpo_secs),
         rto_secs: state
             .readiness
             .as_ref()
@@ -141,23 +152,27 @@ pub async fn report(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
         failure: state.failure.clone(),
         report: None,
     };
-    match env.repository().await {
-        Ok(repo) => {
-            if let Some(c) = &state.commit {
-                r.anomalies = detect(&repo, c.snapshot).await;
-            }
-            match repo.save_file(FileKind::Report, &r).await {
-                Ok(id) => r.report = Some(id),
-                Err(e) => tracing::error!(error = %e, "the workflow report could not be stored"),
-            }
-        }
+    let repo = match env.repository().await {
+        Ok(repo) => Some(repo),
         Err(e) if state.failure.is_some() => {
             tracing::error!(error = %e, "failure report not stored: the repository cannot be opened");
+            None
         }
         Err(e) => return Err(e),
+    };
+    if let (Some(repo), Some(c)) = (&repo, &state.commit) {
+        r.anomalies = detect(repo, c.snapshot).await;
     }
-    for a in &r.anomalies {
-        tracing::warn!(alert = %a.kind, cluster = %r.cluster, "{}", a.message);
+    // Alerts go out before the report is stored: a publication that fails
+    // fails the step, and its retry stores one report, not two.
+    let mut alerts = alerts_for(&r);
+    raise(env, &r, &mut alerts).await?;
+    r.alerts = alerts;
+    if let Some(repo) = &repo {
+        match repo.save_file(FileKind::Report, &r).await {
+            Ok(id) => r.report = Some(id),
+            Err(e) => tracing::error!(error = %e, "the workflow report could not be stored"),
+        }
     }
     if let Some(queue) = &request.reply_to {
         let body = serde_json::to_string(&r)

@@ -162,6 +162,10 @@ impl Request {
                 "snapshot",
                 "a backup makes a new snapshot; leave it out",
             )),
+            Action::Backup | Action::Verify if self.source_cluster.is_some() => Err(bad(
+                "source_cluster",
+                "only a restore reads another cluster's snapshots; leave it out",
+            )),
             Action::Restore | Action::Backup | Action::Verify => Ok(()),
         }
     }

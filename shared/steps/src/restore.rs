@@ -11,7 +11,7 @@ use lifeboat_kube::ReadinessOptions;
 use lifeboat_ops::cluster::restore_cluster;
 use lifeboat_ops::verify::latest_verified;
 use lifeboat_ops::Progress;
-use lifeboat_repo::{FileKind, Snapshot};
+use lifeboat_repo::{FileKind, Id, Repository, Snapshot};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,37 +20,39 @@ use std::time::Duration;
 /// How long check-readiness waits.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Pick the snapshot: `latest` is the newest snapshot of the source cluster
-/// that passed verification in this region's repository.
+/// Pick the snapshot. For a restore, `latest` is the newest snapshot of the
+/// source cluster that passed verification in this region's repository; for
+/// a verify request (the verify workflow), the newest snapshot of the
+/// cluster, verified before or not.
 pub async fn resolve(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
     let request = &state.request;
-    if request.action != Action::Restore {
-        return Err(StepError::invalid(format!(
-            "field `action`: the restore workflow got a {} request",
-            request.action.name()
-        )));
+    if request.action == Action::Backup {
+        return Err(StepError::invalid(
+            "field `action`: the restore and verify workflows got a backup request",
+        ));
     }
     let fleet = env.fleet().await?;
     let target = fleet.cluster(&request.cluster)?;
     let repo = env.repository().await?;
     let source = request.source();
     let spec = request.snapshot.as_deref().unwrap_or("latest");
-    let (id, snapshot, verified) = if spec == "latest" {
-        let (id, snap, _) = latest_verified(&repo, source).await?.ok_or_else(|| {
-            StepError::not_found(format!(
-                "no verified snapshot of cluster {source:?} in {}",
-                repo.store().location()
-            ))
-        })?;
-        (id, snap, true)
-    } else {
-        let (id, snap) = repo.resolve_snapshot(spec).await?;
-        let verified = lifeboat_ops::verify::verifications(&repo)
-            .await?
-            .iter()
-            .any(|v| v.snapshot == id && v.ok);
-        (id, snap, verified)
+    let (id, snapshot) = match (spec, request.action) {
+        ("latest", Action::Restore) => {
+            let (id, snap, _) = latest_verified(&repo, source).await?.ok_or_else(|| {
+                StepError::not_found(format!(
+                    "no verified snapshot of cluster {source:?} in {}",
+                    repo.store().location()
+                ))
+            })?;
+            (id, snap)
+        }
+        ("latest", _) => latest_of_cluster(&repo, source).await?,
+        _ => repo.resolve_snapshot(spec).await?,
     };
+    let verified = lifeboat_ops::verify::verifications(&repo)
+        .await?
+        .iter()
+        .any(|v| v.snapshot == id && v.ok);
     if snapshot.cluster.is_none() {
         return Err(StepError::invalid(format!(
             "field `snapshot`: {} is a {} snapshot, not a cluster snapshot",
@@ -69,6 +71,21 @@ pub async fn resolve(env: &dyn StepEnv, state: State) -> Result<Value, StepError
         verified,
         rpo_secs: rpo.max(0.0),
     })
+}
+
+/// The newest cluster snapshot of `cluster`.
+async fn latest_of_cluster(repo: &Repository, cluster: &str) -> Result<(Id, Snapshot), StepError> {
+    repo.snapshots()
+        .await?
+        .into_iter()
+        .filter(|(_, s)| s.hostname == cluster && s.cluster.is_some())
+        .max_by_key(|(_, s)| s.time)
+        .ok_or_else(|| {
+            StepError::not_found(format!(
+                "no snapshot of cluster {cluster:?} in {}",
+                repo.store().location()
+            ))
+        })
 }
 
 /// Restore the foundations (first call) or the workloads (second call, once

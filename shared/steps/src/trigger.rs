@@ -20,13 +20,15 @@ use serde_json::Value;
 pub enum Machine {
     Backup,
     Restore,
+    Verify,
 }
 
 impl Machine {
     pub fn for_action(action: Action) -> Machine {
         match action {
-            Action::Backup | Action::Verify => Machine::Backup,
+            Action::Backup => Machine::Backup,
             Action::Restore => Machine::Restore,
+            Action::Verify => Machine::Verify,
         }
     }
 }
@@ -92,12 +94,6 @@ pub async fn start_request(
     fallback: &str,
 ) -> Result<Started, StepError> {
     let request = Request::parse(body).map_err(|e| StepError::invalid(e.to_string()))?;
-    if request.action == Action::Verify {
-        return Err(StepError::invalid(
-            "field `action`: verify requests have no workflow in this deployment yet \
-             (snapshots are verified by every backup's verify and verify-replica steps)",
-        ));
-    }
     let input = serde_json::to_value(&request)
         .map_err(|e| StepError::failed(format!("request not serialisable: {e}")))?;
     let name = execution_name(&request, fallback);
@@ -276,6 +272,17 @@ mod tests {
             .unwrap()
             .execution
             .starts_with("Restore:"));
+        let verify = sqs(&[
+            r#"{"version":1,"action":"verify","cluster":"prod","snapshot":"latest","requested_by":"ci"}"#,
+        ]);
+        let (resp, out) = handle_event(&r, &verify).await.unwrap();
+        assert!(resp.batch_item_failures.is_empty());
+        assert!(out[0]
+            .started
+            .as_ref()
+            .unwrap()
+            .execution
+            .starts_with("Verify:"));
         let broken = json!({"detail-type": "Scheduled Event"});
         assert_eq!(
             handle_event(&r, &broken).await.unwrap_err().kind,
@@ -285,12 +292,15 @@ mod tests {
 }
 
 /// Starts executions in AWS Step Functions; the state machines' ARNs come
-/// from `LIFEBOAT_STATE_MACHINE_ARN` and `LIFEBOAT_RESTORE_STATE_MACHINE_ARN`.
+/// from `LIFEBOAT_STATE_MACHINE_ARN` (backup),
+/// `LIFEBOAT_RESTORE_STATE_MACHINE_ARN` and
+/// `LIFEBOAT_VERIFY_STATE_MACHINE_ARN`.
 #[derive(Debug)]
 pub struct StepFunctionsStarter {
     sdk: aws_config::SdkConfig,
     backup: Option<String>,
     restore: Option<String>,
+    verify: Option<String>,
 }
 
 impl StepFunctionsStarter {
@@ -300,6 +310,7 @@ impl StepFunctionsStarter {
             sdk: aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
             backup: var("LIFEBOAT_STATE_MACHINE_ARN"),
             restore: var("LIFEBOAT_RESTORE_STATE_MACHINE_ARN"),
+            verify: var("LIFEBOAT_VERIFY_STATE_MACHINE_ARN"),
         }
     }
 }
@@ -315,6 +326,7 @@ impl Starter for StepFunctionsStarter {
         let (arn, var) = match machine {
             Machine::Backup => (&self.backup, "LIFEBOAT_STATE_MACHINE_ARN"),
             Machine::Restore => (&self.restore, "LIFEBOAT_RESTORE_STATE_MACHINE_ARN"),
+            Machine::Verify => (&self.verify, "LIFEBOAT_VERIFY_STATE_MACHINE_ARN"),
         };
         let arn = arn
             .as_deref()

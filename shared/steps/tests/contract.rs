@@ -29,9 +29,10 @@ fn json(rel: &str) -> Value {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-const DEFINITIONS: [&str; 2] = [
+const DEFINITIONS: [&str; 3] = [
     "infra/statemachine/backup.asl.json",
     "infra/statemachine/restore.asl.json",
+    "infra/statemachine/verify.asl.json",
 ];
 
 /// Every Task state, recursively (Map processors and Parallel branches).
@@ -153,7 +154,10 @@ fn every_step_event_is_a_state_its_step_accepts() {
             let state = State::parse(v).unwrap_or_else(|e| panic!("{name}: {e}"));
             let needs: &[(&str, bool)] = match step {
                 Step::Commit | Step::ExportState => &[("plan", state.plan.is_some())],
-                Step::Verify | Step::VerifyReplica => &[("commit", state.commit.is_some())],
+                Step::Verify | Step::VerifyReplica => &[(
+                    "commit (backup) or resolved (verify)",
+                    state.commit.is_some() || state.resolved.is_some(),
+                )],
                 Step::RestoreState | Step::CheckReadiness => {
                     &[("resolved", state.resolved.is_some())]
                 }
@@ -185,6 +189,7 @@ async fn every_trigger_event_is_handled_and_only_invalid_messages_fail() {
     for (file, failures, machine) in [
         ("events/trigger/ci-backup.sqs.json", 0, "Backup"),
         ("events/trigger/ci-restore.sqs.json", 0, "Restore"),
+        ("events/trigger/ci-verify.sqs.json", 0, "Verify"),
         ("events/trigger/ci-invalid.sqs.json", 1, "Backup"),
         ("events/trigger/schedule.eventbridge.json", 0, "Backup"),
         ("events/trigger/failover.json", 0, "Restore"),

@@ -16,8 +16,28 @@ use std::sync::Arc;
 use std::time::Instant;
 use walker::{ParentTrees, Walker};
 
-/// How long a backup waits for a running prune to finish before giving up.
+/// How long a backup waits for a running prune to finish before giving up,
+/// unless `LIFEBOAT_LOCK_WAIT` says otherwise (see [`lock_wait`]).
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// How long writers wait for an exclusive lock (a prune) to go:
+/// `LIFEBOAT_LOCK_WAIT` seconds, else [`LOCK_WAIT`]. The Lambda functions
+/// set a short wait, so that a locked repository fails the step with
+/// `Lifeboat.RepositoryLocked` and Step Functions waits between retries
+/// instead of a running function; an unusable value is reported and
+/// ignored.
+pub fn lock_wait() -> std::time::Duration {
+    match std::env::var("LIFEBOAT_LOCK_WAIT") {
+        Err(_) => LOCK_WAIT,
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(secs) => std::time::Duration::from_secs(secs),
+            Err(_) => {
+                tracing::warn!(value = %v, "LIFEBOAT_LOCK_WAIT is not a number of seconds; waiting the default 600 s");
+                LOCK_WAIT
+            }
+        },
+    }
+}
 
 /// Which snapshot's file metadata lets unchanged files be skipped.
 #[derive(Debug, Clone, Default)]
@@ -96,7 +116,7 @@ pub async fn backup(
     let hostname = opts.hostname.clone().unwrap_or_else(hostname);
     let path_strings: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let lock = repo
-        .lock_waiting(LockKind::Shared, "backup", LOCK_WAIT)
+        .lock_waiting(LockKind::Shared, "backup", lock_wait())
         .await?;
     progress.set_phase("loading index");
     let index = Arc::new(repo.load_index().await?);

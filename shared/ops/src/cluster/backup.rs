@@ -1,7 +1,7 @@
 //! `lifeboat backup`: every API object in scope into a `cluster` snapshot.
 
 use super::collector::{collect, Collected, Exported};
-use crate::backup::{BlobPipeline, LOCK_WAIT};
+use crate::backup::{lock_wait, BlobPipeline};
 use crate::{OpsError, Progress};
 use chrono::Utc;
 use futures::StreamExt;
@@ -113,7 +113,7 @@ pub async fn backup_cluster(
     progress: Arc<Progress>,
 ) -> Result<ClusterBackupOutcome, OpsError> {
     let lock = repo
-        .lock_waiting(LockKind::Shared, "cluster backup", LOCK_WAIT)
+        .lock_waiting(LockKind::Shared, "cluster backup", lock_wait())
         .await?;
     let tags = opts.tags.clone();
     let exported = export_unlocked(repo, cluster, opts, &progress).await?;
@@ -139,7 +139,7 @@ pub async fn export_cluster(
     progress: Arc<Progress>,
 ) -> Result<ExportedState, OpsError> {
     let lock = repo
-        .lock_waiting(LockKind::Shared, "cluster export", LOCK_WAIT)
+        .lock_waiting(LockKind::Shared, "cluster export", lock_wait())
         .await?;
     let exported = export_unlocked(repo, cluster, opts, &progress).await?;
     lock.release().await?;
@@ -154,7 +154,7 @@ pub async fn commit_cluster(
     time: chrono::DateTime<Utc>,
 ) -> Result<(Id, Snapshot), OpsError> {
     let lock = repo
-        .lock_waiting(LockKind::Shared, "cluster commit", LOCK_WAIT)
+        .lock_waiting(LockKind::Shared, "cluster commit", lock_wait())
         .await?;
     let saved = save_snapshot(repo, exported, tags, time).await?;
     lock.release().await?;

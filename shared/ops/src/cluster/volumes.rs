@@ -3,7 +3,7 @@
 
 use super::collector::{dir_node, save_tree};
 use super::ExportedState;
-use crate::backup::{BlobPipeline, LOCK_WAIT};
+use crate::backup::{lock_wait, BlobPipeline};
 use crate::{OpsError, Progress};
 use lifeboat_repo::{Id, Index, LockKind, Node, Repository, VolumeData};
 use std::collections::BTreeMap;
@@ -58,7 +58,7 @@ pub async fn attach_volumes(
     volumes: Vec<CopiedVolume>,
 ) -> Result<ExportedState, OpsError> {
     let lock = repo
-        .lock_waiting(LockKind::Shared, "attach volumes", LOCK_WAIT)
+        .lock_waiting(LockKind::Shared, "attach volumes", lock_wait())
         .await?;
     let index = Arc::new(repo.load_index().await?);
     let root = repo.load_tree(&index, &exported.tree).await?;

@@ -1,7 +1,7 @@
 //! Copy one range of a volume snapshot into the repository.
 
 use super::plan::{bytes_of, check_range, chunks_in, segment_size, ByteRange};
-use crate::backup::{BlobPipeline, BlobSaver, LOCK_WAIT};
+use crate::backup::{lock_wait, BlobPipeline, BlobSaver};
 use crate::{OpsError, Progress};
 use futures::{StreamExt, TryStreamExt};
 use lifeboat_repo::{BlobType, ChunkRef, Id, Index, LockKind, Node, NodeType, Repository, Tree};
@@ -95,7 +95,7 @@ pub async fn copy_range(
     let segments = segments(geometry, seg, opts.range, listed, incremental);
 
     let lock = repo
-        .lock_waiting(LockKind::Shared, "volume copy", LOCK_WAIT)
+        .lock_waiting(LockKind::Shared, "volume copy", lock_wait())
         .await?;
     let index = Arc::new(repo.load_index().await?);
     let (pipeline, saver) = BlobPipeline::start(repo, index.clone(), progress.clone());
