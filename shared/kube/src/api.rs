@@ -185,6 +185,27 @@ pub async fn patch_status(
     Ok(())
 }
 
+/// Merge `metadata` (labels, annotations) into an object's metadata.
+pub async fn patch_metadata(
+    cluster: &Cluster,
+    r: &ResourceType,
+    namespace: Option<&str>,
+    name: &str,
+    metadata: &Value,
+) -> Result<(), KubeError> {
+    let what = format!("update metadata of {}", describe(r, namespace, name));
+    let patch = serde_json::json!({ "metadata": metadata });
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    api(cluster, r, namespace)
+        .patch(name, &pp, &Patch::Merge(&patch))
+        .await
+        .map_err(|e| cluster.err(what, e))?;
+    Ok(())
+}
+
 /// Delete one object; `false` when it was already gone.
 pub async fn delete(
     cluster: &Cluster,

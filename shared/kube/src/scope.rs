@@ -130,7 +130,10 @@ pub fn excluded_object(resource: &ResourceType, obj: &Value) -> Option<&'static 
     let managed_by = obj
         .pointer("/metadata/labels/app.kubernetes.io~1managed-by")
         .and_then(Value::as_str);
-    if resource.group == "snapshot.storage.k8s.io" && managed_by == Some("lifeboat") {
+    if (resource.group == "snapshot.storage.k8s.io"
+        || resource.group == "groupsnapshot.storage.k8s.io")
+        && managed_by == Some("lifeboat")
+    {
         return Some(
             "Lifeboat's own snapshot, taken to copy the volume's data (the data is in the backup)",
         );
@@ -405,6 +408,12 @@ mod tests {
         assert!(excluded_object(&vs, &ours).is_some());
         let users = json!({"metadata": {"name": "before-upgrade", "namespace": "a"}});
         assert!(excluded_object(&vs, &users).is_none());
+        let vgs = ResourceType {
+            group: "groupsnapshot.storage.k8s.io".into(),
+            ..rt("", "volumegroupsnapshots", "VolumeGroupSnapshot")
+        };
+        assert!(excluded_object(&vgs, &ours).is_some());
+        assert!(excluded_object(&vgs, &users).is_none());
         // A mover Job's parts; a claim that merely says Lifeboat manages it stays.
         let pvc = rt("", "persistentvolumeclaims", "PersistentVolumeClaim");
         let staging = json!({"metadata": {"name": "lifeboat-backup-1", "namespace": "a",

@@ -49,6 +49,11 @@ pub struct Volumes {
     /// Volumes in scope whose data is not copied, each with the reason.
     #[serde(default)]
     pub not_copied: Vec<String>,
+    /// Each application group (claims labelled `lifeboat.dev/group`):
+    /// `namespace/group: volumegroupsnapshot NAME (claims ...)`, or
+    /// `namespace/group: snapshotted one by one: REASON`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// `$.commit`.

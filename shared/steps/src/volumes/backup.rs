@@ -1,28 +1,21 @@
-//! Backup: snapshot-volumes, copy-volume, and the volume part of commit.
+//! Backup: copy-volume, and the volume part of commit (snapshot-volumes is
+//! in [`super::snapshot`]).
 
-use super::mover::{
-    copy_with_job, job_volume, mover_for, JobCopy, CLAIM_TAG, CLUSTER_TAG, CSI_SNAPSHOT_TAG,
-};
-use super::{run_name, EBS_DRIVER};
+use super::mover::{copy_with_job, job_volume, JobCopy};
+use super::run_name;
 use crate::env::StepEnv;
-use crate::state::{from_value, to_value, State, Volumes};
+use crate::state::{from_value, to_value, State};
 use crate::StepError;
-use lifeboat_kube::Cluster;
-use lifeboat_ops::cluster::{tree_node, volume_path, CopiedVolume, ExportedState};
-use lifeboat_ops::volume::{assemble, copy_range, plan_ranges, ByteRange, CopyOptions, RangeCopy};
+use lifeboat_ops::cluster::{tree_node, volume_path, CopiedVolume};
+use lifeboat_ops::volume::{assemble, copy_range, ByteRange, CopyOptions, RangeCopy};
 use lifeboat_ops::Progress;
 use lifeboat_repo::{FileKind, Id, Repository, Snapshot, VolumeData};
-use lifeboat_volume::csi::{self, Claim, CsiSnapshot, Wait};
+use lifeboat_volume::csi::{self, Claim, CsiSnapshot};
 use lifeboat_volume::ebs::EbsSnapshot;
-use lifeboat_volume::BlockSource;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-
-/// Bytes per copy-volume invocation: at the EBS direct APIs' pace this is a
-/// few minutes, well under the Lambda limit. `LIFEBOAT_RANGE_BYTES` changes it.
-const RANGE_BYTES: u64 = 8 << 30;
 
 /// One Map item: a range of one volume's snapshot to copy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,204 +75,6 @@ pub struct CopyResult {
     pub copy: Option<RangeCopy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<JobCopy>,
-}
-
-fn range_bytes() -> u64 {
-    std::env::var("LIFEBOAT_RANGE_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|v| *v > 0)
-        .unwrap_or(RANGE_BYTES)
-}
-
-/// The claims whose objects the export holds, from its tree.
-async fn exported_claims(
-    repo: &Repository,
-    exported: &ExportedState,
-) -> Result<Vec<(String, String)>, StepError> {
-    let index = repo.load_index().await?;
-    let mut out = Vec::new();
-    let Some(claims) = tree_node(
-        repo,
-        &index,
-        &exported.tree,
-        "objects/persistentvolumeclaims",
-    )
-    .await?
-    .and_then(|n| n.subtree) else {
-        return Ok(out);
-    };
-    let tree = repo.load_tree(&index, &claims).await?;
-    for ns in tree.nodes {
-        if let Some(sub) = ns.subtree {
-            for claim in repo.load_tree(&index, &sub).await?.nodes {
-                out.push((ns.name.clone(), claim.name));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The newest of `snapshots` of `cluster` with an EBS copy of
-/// `claim`: its id and the driver snapshot handle.
-fn previous_copy(snapshots: &[(Id, Snapshot)], cluster: &str, claim: &Claim) -> Option<Base> {
-    let mut best: Option<(chrono::DateTime<chrono::Utc>, Base)> = None;
-    for (id, snap) in snapshots {
-        let Some(c) = &snap.cluster else { continue };
-        if c.name != cluster {
-            continue;
-        }
-        let found = c.volumes.iter().find(|v| {
-            v.namespace == claim.namespace
-                && v.claim == claim.name
-                && v.mover == "ebs"
-                && v.volume == claim.volume
-        });
-        if let Some(v) = found {
-            if best.as_ref().is_none_or(|(t, _)| snap.time > *t) {
-                best = Some((
-                    snap.time,
-                    Base {
-                        snapshot: *id,
-                        handle: v.csi_snapshot.clone(),
-                    },
-                ));
-            }
-        }
-    }
-    best.map(|(_, b)| b)
-}
-
-/// The newest volume snapshot a mover Job wrote of `claim` in `cluster`:
-/// the parent of its next copy.
-fn previous_job_copy(snapshots: &[(Id, Snapshot)], cluster: &str, claim: &Claim) -> Option<Base> {
-    let key = claim.key();
-    snapshots
-        .iter()
-        .filter(|(_, s)| {
-            s.kind == "volume"
-                && s.tags.get(CLAIM_TAG) == Some(&key)
-                && s.tags.get(CLUSTER_TAG).map(String::as_str) == Some(cluster)
-        })
-        .max_by_key(|(_, s)| s.time)
-        .map(|(id, s)| Base {
-            snapshot: *id,
-            handle: s.tags.get(CSI_SNAPSHOT_TAG).cloned().unwrap_or_default(),
-        })
-}
-
-/// Snapshot every claim in scope through the CSI snapshot API and plan the
-/// copies: one item per block range of each EBS volume.
-pub async fn snapshot_volumes(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
-    let plan = State::need(&state.plan, "plan", "prepare")?;
-    let exported = State::need(&state.export, "export", "export-state")?;
-    let repo = env.repository().await?;
-    let claims = exported_claims(&repo, exported).await?;
-    if claims.is_empty() {
-        return to_value(&Volumes::default());
-    }
-    let cluster = env.cluster(&plan.cluster, &plan.access).await?;
-    let run = run_name(&state);
-    // Earlier backups, read once for every claim's incremental base.
-    let earlier = repo.snapshots().await?;
-    let mut volumes = Volumes::default();
-    for (ns, name) in claims {
-        let claim = Target {
-            plan,
-            earlier: &earlier,
-            ns: &ns,
-            name: &name,
-            run: &run,
-        };
-        match snapshot_one(env, &repo, &cluster, claim).await {
-            Ok(items) => {
-                volumes.count += 1;
-                for item in items {
-                    volumes.items.push(to_value(&item)?);
-                }
-            }
-            Err(reason) => volumes.not_copied.push(format!("{ns}/{name}: {reason}")),
-        }
-    }
-    to_value(&volumes)
-}
-
-/// One claim to snapshot, and what its copy plan needs.
-struct Target<'a> {
-    plan: &'a crate::state::Plan,
-    /// The repository's snapshots, for the claim's previous copy.
-    earlier: &'a [(Id, Snapshot)],
-    ns: &'a str,
-    name: &'a str,
-    run: &'a str,
-}
-
-/// Snapshot one claim; `Err` is the reason its data is not copied (a
-/// claim that cannot be snapshotted does not fail the backup: its objects
-/// are kept, and the report names it).
-async fn snapshot_one(
-    env: &dyn StepEnv,
-    repo: &Repository,
-    cluster: &Cluster,
-    target: Target<'_>,
-) -> Result<Vec<CopyItem>, String> {
-    let Target {
-        plan,
-        earlier,
-        ns,
-        name,
-        run,
-    } = target;
-    let claim = csi::claim(cluster, ns, name)
-        .await
-        .map_err(|e| e.to_string())?;
-    let class = csi::snapshot_class(cluster, &claim, None)
-        .await
-        .map_err(|e| e.to_string())?;
-    let snapshot = csi::take_snapshot(cluster, &claim, &class, run, Wait::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    if claim.driver != EBS_DRIVER {
-        // Any other driver: one item, the whole volume, copied by a Job in
-        // the cluster from a claim made of the snapshot.
-        let base = previous_job_copy(earlier, &plan.cluster, &claim);
-        return Ok(vec![CopyItem {
-            volume: claim.key(),
-            mover: mover_for(&claim.mode).into(),
-            volume_size: snapshot.size.max(claim.size),
-            block_size: 0,
-            range: ByteRange {
-                start: 0,
-                end: snapshot.size.max(claim.size),
-            },
-            base,
-            claim,
-            snapshot,
-        }]);
-    }
-    let client = env
-        .ebs(plan.region.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
-    let source = EbsSnapshot::new(client, snapshot.handle.clone());
-    let geometry = source.geometry().await.map_err(|e| e.to_string())?;
-    let chunk = repo.config().chunking.fixed_size;
-    let ranges = plan_ranges(geometry, chunk, range_bytes()).map_err(|e| e.to_string())?;
-    let base =
-        previous_copy(earlier, &plan.cluster, &claim).filter(|b| b.handle != snapshot.handle);
-    Ok(ranges
-        .into_iter()
-        .map(|range| CopyItem {
-            volume: claim.key(),
-            claim: claim.clone(),
-            snapshot: snapshot.clone(),
-            mover: "ebs".into(),
-            volume_size: geometry.volume_size,
-            block_size: geometry.block_size,
-            range,
-            base: base.clone(),
-        })
-        .collect())
 }
 
 /// Copy one range of one volume (a Map item).
@@ -408,9 +203,12 @@ pub async fn copied_volumes(
 
 /// After a commit: delete Lifeboat's VolumeSnapshots of the claims whose
 /// data was just copied, but the newest `volume_snapshots_kept` (fleet;
-/// default 1, this run's: the base of the next incremental). The backup is
-/// committed whatever happens here, so a failure is reported in the
-/// result, not raised.
+/// default 1, this run's: the base of the next incremental). A group's
+/// VolumeGroupSnapshots are kept and deleted the same way (their member
+/// snapshots go with them); a claim that was snapshotted with its group
+/// keeps one single snapshot fewer, since the group's is its newest. The
+/// backup is committed whatever happens here, so a failure is reported in
+/// the result, not raised.
 pub async fn release_older_snapshots(
     env: &dyn StepEnv,
     state: &State,
@@ -434,12 +232,37 @@ pub async fn release_older_snapshots(
     let run = run_name(state);
     let keep = plan.volume_snapshots_kept.unwrap_or(1) as usize;
     let mut out = Vec::new();
+    let mut groups = BTreeSet::new();
     for v in volumes {
-        match csi::delete_older_snapshots(&cluster, &v.namespace, &v.claim, &run, keep).await {
+        let singles_kept = match &v.group {
+            Some(g) => {
+                groups.insert((v.namespace.as_str(), g.as_str()));
+                keep.saturating_sub(1)
+            }
+            None => keep,
+        };
+        match csi::delete_older_snapshots(&cluster, &v.namespace, &v.claim, &run, singles_kept)
+            .await
+        {
             Ok(names) => out.extend(names.into_iter().map(|n| format!("{}/{n}", v.namespace))),
             Err(e) => out.push(format!(
                 "older volume snapshots of {}/{} kept: {e}",
                 v.namespace, v.claim
+            )),
+        }
+    }
+    for (ns, vgs) in groups {
+        let released = match csi::group_of_snapshot(&cluster, ns, vgs).await {
+            Ok(Some(group)) => {
+                csi::delete_older_group_snapshots(&cluster, ns, &group, &run, keep).await
+            }
+            Ok(None) => Ok(vec![]),
+            Err(e) => Err(e),
+        };
+        match released {
+            Ok(names) => out.extend(names.into_iter().map(|n| format!("{ns}/{n}"))),
+            Err(e) => out.push(format!(
+                "older volume group snapshots of {ns}/{vgs} kept: {e}"
             )),
         }
     }

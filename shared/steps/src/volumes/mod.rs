@@ -7,16 +7,23 @@
 //! other drivers are copied by a mover Job in the protected cluster
 //! ([`mover`]: the filesystem mover for Filesystem volumes, the block mover
 //! for Block volumes), one Map item per volume.
+//!
+//! Claims of one namespace and driver labelled `lifeboat.dev/group` with
+//! the same value are snapshotted together as one VolumeGroupSnapshot
+//! ([`group`]), when the driver has a VolumeGroupSnapshotClass; otherwise
+//! one by one, and the step result says why.
 
 mod backup;
+mod group;
 pub mod mover;
 mod restore;
+mod snapshot;
 
 pub use backup::{
-    copied_volumes, copy_volume, release_older_snapshots, snapshot_volumes, Base, CopyItem,
-    CopyResult,
+    copied_volumes, copy_volume, release_older_snapshots, Base, CopyItem, CopyResult,
 };
 pub use restore::{restore_volumes, RestoredVolume, RestoredVolumes};
+pub use snapshot::snapshot_volumes;
 
 use crate::state::State;
 

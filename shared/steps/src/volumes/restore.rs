@@ -185,7 +185,7 @@ async fn restore_one(
         &name,
         &v.driver,
         &written.handle,
-        Some(&v.snapshot_class),
+        Some(v.snapshot_class.as_str()).filter(|c| !c.is_empty()),
         Wait::default(),
     )
     .await?;

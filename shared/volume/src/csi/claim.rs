@@ -31,6 +31,10 @@ pub struct Claim {
     pub size: u64,
     /// `Filesystem` or `Block`.
     pub mode: String,
+    /// The claim's `lifeboat.dev/group` label: claims of one namespace and
+    /// driver with the same value are snapshotted together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl Claim {
@@ -122,6 +126,14 @@ async fn claim_of(cluster: &Cluster, pvc: &Value) -> Result<Claim, VolumeError> 
             .map(str::to_string),
         size,
         mode: mode.to_string(),
+        group: pvc
+            .pointer(&format!(
+                "/metadata/labels/{}",
+                super::group::GROUP_LABEL.replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
     })
 }
 

@@ -8,17 +8,31 @@
 //! - [`take_snapshot`]: a labelled VolumeSnapshot with a stable name (a
 //!   retried step finds its own), waited for until ready, with its content's
 //!   handle and size.
+//! - [`group_snapshot_class`] / [`take_group_snapshot`]: the claims of one
+//!   application (label `lifeboat.dev/group`) snapshotted together as a
+//!   VolumeGroupSnapshot, each claim's member snapshot read as above.
+//! - [`delete_older_snapshots`] / [`delete_older_group_snapshots`]: the
+//!   newest of Lifeboat's snapshots of a claim or group kept, the rest
+//!   deleted.
 //! - [`import_snapshot`]: a driver snapshot handle brought into a cluster as
 //!   a pre-provisioned VolumeSnapshotContent and VolumeSnapshot, for a
 //!   restored claim's dataSource.
 
 mod claim;
+mod group;
+mod group_class;
+mod release;
 mod snapshot;
 
 pub use claim::{claim, claims_in, parse_quantity, Claim};
 pub(crate) use claim::{core, str_at};
+pub use group::{group_snapshot_name, labelled_claims, take_group_snapshot, GROUP_LABEL};
+pub use group_class::{group_snapshot_class, GroupClass, GROUP_CLASS_ANNOTATION};
+pub use release::{
+    delete_older_group_snapshots, delete_older_snapshots, delete_snapshot, group_of_snapshot,
+};
 pub(crate) use snapshot::label_value;
 pub use snapshot::{
-    delete_older_snapshots, delete_snapshot, import_snapshot, snapshot_class, snapshot_name,
-    take_snapshot, wait_ready, CsiSnapshot, Wait, CLASS_ANNOTATION, MANAGED_LABEL, RUN_LABEL,
+    import_snapshot, snapshot_class, snapshot_name, take_snapshot, wait_ready, CsiSnapshot, Wait,
+    CLASS_ANNOTATION, MANAGED_LABEL, RUN_LABEL,
 };

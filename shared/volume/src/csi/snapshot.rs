@@ -26,10 +26,10 @@ pub(crate) fn snapshot_api(resource: &str, kind: &str, namespaced: bool) -> Reso
     }
 }
 
-fn snapshots() -> ResourceType {
+pub(crate) fn snapshots() -> ResourceType {
     snapshot_api("volumesnapshots", "VolumeSnapshot", true)
 }
-fn contents() -> ResourceType {
+pub(crate) fn contents() -> ResourceType {
     snapshot_api("volumesnapshotcontents", "VolumeSnapshotContent", false)
 }
 fn classes() -> ResourceType {
@@ -258,16 +258,25 @@ pub async fn wait_ready(
 }
 
 async fn read_snapshot(cluster: &Cluster, vs: &Value) -> Result<CsiSnapshot, VolumeError> {
-    let namespace = str_at(vs, "/metadata/namespace").to_string();
-    let name = str_at(vs, "/metadata/name").to_string();
-    let content_name = str_at(vs, "/status/boundVolumeSnapshotContentName").to_string();
-    let content = api::get(cluster, &contents(), None, &content_name)
+    let content_name = str_at(vs, "/status/boundVolumeSnapshotContentName");
+    let content = api::get(cluster, &contents(), None, content_name)
         .await?
         .ok_or_else(|| VolumeError::Failed {
-            what: format!("volumesnapshot {namespace}/{name}"),
+            what: format!(
+                "volumesnapshot {}/{}",
+                str_at(vs, "/metadata/namespace"),
+                str_at(vs, "/metadata/name")
+            ),
             message: format!("its content {content_name:?} does not exist"),
         })?;
-    let handle = str_at(&content, "/status/snapshotHandle").to_string();
+    snapshot_from(vs, &content)
+}
+
+/// A ready VolumeSnapshot and its bound VolumeSnapshotContent as a
+/// [`CsiSnapshot`].
+pub(crate) fn snapshot_from(vs: &Value, content: &Value) -> Result<CsiSnapshot, VolumeError> {
+    let content_name = str_at(content, "/metadata/name").to_string();
+    let handle = str_at(content, "/status/snapshotHandle").to_string();
     if handle.is_empty() {
         return Err(VolumeError::Failed {
             what: format!("volumesnapshotcontent {content_name}"),
@@ -284,70 +293,17 @@ async fn read_snapshot(cluster: &Cluster, vs: &Value) -> Result<CsiSnapshot, Vol
         })
         .unwrap_or(0);
     Ok(CsiSnapshot {
-        namespace,
-        name,
+        namespace: str_at(vs, "/metadata/namespace").to_string(),
+        name: str_at(vs, "/metadata/name").to_string(),
         class: str_at(vs, "/spec/volumeSnapshotClassName").to_string(),
         content: content_name,
-        driver: str_at(&content, "/spec/driver").to_string(),
+        driver: str_at(content, "/spec/driver").to_string(),
         handle,
         size,
         created: Some(str_at(vs, "/status/creationTime").to_string()).filter(|s| !s.is_empty()),
         group: Some(str_at(vs, "/status/volumeGroupSnapshotName").to_string())
             .filter(|s| !s.is_empty()),
     })
-}
-
-/// Delete a VolumeSnapshot Lifeboat made (its class's deletion policy decides
-/// whether the driver's snapshot goes too). `false` if it was already gone.
-pub async fn delete_snapshot(
-    cluster: &Cluster,
-    namespace: &str,
-    name: &str,
-) -> Result<bool, VolumeError> {
-    Ok(api::delete(cluster, &snapshots(), Some(namespace), name).await?)
-}
-
-/// Keep the newest `keep` of the VolumeSnapshots Lifeboat made of claim
-/// `namespace/claim` and delete the rest, once the data of run
-/// `current_run` is committed. The current run's counts as the newest (an
-/// incremental copy reads changes against it); `keep` 0 deletes it too.
-/// Returns the names deleted.
-pub async fn delete_older_snapshots(
-    cluster: &Cluster,
-    namespace: &str,
-    claim: &str,
-    current_run: &str,
-    keep: usize,
-) -> Result<Vec<String>, VolumeError> {
-    let current = label_value(current_run);
-    let selector = format!("{MANAGED_LABEL}=lifeboat");
-    let run_pointer = format!("/metadata/labels/{}", RUN_LABEL.replace('/', "~1"));
-    let mut ours: Vec<(bool, String, String)> = api::list(cluster, &snapshots(), Some(&selector))
-        .await?
-        .into_iter()
-        .filter(|vs| {
-            str_at(vs, "/metadata/namespace") == namespace
-                && str_at(vs, "/metadata/annotations/lifeboat.dev~1claim") == claim
-                && vs.pointer(&run_pointer).is_some()
-        })
-        .map(|vs| {
-            let is_current = str_at(&vs, &run_pointer) == current;
-            (
-                is_current,
-                str_at(&vs, "/metadata/creationTimestamp").to_string(),
-                str_at(&vs, "/metadata/name").to_string(),
-            )
-        })
-        .collect();
-    // Newest first: the current run's, then by creation time.
-    ours.sort_by(|a, b| b.cmp(a));
-    let mut deleted = Vec::new();
-    for (_, _, name) in ours.into_iter().skip(keep) {
-        if delete_snapshot(cluster, namespace, &name).await? {
-            deleted.push(name);
-        }
-    }
-    Ok(deleted)
 }
 
 /// Bring the driver snapshot `handle` into the cluster as a pre-provisioned
@@ -440,6 +396,7 @@ mod tests {
             storage_class: None,
             size: 1 << 30,
             mode: "Filesystem".into(),
+            group: None,
         }
     }
 
