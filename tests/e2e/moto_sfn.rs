@@ -1,5 +1,5 @@
-//! A second opinion on the state machine definitions: `infra/statemachine/backup.asl.json`
-//! and `restore.asl.json` run in moto's Step Functions executor (moto's port of
+//! A second opinion on the state machine definitions: `infra/statemachine/backup.asl.json`,
+//! `restore.asl.json` and `verify.asl.json` run in moto's Step Functions executor (moto's port of
 //! LocalStack's ASL interpreter), every Task a moto Lambda function whose result the
 //! test scripts.
 //!
@@ -163,7 +163,7 @@ fn every_substitution_key_names_a_step() -> Result<()> {
         "VerifyReplicaFunctionArn"
     );
     let known: BTreeSet<String> = STEPS.iter().map(|s| substitution_key(s)).collect();
-    for file in ["backup.asl.json", "restore.asl.json"] {
+    for file in ["backup.asl.json", "restore.asl.json", "verify.asl.json"] {
         let used = keys_used(&read_definition(file)?);
         ensure!(!used.is_empty(), "{file} uses no substitution key");
         let unknown: Vec<&String> = used.difference(&known).collect();
@@ -563,6 +563,7 @@ struct Fixture<'a> {
     arns: BTreeMap<String, String>,
     backup: String,
     restore: String,
+    verify: String,
     run: String,
 }
 
@@ -586,6 +587,7 @@ impl<'a> Fixture<'a> {
         for (tag, file) in [
             ("backup", "backup.asl.json"),
             ("restore", "restore.asl.json"),
+            ("verify", "verify.asl.json"),
         ] {
             let definition = substitute(&read_definition(file)?, &arns)?;
             let created = moto
@@ -604,13 +606,14 @@ impl<'a> Fixture<'a> {
                 .with_context(|| format!("no stateMachineArn in {created}"))?;
             machines.push(arn.to_string());
         }
-        let [backup, restore] = <[String; 2]>::try_from(machines)
-            .map_err(|m| anyhow::anyhow!("two state machines expected, got {m:?}"))?;
+        let [backup, restore, verify] = <[String; 3]>::try_from(machines)
+            .map_err(|m| anyhow::anyhow!("three state machines expected, got {m:?}"))?;
         Ok(Fixture {
             moto,
             arns,
             backup,
             restore,
+            verify,
             run,
         })
     }
@@ -1075,6 +1078,19 @@ fn check_backup_failure(
     tasks: &[&str],
     failed_task: &str,
 ) -> Result<Json> {
+    check_failure(fixture, execution, tasks, failed_task, "BackupFailed")
+}
+
+/// The checks of an execution that failed in `failed_task`: the Catch sent
+/// it to ReportFailure and it ended in the Fail state `fail_state`, whose
+/// error is `Lifeboat.<fail_state>`, with the failed step's cause.
+fn check_failure(
+    fixture: &Fixture,
+    execution: &Execution,
+    tasks: &[&str],
+    failed_task: &str,
+    fail_state: &str,
+) -> Result<Json> {
     let name = &execution.name;
     ensure!(
         execution.status == "FAILED",
@@ -1128,15 +1144,15 @@ fn check_backup_failure(
     let entered = execution.entered();
     let fail = entered.last().context("no state entered")?;
     ensure!(
-        fail == &("FailStateEntered".to_string(), "BackupFailed".to_string()),
-        "{name} did not end in BackupFailed:\n{}",
+        fail == &("FailStateEntered".to_string(), fail_state.to_string()),
+        "{name} did not end in {fail_state}:\n{}",
         execution.dump()
     );
     // The execution's error is the one name for every failure, its cause the step's.
     let failed = execution.last_event("ExecutionFailed")?;
     let details = &failed["executionFailedEventDetails"];
     ensure!(
-        details["error"] == "Lifeboat.BackupFailed" && details["cause"] == cause.as_str(),
+        details["error"] == format!("Lifeboat.{fail_state}") && details["cause"] == cause.as_str(),
         "{name}: ExecutionFailed {details}"
     );
     let described = fixture.moto.sfn(
@@ -1145,11 +1161,11 @@ fn check_backup_failure(
     )?;
     ensure!(
         described["status"] == "FAILED"
-            && described["error"] == "Lifeboat.BackupFailed"
+            && described["error"] == format!("Lifeboat.{fail_state}")
             && described["cause"] == cause.as_str(),
         "{name}: DescribeExecution {described}"
     );
-    // The state BackupFailed got, for the caller's further checks.
+    // The state the Fail state got, for the caller's further checks.
     let last_entered = execution
         .events
         .iter()
@@ -1158,8 +1174,8 @@ fn check_backup_failure(
         .context("no FailStateEntered")?;
     let state = last_entered["stateEnteredEventDetails"]["input"]
         .as_str()
-        .context("no input to BackupFailed")?;
-    serde_json::from_str(state).with_context(|| format!("the input to BackupFailed: {state}"))
+        .with_context(|| format!("no input to {fail_state}"))?;
+    serde_json::from_str(state).with_context(|| format!("the input to {fail_state}: {state}"))
 }
 
 fn backup_failure_goes_through_report_failure(fixture: &Fixture) -> Result<()> {
@@ -1311,6 +1327,86 @@ fn restore_succeeds(fixture: &Fixture) -> Result<()> {
     check_execution_context(&execution, &output)
 }
 
+fn verify_input() -> Json {
+    json!({
+        "version": 1,
+        "action": "verify",
+        "cluster": "shop-prod",
+        "snapshot": "latest",
+        "idempotency_key": "weekly-verify-2026-48",
+        "requested_by": "ci"
+    })
+}
+
+fn verify_succeeds(fixture: &Fixture) -> Result<()> {
+    let stored = [
+        ("resolved", json!({ "snapshot": "snap-7" })),
+        ("verify", json!({ "ok": true, "snapshot": "snap-7" })),
+        (
+            "replica_verify",
+            json!({ "ok": true, "snapshot": "snap-7" }),
+        ),
+        ("report", json!({ "sent": true })),
+    ];
+    let scripted: Vec<&Json> = stored.iter().map(|(_, v)| v).collect();
+    let execution = fixture.run(
+        &fixture.verify,
+        "verify-ok",
+        &verify_input(),
+        &results(&scripted),
+    )?;
+    ensure!(
+        execution.status == "SUCCEEDED",
+        "verify-ok ended {}:\n{}",
+        execution.status,
+        execution.dump()
+    );
+    ensure!(
+        execution.tasks() == strings(&["Resolve", "Verify", "VerifyReplica", "Report"]),
+        "verify-ok ran the Tasks {:?}",
+        execution.tasks()
+    );
+    check_calls(
+        &execution,
+        fixture,
+        &[
+            ("Resolve", "resolve"),
+            ("Verify", "verify"),
+            ("VerifyReplica", "verify-replica"),
+            ("Report", "report"),
+        ],
+    )?;
+    let output = execution.output()?;
+    for (field, value) in &stored {
+        ensure!(
+            &output[*field] == value,
+            "verify-ok stored ${field} = {}, expected {value}",
+            output[*field]
+        );
+    }
+    check_execution_context(&execution, &output)
+}
+
+fn verify_failure_goes_through_report_failure(fixture: &Fixture) -> Result<()> {
+    let recorded = json!({ "recorded": true });
+    let mut scripted = results(&[
+        &json!({ "snapshot": "snap-7" }),
+        &json!({ "ok": true, "snapshot": "snap-7" }),
+    ]);
+    scripted.push(oversized()); // VerifyReplica fails
+    scripted.push(recorded.to_string()); // ReportFailure
+    let execution = fixture.run(&fixture.verify, "verify-fails", &verify_input(), &scripted)?;
+    let tasks = ["Resolve", "Verify", "VerifyReplica", "ReportFailure"];
+    let state = check_failure(fixture, &execution, &tasks, "VerifyReplica", "VerifyFailed")?;
+    ensure!(
+        state["report"] == recorded
+            && state.get("replica_verify").is_none()
+            && state["verify"] == json!({ "ok": true, "snapshot": "snap-7" }),
+        "verify-fails: the state VerifyFailed got {state}"
+    );
+    Ok(())
+}
+
 #[test]
 fn definitions_run_in_motos_step_functions_executor() -> Result<()> {
     if std::env::var("LIFEBOAT_SKIP_MOTO_SFN").as_deref() == Ok("1") {
@@ -1327,5 +1423,7 @@ fn definitions_run_in_motos_step_functions_executor() -> Result<()> {
     failed_report_failure_still_ends_in_backup_failed(&fixture)
         .context("backup, Prepare and ReportFailure fail")?;
     restore_succeeds(&fixture).context("restore")?;
+    verify_succeeds(&fixture).context("verify")?;
+    verify_failure_goes_through_report_failure(&fixture).context("verify, VerifyReplica fails")?;
     Ok(())
 }
