@@ -22,7 +22,7 @@
 
 mod common;
 
-use common::workflow::{kubectl, run_backup, run_failover, write_json, Cleanup};
+use common::workflow::{kubectl, run, run_backup, run_failover, task_result, write_json, Cleanup};
 use common::{kubeconfig, Env};
 use serde_json::{json, Value};
 use std::os::unix::fs::FileExt;
@@ -382,6 +382,47 @@ fn volumes_backed_up_incrementally_and_restored_into_another_region() {
     assert!(restored.iter().all(|r| r["matched"] == true), "{report:#}");
     let ebs = restored.iter().find(|r| r["claim"] == "data").unwrap();
     assert!(ebs["handle"].as_str().unwrap().starts_with("snap-"));
+
+    // The same execution's restore-volumes again, as after a retry
+    // (Lifeboat.InProgress while restore Jobs run): the EBS volume is found
+    // imported, and not written into another snapshot.
+    let again = env.path("restore-again.json");
+    write_json(
+        &again,
+        &json!({"version": 1, "action": "restore", "cluster": "dr",
+            "source_cluster": "primary", "snapshot": report["snapshot"],
+            "requested_by": "runbook"}),
+    );
+    let def = lifeboat_tests::repo_root().join("infra/statemachine/restore.asl.json");
+    let (code, rerun) = run(
+        &env,
+        &[
+            "--json",
+            "--repo",
+            &dr_repo,
+            "workflow",
+            "run",
+            def.to_str().unwrap(),
+            "--input",
+            again.to_str().unwrap(),
+            "--fleet",
+            fleet.to_str().unwrap(),
+            "--name",
+            execution["name"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{rerun:#}");
+    let rerun_volumes = task_result(&rerun, "RestoreVolumes").unwrap();
+    let ebs_again = rerun_volumes["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["claim"] == "data")
+        .unwrap()
+        .clone();
+    assert_eq!(ebs_again["handle"], ebs["handle"], "{rerun_volumes:#}");
+    assert_eq!(ebs_again["volume_snapshot"], ebs["volume_snapshot"]);
+    assert_eq!(ebs_again["bytes_written"], ebs["bytes_written"]);
 
     // Lifeboat's own snapshots of primary are not part of the backup: in dr
     // there are only the three the restore made.

@@ -114,6 +114,60 @@ struct Source<'a> {
     tree: &'a Id,
 }
 
+/// The annotation on an imported VolumeSnapshot that holds what was written
+/// into it ([`Written`], JSON): a retried restore-volumes finds the volume
+/// done and does not write it again.
+const RESTORED_ANNOTATION: &str = "lifeboat.dev/restored";
+
+/// What restoring one volume wrote, as recorded on its VolumeSnapshot.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Written {
+    blocks_written: u64,
+    bytes_written: u64,
+}
+
+/// The VolumeSnapshot a restore run imports for a claim: named by the run
+/// and the claim, so that a retry of the step looks for the same name.
+fn restored_snapshot_name(run: &str, v: &VolumeData) -> String {
+    format!(
+        "lifeboat-restore-{}",
+        &blake3::hash(format!("{run}/{}/{}", v.namespace, v.claim).as_bytes()).to_hex()[..12]
+    )
+}
+
+/// The volume as an earlier attempt of this run restored it, if it did:
+/// imported, ready, and recorded as compared with the backup.
+async fn restored_before(
+    cluster: &Cluster,
+    v: &VolumeData,
+    name: &str,
+) -> Result<Option<RestoredVolume>, StepError> {
+    let Some((vs, annotations)) = csi::find_ready(cluster, &v.namespace, name).await? else {
+        return Ok(None);
+    };
+    let Some(written) = annotations
+        .get(RESTORED_ANNOTATION)
+        .and_then(|a| serde_json::from_str::<Written>(a).ok())
+    else {
+        return Ok(None);
+    };
+    tracing::info!(
+        claim = %format!("{}/{}", v.namespace, v.claim),
+        volume_snapshot = %vs.name,
+        handle = %vs.handle,
+        "volume already restored by an earlier attempt of this run; not written again"
+    );
+    Ok(Some(RestoredVolume {
+        namespace: v.namespace.clone(),
+        claim: v.claim.clone(),
+        volume_snapshot: vs.name,
+        handle: vs.handle,
+        blocks_written: written.blocks_written,
+        bytes_written: written.bytes_written,
+        matched: true,
+    }))
+}
+
 async fn restore_one(
     from: &Source<'_>,
     cluster: &Cluster,
@@ -127,6 +181,10 @@ async fn restore_one(
         snapshot,
         tree,
     } = *from;
+    let name = restored_snapshot_name(run, v);
+    if let Some(done) = restored_before(cluster, v, &name).await? {
+        return Ok(done);
+    }
     let node = tree_node(repo, index, tree, &v.path)
         .await?
         .ok_or_else(|| {
@@ -174,11 +232,11 @@ async fn restore_one(
             cmp.mismatches.first().copied().unwrap_or_default()
         )));
     }
-    let name = format!(
-        "lifeboat-restore-{}",
-        &blake3::hash(format!("{}/{}/{}", v.namespace, v.claim, written.handle).as_bytes())
-            .to_hex()[..12]
-    );
+    let record = serde_json::to_string(&Written {
+        blocks_written: written.blocks_written,
+        bytes_written: written.bytes_written,
+    })
+    .map_err(|e| StepError::failed(format!("restore record not serialisable: {e}")))?;
     let imported = csi::import_snapshot(
         cluster,
         &v.namespace,
@@ -186,6 +244,7 @@ async fn restore_one(
         &v.driver,
         &written.handle,
         Some(v.snapshot_class.as_str()).filter(|c| !c.is_empty()),
+        &BTreeMap::from([(RESTORED_ANNOTATION.to_string(), record)]),
         Wait::default(),
     )
     .await?;

@@ -6,6 +6,7 @@ use crate::VolumeError;
 use lifeboat_kube::{api, Cluster, KubeError, ResourceType};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Label on every VolumeSnapshot Lifeboat makes.
@@ -309,7 +310,10 @@ pub(crate) fn snapshot_from(vs: &Value, content: &Value) -> Result<CsiSnapshot, 
 /// Bring the driver snapshot `handle` into the cluster as a pre-provisioned
 /// VolumeSnapshotContent and a VolumeSnapshot `namespace/name` bound to it,
 /// and wait until it is ready: a claim can then name it as its dataSource.
-/// Idempotent: existing objects of the same names are reused.
+/// `annotations` go on the VolumeSnapshot (what the importer wants to find
+/// again, see [`find_ready`]). Idempotent: existing objects of the same
+/// names are reused.
+#[allow(clippy::too_many_arguments)]
 pub async fn import_snapshot(
     cluster: &Cluster,
     namespace: &str,
@@ -317,6 +321,7 @@ pub async fn import_snapshot(
     driver: &str,
     handle: &str,
     class: Option<&str>,
+    annotations: &BTreeMap<String, String>,
     wait: Wait,
 ) -> Result<CsiSnapshot, VolumeError> {
     let content_name = format!(
@@ -346,6 +351,7 @@ pub async fn import_snapshot(
             "name": name,
             "namespace": namespace,
             "labels": { MANAGED_LABEL: "lifeboat" },
+            "annotations": annotations,
         },
         "spec": { "source": { "volumeSnapshotContentName": content_name } },
     });
@@ -362,6 +368,31 @@ pub async fn import_snapshot(
         }
     }
     wait_ready(cluster, namespace, name, wait).await
+}
+
+/// VolumeSnapshot `namespace/name` and its annotations, if it exists and is
+/// ready to use; `None` if it does not exist or is not ready (yet).
+pub async fn find_ready(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<(CsiSnapshot, BTreeMap<String, String>)>, VolumeError> {
+    let Some(vs) = api::get(cluster, &snapshots(), Some(namespace), name).await? else {
+        return Ok(None);
+    };
+    if vs.pointer("/status/readyToUse").and_then(Value::as_bool) != Some(true) {
+        return Ok(None);
+    }
+    let annotations = vs
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some((read_snapshot(cluster, &vs).await?, annotations)))
 }
 
 /// A label value: at most 63 characters of `[A-Za-z0-9._-]`, alphanumeric at
