@@ -329,6 +329,9 @@ fn print_report(report: Option<&Value>) {
             g("bytes_stored")
         );
     }
+    for v in list("/volume_groups") {
+        println!("group:          {}", v.as_str().unwrap_or("-"));
+    }
     for v in list("/volumes_not_copied") {
         println!("not copied:     {}", v.as_str().unwrap_or("-"));
     }

@@ -182,6 +182,12 @@ fn labelled_claims_are_snapshotted_together_and_restored() {
     assert_eq!(volume(&first, "db")["snapshot_class"], "hostpath-snapclass");
     let groups = first["volumes"]["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 2, "{groups:?}");
+    // The stored report says the same.
+    assert_eq!(
+        &first["report"]["volume_groups"], &first["volumes"]["groups"],
+        "{:#}",
+        first["report"]
+    );
     assert!(groups.iter().any(|g| g
         .as_str()
         .unwrap()

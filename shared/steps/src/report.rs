@@ -53,6 +53,10 @@ pub struct WorkflowReport {
     pub replica_verified: Option<Verified>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes_not_copied: Vec<String>,
+    /// Application groups: snapshotted together (a VolumeGroupSnapshot) or
+    /// one by one, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_groups: Vec<String>,
     /// Volumes written into new snapshots in the target, each compared with
     /// the backup.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -132,6 +136,11 @@ pub async fn report(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
             .volumes
             .as_ref()
             .map(|v| v.not_copied.clone())
+            .unwrap_or_default(),
+        volume_groups: state
+            .volumes
+            .as_ref()
+            .map(|v| v.groups.clone())
             .unwrap_or_default(),
         volumes_restored: restored_volumes.volumes,
         volumes_not_restored: restored_volumes.not_restored,
