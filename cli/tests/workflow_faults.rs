@@ -9,31 +9,22 @@
 
 mod common;
 
-use common::workflow::{kubectl, run, task_result, write_json, Cleanup};
+use common::workflow::{kubectl, run_definition, task_result, write_json, Cleanup};
 use common::{kubeconfig, Env};
 use serde_json::{json, Value};
 use std::path::Path;
 
 fn run_backup_scaled(env: &Env, input: &Path, fleet: &Path, scale: &str) -> (i32, Value) {
-    let def = lifeboat_tests::repo_root().join("infra/statemachine/backup.asl.json");
     let replica = env.path("dr-repo");
     std::fs::create_dir_all(&replica).unwrap();
-    run(
+    let extra = ["--time-scale", scale];
+    run_definition(
         env,
-        &[
-            "--json",
-            "workflow",
-            "run",
-            def.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--fleet",
-            fleet.to_str().unwrap(),
-            "--replica",
-            replica.to_str().unwrap(),
-            "--time-scale",
-            scale,
-        ],
+        "backup.asl.json",
+        input,
+        fleet,
+        replica.to_str(),
+        &extra,
     )
 }
 

@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::workflow::{entered_tasks, kubectl, run, run_backup, task_result, write_json, Cleanup};
+use common::workflow::{
+    entered_tasks, kubectl, run_backup, run_definition, task_result, write_json, Cleanup,
+};
 use common::{kubeconfig, Env};
 use lifeboat_tests::alert_inbox::AlertInbox;
 use serde_json::{json, Value};
@@ -33,26 +35,8 @@ metadata: {{name: app, namespace: {ns}}}
 }
 
 fn run_verify(env: &Env, input: &Path, fleet: &Path, replica: &str, name: &str) -> (i32, Value) {
-    let def = lifeboat_tests::repo_root().join("infra/statemachine/verify.asl.json");
-    run(
-        env,
-        &[
-            "--json",
-            "workflow",
-            "run",
-            def.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--fleet",
-            fleet.to_str().unwrap(),
-            "--replica",
-            replica,
-            "--name",
-            name,
-            "--time-scale",
-            "0",
-        ],
-    )
+    let extra = ["--name", name, "--time-scale", "0"];
+    run_definition(env, "verify.asl.json", input, fleet, Some(replica), &extra)
 }
 
 /// The largest pack of a local repository.

@@ -89,25 +89,41 @@ pub fn run(env: &Env, args: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), execution)
 }
 
+/// `lifeboat --json workflow run infra/statemachine/<definition>` with
+/// `input`, the fleet file, the DR region's repository (if any) and `extra`
+/// arguments: exit code and execution.
+pub fn run_definition(
+    env: &Env,
+    definition: &str,
+    input: &Path,
+    fleet: &Path,
+    replica: Option<&str>,
+    extra: &[&str],
+) -> (i32, Value) {
+    let def = lifeboat_tests::repo_root()
+        .join("infra/statemachine")
+        .join(definition);
+    let mut args = vec![
+        "--json",
+        "workflow",
+        "run",
+        def.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--fleet",
+        fleet.to_str().unwrap(),
+    ];
+    if let Some(r) = replica {
+        args.extend(["--replica", r]);
+    }
+    args.extend(extra);
+    run(env, &args)
+}
+
 /// `lifeboat --json workflow run` of the backup definition with `input`,
 /// the fleet file and the DR region's repository: exit code and execution.
 pub fn run_backup(env: &Env, input: &Path, fleet: &Path, replica: &str) -> (i32, Value) {
-    let def = lifeboat_tests::repo_root().join("infra/statemachine/backup.asl.json");
-    run(
-        env,
-        &[
-            "--json",
-            "workflow",
-            "run",
-            def.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--fleet",
-            fleet.to_str().unwrap(),
-            "--replica",
-            replica,
-        ],
-    )
+    run_definition(env, "backup.asl.json", input, fleet, Some(replica), &[])
 }
 
 /// `lifeboat --json failover` of primary (us-east-1) into dr (us-west-2)

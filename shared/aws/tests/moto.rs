@@ -347,19 +347,23 @@ async fn a_missing_state_machine_is_not_found() {
     assert!(e.to_string().contains(&sm), "{e}");
 }
 
-#[tokio::test]
-async fn sqs_send_delivers_the_body() {
-    let sdk = sdk().await;
-    let admin = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = admin
-        .create_queue()
-        .queue_name(unique("replies"))
+/// A new queue named after `tag`; its URL.
+async fn create_queue(sqs: &aws_sdk_sqs::Client, tag: &str) -> String {
+    sqs.create_queue()
+        .queue_name(unique(tag))
         .send()
         .await
         .unwrap()
         .queue_url()
         .unwrap()
-        .to_string();
+        .to_string()
+}
+
+#[tokio::test]
+async fn sqs_send_delivers_the_body() {
+    let sdk = sdk().await;
+    let admin = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url = create_queue(&admin, "replies").await;
     let body = r#"{"execution":"arn:...","status":"SUCCEEDED"}"#;
     let id = lifeboat_aws::send_message(&sdk, &queue_url, body)
         .await
@@ -397,15 +401,7 @@ async fn sns_alerts_reach_a_subscribed_queue() {
         .topic_arn()
         .unwrap()
         .to_string();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("alert-inbox"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
+    let queue_url = create_queue(&sqs, "alert-inbox").await;
     let queue_arn = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
