@@ -332,6 +332,9 @@ fn print_report(report: Option<&Value>) {
     for v in list("/volume_groups") {
         println!("group:          {}", v.as_str().unwrap_or("-"));
     }
+    for v in list("/stored/volumes_failed") {
+        println!("copy FAILED:    {}", v.as_str().unwrap_or("-"));
+    }
     for v in list("/volumes_not_copied") {
         println!("not copied:     {}", v.as_str().unwrap_or("-"));
     }

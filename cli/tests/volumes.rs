@@ -456,10 +456,11 @@ fn volumes_backed_up_incrementally_and_restored_into_another_region() {
 }
 
 /// A namespace that enforces Pod Security "restricted" refuses the mover's
-/// pod (root, capabilities): the backup fails at once with the admission's
-/// message, rather than waiting for a pod that cannot exist.
+/// pod (root, capabilities): the copy fails at once with the admission's
+/// message, rather than waiting for a pod that cannot exist, and the backup
+/// is committed without that volume, as partial.
 #[test]
-fn a_mover_refused_by_pod_security_fails_the_backup_with_the_reason() {
+fn a_mover_refused_by_pod_security_leaves_its_volume_out_with_the_reason() {
     if common::skip_clusters() {
         return;
     }
@@ -506,13 +507,31 @@ spec:
     std::fs::create_dir_all(&replica).unwrap();
     let started = Instant::now();
     let (code, execution) = run_backup(&env, &input, &fleet, replica.to_str().unwrap());
-    assert_ne!(code, 0, "{execution:#}");
-    let cause = execution["status"]["Failed"]["cause"]
-        .as_str()
-        .unwrap_or_default();
+    // The objects are committed without the volume: a partial backup,
+    // reported and alerted, with the admission's reason.
+    assert_eq!(code, 0, "{execution:#}");
+    let report = &execution["output"]["report"];
+    assert_eq!(report["outcome"], "partial", "{report:#}");
     assert!(
-        cause.contains("may not create its pod") && cause.contains("PodSecurity"),
-        "{execution:#}"
+        report["stored"]["volumes"].as_array().is_none(),
+        "{report:#}"
+    );
+    let failed = report["stored"]["volumes_failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{report:#}");
+    let cause = failed[0].as_str().unwrap();
+    assert!(
+        cause.starts_with(&format!("{ns}/files: Lifeboat.Failed: "))
+            && cause.contains("may not create its pod")
+            && cause.contains("PodSecurity"),
+        "{cause}"
+    );
+    assert_eq!(
+        report["alerts"][0]["kind"], "volumes-not-copied",
+        "{report:#}"
+    );
+    assert!(
+        report["stored"]["objects"].as_u64().unwrap() >= 2,
+        "{report:#}"
     );
     assert!(
         started.elapsed() < Duration::from_secs(120),

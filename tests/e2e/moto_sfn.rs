@@ -1066,6 +1066,74 @@ fn backup_copies_volumes_in_the_map(fixture: &Fixture) -> Result<()> {
     Ok(())
 }
 
+fn backup_with_a_failed_copy_goes_on_without_it(fixture: &Fixture) -> Result<()> {
+    let volumes = json!({
+        "count": 1,
+        "items": [{ "volume": "shop/data-0", "claim": "shop/data-0" }]
+    });
+    let mut scripted = results(&[
+        &json!({ "cluster": "shop-prod" }),
+        &json!({ "tree": "tree-4" }),
+        &volumes,
+    ]);
+    scripted.push(oversized()); // CopyVolume fails
+    scripted.extend(results(&[
+        &json!({ "snapshot": "snap-4", "volumes_failed": ["shop/data-0: ..."] }),
+        &json!({ "ok": true }),
+        &json!({ "until": "2027-01-01T00:00:00Z" }),
+        &json!({ "copied": 1 }),
+        &json!({ "ok": true }),
+        &json!({ "sent": true }),
+    ]));
+    let execution = fixture.run(
+        &fixture.backup,
+        "backup-partial",
+        &backup_input(),
+        &scripted,
+    )?;
+    ensure!(
+        execution.status == "SUCCEEDED",
+        "backup-partial ended {}:\n{}",
+        execution.status,
+        execution.dump()
+    );
+    let tasks = [
+        "Prepare",
+        "ExportState",
+        "SnapshotVolumes",
+        "CopyVolume",
+        "Commit",
+        "Verify",
+        "ApplyLock",
+        "Replicate",
+        "VerifyReplica",
+        "Report",
+    ];
+    ensure!(
+        execution.tasks() == strings(&tasks),
+        "backup-partial ran the Tasks {:?}",
+        execution.tasks()
+    );
+    // The failed copy's result is the CopyFailed state's: the volume and the
+    // Catch's {Error, Cause}; Commit gets it under $.copies.
+    let calls = execution.calls()?;
+    let (_, _, commit_input) = calls
+        .iter()
+        .find(|(task, _, _)| task == "Commit")
+        .context("Commit was not called")?;
+    let copies = &commit_input["copies"];
+    ensure!(
+        copies[0]["volume"] == "shop/data-0"
+            && copies[0]["failed"]["Error"] == OVERSIZED_ERROR
+            && copies[0]["failed"]["Cause"]
+                .as_str()
+                .is_some_and(|c| c.contains(OVERSIZED_ERROR))
+            && copies.as_array().map(Vec::len) == Some(1),
+        "backup-partial: Commit got $.copies = {copies}"
+    );
+    Ok(())
+}
+
 fn oversized() -> String {
     "x".repeat(OVERSIZED_LEN)
 }
@@ -1420,6 +1488,7 @@ fn definitions_run_in_motos_step_functions_executor() -> Result<()> {
     backup_succeeds_without_volumes(&fixture).context("backup, no volumes")?;
     backup_copies_volumes_in_the_map(&fixture).context("backup, two volumes")?;
     backup_failure_goes_through_report_failure(&fixture).context("backup, Verify fails")?;
+    backup_with_a_failed_copy_goes_on_without_it(&fixture).context("backup, a copy fails")?;
     failed_report_failure_still_ends_in_backup_failed(&fixture)
         .context("backup, Prepare and ReportFailure fail")?;
     restore_succeeds(&fixture).context("restore")?;

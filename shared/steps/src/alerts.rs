@@ -11,11 +11,14 @@ use serde::{Deserialize, Serialize};
 
 /// The kind of the alert for a failed workflow; anomalies keep their own.
 pub const WORKFLOW_FAILED: &str = "workflow-failed";
+/// The kind of the alert for a partial backup: volumes whose copy failed.
+pub const VOLUMES_NOT_COPIED: &str = "volumes-not-copied";
 
 /// One alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
-    /// [`WORKFLOW_FAILED`], `mass-deletion` or `incompressible-data`.
+    /// [`WORKFLOW_FAILED`], [`VOLUMES_NOT_COPIED`], `mass-deletion` or
+    /// `incompressible-data`.
     pub kind: String,
     /// One line, for an e-mail subject or a pager title.
     pub subject: String,
@@ -49,6 +52,18 @@ pub fn alerts_for(r: &WorkflowReport) -> Vec<Alert> {
             kind: WORKFLOW_FAILED.into(),
             subject: format!("Lifeboat: {action} of cluster {} failed", r.cluster),
             message: format!("{}: {}", f.error, f.cause),
+            published: None,
+        });
+    }
+    if let Some(c) = r.stored.as_ref().filter(|c| !c.volumes_failed.is_empty()) {
+        out.push(Alert {
+            kind: VOLUMES_NOT_COPIED.into(),
+            subject: format!(
+                "Lifeboat: backup of cluster {} is partial: {} volume(s) not copied",
+                r.cluster,
+                c.volumes_failed.len()
+            ),
+            message: c.volumes_failed.join("\n"),
             published: None,
         });
     }

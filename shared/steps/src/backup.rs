@@ -76,7 +76,7 @@ pub async fn commit(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
     let plan = State::need(&state.plan, "plan", "prepare")?;
     let exported = State::need(&state.export, "export", "export-state")?;
     let repo = env.repository().await?;
-    let volumes = crate::volumes::copied_volumes(&repo, &state).await?;
+    let (volumes, volumes_failed) = crate::volumes::copied_volumes(&repo, &state).await?;
     let with_volumes;
     let exported = if volumes.is_empty() {
         exported
@@ -96,6 +96,7 @@ pub async fn commit(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
         bytes_stored: snapshot.summary.bytes_stored,
         volumes: snapshot.cluster.map(|c| c.volumes).unwrap_or_default(),
         released_snapshots: released,
+        volumes_failed,
     })
 }
 

@@ -19,13 +19,21 @@ use std::collections::BTreeMap;
 /// The `kind` of a workflow report file.
 pub const WORKFLOW_REPORT_KIND: &str = "workflow";
 
+/// `outcome`: everything done.
+pub const OUTCOME_SUCCEEDED: &str = "succeeded";
+/// `outcome`: a backup committed without some volumes, whose copy failed
+/// (`stored.volumes_failed`).
+pub const OUTCOME_PARTIAL: &str = "partial";
+/// `outcome`: the workflow failed (`failure`).
+pub const OUTCOME_FAILED: &str = "failed";
+
 /// A workflow's report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkflowReport {
     /// Always [`WORKFLOW_REPORT_KIND`].
     pub kind: String,
     pub action: Action,
-    /// `succeeded` or `failed`.
+    /// [`OUTCOME_SUCCEEDED`], [`OUTCOME_PARTIAL`] or [`OUTCOME_FAILED`].
     pub outcome: String,
     pub cluster: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,9 +114,15 @@ pub async fn report(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
         kind: WORKFLOW_REPORT_KIND.into(),
         action: request.action,
         outcome: if state.failure.is_some() {
-            "failed"
+            OUTCOME_FAILED
+        } else if state
+            .commit
+            .as_ref()
+            .is_some_and(|c| !c.volumes_failed.is_empty())
+        {
+            OUTCOME_PARTIAL
         } else {
-            "succeeded"
+            OUTCOME_SUCCEEDED
         }
         .into(),
         cluster: request.cluster.clone(),

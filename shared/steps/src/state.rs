@@ -72,6 +72,10 @@ pub struct Committed {
     /// copy is committed (`namespace/name`), or why they could not be.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub released_snapshots: Vec<String>,
+    /// Volumes left out of the snapshot because their copy failed
+    /// (`namespace/claim: Error: message`): the backup is partial.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_failed: Vec<String>,
 }
 
 /// `$.verify` and `$.replica_verify`.

@@ -75,6 +75,10 @@ pub struct CopyResult {
     pub copy: Option<RangeCopy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<JobCopy>,
+    /// The copy failed for good: the definition's `CopyFailed` state makes
+    /// this result from the Catch's `{Error, Cause}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<crate::state::Failure>,
 }
 
 /// Copy one range of one volume (a Map item).
@@ -135,21 +139,24 @@ pub async fn copy_volume(env: &dyn StepEnv, input: Value) -> Result<Value, StepE
         volume: item.volume,
         copy: Some(copy),
         job: None,
+        failed: None,
     })
 }
 
-/// The copied volumes of a backup, ready to attach to its snapshot.
+/// The volumes whose copies all succeeded, ready to attach to the snapshot,
+/// and the volumes left out because a copy of theirs failed
+/// (`namespace/claim: Error: Cause`).
 pub async fn copied_volumes(
     repo: &Repository,
     state: &State,
-) -> Result<Vec<CopiedVolume>, StepError> {
+) -> Result<(Vec<CopiedVolume>, Vec<String>), StepError> {
     let items: Vec<CopyItem> = match &state.volumes {
         Some(v) => v
             .items
             .iter()
             .map(|i| from_value(i.clone(), "volumes item"))
             .collect::<Result<_, _>>()?,
-        None => return Ok(vec![]),
+        None => return Ok((vec![], vec![])),
     };
     let copies: Vec<CopyResult> = state
         .copies
@@ -162,7 +169,20 @@ pub async fn copied_volumes(
     for item in &items {
         by_volume.entry(&item.volume).or_default().0 = Some(item);
     }
+    let mut failed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for c in &copies {
+        if let Some(f) = &c.failed {
+            failed.entry(&c.volume).or_default().push(format!(
+                "{}: {}",
+                f.error,
+                failure_message(&f.cause)
+            ));
+        }
+    }
+    for c in copies
+        .iter()
+        .filter(|c| !failed.contains_key(c.volume.as_str()))
+    {
         if let Some(job) = &c.job {
             by_job.insert(&c.volume, job);
         }
@@ -173,6 +193,9 @@ pub async fn copied_volumes(
     let index = repo.load_index().await?;
     let mut out = Vec::new();
     for (volume, (item, ranges)) in by_volume {
+        if failed.contains_key(volume) {
+            continue;
+        }
         let item = item.ok_or_else(|| {
             StepError::invalid(format!(
                 "copy-volume results for {volume}, which no item names"
@@ -198,7 +221,24 @@ pub async fn copied_volumes(
         data.bytes_stored = ranges.iter().map(|r| r.bytes_stored).sum();
         out.push(CopiedVolume { data, node });
     }
-    Ok(out)
+    let failed = failed
+        .into_iter()
+        .map(|(volume, reasons)| format!("{volume}: {}", reasons.join("; ")))
+        .collect();
+    Ok((out, failed))
+}
+
+/// A Lambda error's cause is the function's error JSON as a string
+/// (`{"errorType": ..., "errorMessage": ...}`); its message, else the text.
+fn failure_message(cause: &str) -> String {
+    serde_json::from_str::<Value>(cause)
+        .ok()
+        .and_then(|v| {
+            v.get("errorMessage")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| cause.to_string())
 }
 
 /// After a commit: delete Lifeboat's VolumeSnapshots of the claims whose

@@ -155,6 +155,7 @@ pub(super) async fn copy_with_job(
             bytes_read: snap.summary.bytes_read,
             bytes_stored: snap.summary.bytes_stored,
         }),
+        failed: None,
     })
 }
 
