@@ -96,7 +96,7 @@ fn main() -> ExitCode {
             }
             Command::Failover(a) => cmd_workflow::failover(&cli.global, a).await,
             Command::Demo(a) => cmd_demo::run(&cli.global, a).await,
-            Command::Dev(c) => cmd_dev::run(c),
+            Command::Dev(c) => cmd_dev::run(&cli.global, c).await,
         }
     });
     match result {

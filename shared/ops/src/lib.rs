@@ -24,6 +24,7 @@ mod reachable;
 pub mod replicate;
 pub mod restore;
 pub mod sample_data;
+pub mod sample_volume;
 pub mod stats;
 pub mod verify;
 pub mod volume;

@@ -101,7 +101,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> OpsError + '_ {
     move |e| OpsError::io(path, e)
 }
 
-fn log_line(rng: &mut Rng, out: &mut Vec<u8>, t: u64) {
+pub(crate) fn log_line(rng: &mut Rng, out: &mut Vec<u8>, t: u64) {
     let level = LEVELS[rng.below(LEVELS.len() as u64) as usize];
     let _ = write!(
         out,
@@ -124,7 +124,7 @@ fn log_line(rng: &mut Rng, out: &mut Vec<u8>, t: u64) {
     );
 }
 
-fn json_doc(rng: &mut Rng, out: &mut Vec<u8>, i: u64) {
+pub(crate) fn json_doc(rng: &mut Rng, out: &mut Vec<u8>, i: u64) {
     let _ = write!(
         out,
         "{{\"id\":{i},\"customer\":\"cust-{}\",\"status\":\"{}\",\"items\":[",

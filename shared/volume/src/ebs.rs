@@ -16,16 +16,24 @@
 //! the SDK's own retry policy; errors say whether a further retry can help.
 
 mod error;
+mod requests;
 mod snapshot;
 mod writer;
 
 pub use aws_sdk_ebs::Client;
+pub use requests::RequestCounter;
 pub use snapshot::EbsSnapshot;
 pub use writer::EbsWriter;
 
 use crate::{Geometry, VolumeError};
 use base64::Engine;
 use sha2::{Digest, Sha256};
+
+/// A client configured from the environment, as the AWS SDKs do (region,
+/// credentials, `AWS_ENDPOINT_URL`).
+pub async fn client_from_env() -> Client {
+    Client::new(&aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+}
 
 /// EBS sizes volumes and snapshots in whole GiB.
 const GIB: u64 = 1 << 30;
