@@ -88,14 +88,16 @@ pub fn generate_image(path: &Path, size: u64, seed: u64) -> Result<ImageStats, O
             }
             _ => {
                 let mut page = vec![0u8; PAGE as usize];
+                let mut written = 0;
                 for p in 0..len / PAGE {
                     if rng.below(8) == 0 {
                         rng.fill(&mut page);
                         f.write_all_at(&page, at + p * PAGE).map_err(io(path))?;
-                        st.pages += PAGE;
+                        written += PAGE;
                     }
                 }
-                st.holes += len - len / PAGE / 8 * PAGE;
+                st.pages += written;
+                st.holes += len - written;
             }
         }
         at += len;

@@ -33,6 +33,6 @@ pub use release::{
 };
 pub(crate) use snapshot::label_value;
 pub use snapshot::{
-    find_ready, import_snapshot, snapshot_class, snapshot_name, take_snapshot, wait_ready, CsiSnapshot, Wait,
-    CLASS_ANNOTATION, MANAGED_LABEL, RUN_LABEL,
+    find_ready, import_snapshot, snapshot_class, snapshot_name, take_snapshot, wait_ready,
+    CsiSnapshot, Wait, CLASS_ANNOTATION, MANAGED_LABEL, RUN_LABEL,
 };
