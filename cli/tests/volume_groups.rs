@@ -85,6 +85,20 @@ fn names(cluster: &str, what: &str, ns: &str, selector: Option<&str>) -> Vec<Str
     out.split_whitespace().map(str::to_string).collect()
 }
 
+/// `names`, once there are `expected` of them: a released snapshot is
+/// deleted asynchronously (the snapshot controller's finalizers go first),
+/// so the count settles within a minute; the names then, settled or not.
+fn names_settled(cluster: &str, what: &str, ns: &str, expected: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let now = names(cluster, what, ns, None);
+        if now.len() == expected || std::time::Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 fn setup(env: &mut Env, ns: &str, claims: &[(&str, &str, &str, &str)]) -> (PathBuf, String) {
     env.extra_env = lifeboat_tests::aws_env();
     env.ok(&["repo", "init"]);
@@ -217,7 +231,9 @@ fn labelled_claims_are_snapshotted_together_and_restored() {
     );
     let group2 = volume(&second, "db")["group"].as_str().unwrap().to_string();
     assert_ne!(group2, group);
-    assert_eq!(names("primary", "volumegroupsnapshots", &ns, None).len(), 2);
+    let left = names_settled("primary", "volumegroupsnapshots", &ns, 2);
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!left.contains(&group), "{left:?}");
 
     let (code, execution) = run_failover(&env, &fleet);
     assert_eq!(code, 0, "{execution:#}");

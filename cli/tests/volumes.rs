@@ -357,12 +357,19 @@ fn volumes_backed_up_incrementally_and_restored_into_another_region() {
         .as_str()
         .unwrap()
         .starts_with(&format!("{ns}/lifeboat-data-"))));
-    let left = snapshot_names("primary", &ns);
-    let data_snapshots = left
-        .iter()
-        .filter(|n| n.starts_with("lifeboat-data-"))
-        .count();
-    assert_eq!(data_snapshots, 1, "{left:?}");
+    // Deletion is asynchronous (the snapshot controller's finalizers first).
+    let data_snapshots = |left: &[String]| {
+        left.iter()
+            .filter(|n| n.starts_with("lifeboat-data-"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut left = snapshot_names("primary", &ns);
+    while data_snapshots(&left) != 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        left = snapshot_names("primary", &ns);
+    }
+    assert_eq!(data_snapshots(&left), 1, "{left:?}");
     assert_eq!(v2["base"], v["csi_snapshot"], "{v2:#}");
     let incr_read = v2["bytes_read"].as_u64().unwrap();
     assert_eq!(
