@@ -126,12 +126,7 @@ async fn claim_of(cluster: &Cluster, pvc: &Value) -> Result<Claim, VolumeError> 
             .map(str::to_string),
         size,
         mode: mode.to_string(),
-        group: pvc
-            .pointer(&format!(
-                "/metadata/labels/{}",
-                super::group::GROUP_LABEL.replace('/', "~1")
-            ))
-            .and_then(Value::as_str)
+        group: label(pvc, super::group::GROUP_LABEL)
             .filter(|s| !s.is_empty())
             .map(str::to_string),
     })
@@ -152,6 +147,34 @@ const NON_SOURCE_FIELDS: &[&str] = &[
 
 pub(crate) fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Label `key` of object `obj`, if it has it.
+pub(crate) fn label<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get("labels")?.get(key)?.as_str()
+}
+
+/// Annotation `key` of object `obj`, if it has it.
+pub(crate) fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get("annotations")?.get(key)?.as_str()
+}
+
+/// The names of the classes among `classes` that annotation `key` marks as
+/// their driver's default (`"true"`).
+pub(crate) fn default_classes<'a>(classes: &[&'a Value], key: &str) -> Vec<&'a str> {
+    classes
+        .iter()
+        .filter(|c| annotation(c, key) == Some("true"))
+        .map(|c| str_at(c, "/metadata/name"))
+        .collect()
+}
+
+/// `storage.k8s.io/v1` StorageClasses.
+pub(crate) fn storage_classes() -> ResourceType {
+    ResourceType {
+        group: "storage.k8s.io".into(),
+        ..core("storageclasses", "StorageClass", false)
+    }
 }
 
 /// Parse a Kubernetes quantity (`10Gi`, `500M`, `1073741824`, `1.5Gi`) into

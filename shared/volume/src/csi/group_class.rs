@@ -1,7 +1,7 @@
 //! The VolumeGroupSnapshotClass of an application group, or why the
 //! cluster or driver cannot take group snapshots.
 
-use super::claim::{str_at, Claim};
+use super::claim::{annotation, default_classes, storage_classes, str_at, Claim};
 use super::group::group_api;
 use crate::VolumeError;
 use lifeboat_kube::{api, Cluster, KubeError, ResourceType};
@@ -48,18 +48,9 @@ pub async fn group_snapshot_class(
         Err(e) => return Err(e.into()),
     };
     let mut named = Vec::new();
-    let storage_classes = super::claim::core("storageclasses", "StorageClass", false);
-    let storage_classes = ResourceType {
-        group: "storage.k8s.io".into(),
-        ..storage_classes
-    };
-    let pointer = format!(
-        "/metadata/annotations/{}",
-        GROUP_CLASS_ANNOTATION.replace('/', "~1")
-    );
     for sc in members.iter().filter_map(|c| c.storage_class.as_deref()) {
-        if let Some(obj) = api::get(cluster, &storage_classes, None, sc).await? {
-            if let Some(name) = obj.pointer(&pointer).and_then(Value::as_str) {
+        if let Some(obj) = api::get(cluster, &storage_classes(), None, sc).await? {
+            if let Some(name) = annotation(&obj, GROUP_CLASS_ANNOTATION) {
                 named.push((sc.to_string(), name.to_string()));
             }
         }
@@ -96,15 +87,7 @@ pub(crate) fn choose_class(
         .iter()
         .filter(|c| str_at(c, "/driver") == driver)
         .collect();
-    let pointer = format!(
-        "/metadata/annotations/{}",
-        DEFAULT_GROUP_CLASS_ANNOTATION.replace('/', "~1")
-    );
-    let defaults: Vec<&str> = for_driver
-        .iter()
-        .filter(|c| c.pointer(&pointer).and_then(Value::as_str) == Some("true"))
-        .map(|c| str_at(c, "/metadata/name"))
-        .collect();
+    let defaults = default_classes(&for_driver, DEFAULT_GROUP_CLASS_ANNOTATION);
     match defaults.as_slice() {
         [one] => Ok(GroupClass::Class(one.to_string())),
         [] if for_driver.is_empty() => Ok(GroupClass::Unsupported(format!(

@@ -2,7 +2,7 @@
 //! VolumeSnapshots, or of a group's VolumeGroupSnapshots, stay; older
 //! ones are deleted.
 
-use super::claim::str_at;
+use super::claim::{annotation, label, str_at};
 use super::group::group_snapshots;
 use super::snapshot::snapshots;
 use super::{label_value, GROUP_LABEL, MANAGED_LABEL, RUN_LABEL};
@@ -34,14 +34,13 @@ pub async fn delete_older_snapshots(
 ) -> Result<Vec<String>, VolumeError> {
     let current = label_value(current_run);
     let selector = format!("{MANAGED_LABEL}=lifeboat");
-    let run_pointer = format!("/metadata/labels/{}", RUN_LABEL.replace('/', "~1"));
     let ours: Vec<Value> = api::list(cluster, &snapshots(), Some(&selector))
         .await?
         .into_iter()
         .filter(|vs| {
             str_at(vs, "/metadata/namespace") == namespace
                 && str_at(vs, "/metadata/annotations/lifeboat.dev~1claim") == claim
-                && vs.pointer(&run_pointer).is_some()
+                && label(vs, RUN_LABEL).is_some()
         })
         .collect();
     let mut deleted = Vec::new();
@@ -57,12 +56,11 @@ pub async fn delete_older_snapshots(
 /// labelled with its run) to delete so that the newest `keep` stay: the
 /// current run's counts as the newest, the others go by creation time.
 pub(crate) fn to_release(ours: &[Value], current_run: &str, keep: usize) -> Vec<String> {
-    let run_pointer = format!("/metadata/labels/{}", RUN_LABEL.replace('/', "~1"));
     let mut ranked: Vec<(bool, &str, &str)> = ours
         .iter()
         .map(|o| {
             (
-                str_at(o, &run_pointer) == current_run,
+                label(o, RUN_LABEL) == Some(current_run),
                 str_at(o, "/metadata/creationTimestamp"),
                 str_at(o, "/metadata/name"),
             )
@@ -89,8 +87,6 @@ pub async fn delete_older_group_snapshots(
     keep: usize,
 ) -> Result<Vec<String>, VolumeError> {
     let selector = format!("{MANAGED_LABEL}=lifeboat");
-    let run_pointer = format!("/metadata/labels/{}", RUN_LABEL.replace('/', "~1"));
-    let group_pointer = format!("/metadata/annotations/{}", GROUP_LABEL.replace('/', "~1"));
     let ours: Vec<Value> = match api::list_in(
         cluster,
         &group_snapshots(),
@@ -105,7 +101,7 @@ pub async fn delete_older_group_snapshots(
         Err(e) => return Err(e.into()),
     }
     .into_iter()
-    .filter(|g| str_at(g, &group_pointer) == group && g.pointer(&run_pointer).is_some())
+    .filter(|g| annotation(g, GROUP_LABEL) == Some(group) && label(g, RUN_LABEL).is_some())
     .collect();
     let mut deleted = Vec::new();
     for name in to_release(&ours, &label_value(current_run), keep) {
@@ -123,14 +119,9 @@ pub async fn group_of_snapshot(
     namespace: &str,
     name: &str,
 ) -> Result<Option<String>, VolumeError> {
-    let pointer = format!("/metadata/annotations/{}", GROUP_LABEL.replace('/', "~1"));
     Ok(api::get(cluster, &group_snapshots(), Some(namespace), name)
         .await?
-        .and_then(|g| {
-            g.pointer(&pointer)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        }))
+        .and_then(|g| annotation(&g, GROUP_LABEL).map(str::to_string)))
 }
 
 #[cfg(test)]

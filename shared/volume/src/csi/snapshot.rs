@@ -1,7 +1,7 @@
 //! VolumeSnapshots: choosing the class, taking one and waiting for it,
 //! deleting it, and bringing an existing snapshot handle into a cluster.
 
-use super::claim::{str_at, Claim};
+use super::claim::{annotation, default_classes, storage_classes, str_at, Claim};
 use crate::VolumeError;
 use lifeboat_kube::{api, Cluster, KubeError, ResourceType};
 use serde::{Deserialize, Serialize};
@@ -106,32 +106,13 @@ pub async fn snapshot_class(
         return named(name, "asked for");
     }
     if let Some(sc) = &claim.storage_class {
-        let scs = ResourceType {
-            group: "storage.k8s.io".into(),
-            version: "v1".into(),
-            resource: "storageclasses".into(),
-            kind: "StorageClass".into(),
-            namespaced: false,
-        };
-        if let Some(obj) = api::get(cluster, &scs, None, sc).await? {
-            let pointer = format!(
-                "/metadata/annotations/{}",
-                CLASS_ANNOTATION.replace('/', "~1")
-            );
-            if let Some(name) = obj.pointer(&pointer).and_then(Value::as_str) {
+        if let Some(obj) = api::get(cluster, &storage_classes(), None, sc).await? {
+            if let Some(name) = annotation(&obj, CLASS_ANNOTATION) {
                 return named(name, &format!("named by storageclass {sc}"));
             }
         }
     }
-    let pointer = format!(
-        "/metadata/annotations/{}",
-        DEFAULT_CLASS_ANNOTATION.replace('/', "~1")
-    );
-    let defaults: Vec<&str> = for_driver
-        .iter()
-        .filter(|c| c.pointer(&pointer).and_then(Value::as_str) == Some("true"))
-        .map(|c| str_at(c, "/metadata/name"))
-        .collect();
+    let defaults = default_classes(&for_driver, DEFAULT_CLASS_ANNOTATION);
     match defaults.as_slice() {
         [one] => Ok(one.to_string()),
         [] => Err(VolumeError::Unsupported(format!(
