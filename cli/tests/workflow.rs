@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::workflow::{kubectl, run, run_backup, run_failover, write_json, Cleanup};
+use common::workflow::{kubectl, run_backup, run_definition, run_failover, write_json, Cleanup};
 use common::{kubeconfig, Env};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -238,20 +238,7 @@ fn a_failing_step_is_caught_reported_and_named() {
         &input,
         &json!({"version": 1, "action": "backup", "cluster": "nowhere"}),
     );
-    let def = lifeboat_tests::repo_root().join("infra/statemachine/backup.asl.json");
-    let (code, execution) = run(
-        &env,
-        &[
-            "--json",
-            "workflow",
-            "run",
-            def.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--fleet",
-            fleet.to_str().unwrap(),
-        ],
-    );
+    let (code, execution) = run_definition(&env, "backup.asl.json", &input, &fleet, None, &[]);
     assert_eq!(code, 5, "{execution:#}");
     let status = execution["status"].to_string();
     assert!(status.contains("Lifeboat.BackupFailed"), "{status}");

@@ -1,10 +1,7 @@
 //! An SNS topic with an SQS queue subscribed to it, on moto: where a test
 //! points `LIFEBOAT_ALERT_TOPIC` and then reads what was published.
 
-use crate::aws_env;
-use crate::s3_admin::{block_on, value};
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::Credentials;
+use crate::{block_on, moto_sdk};
 use aws_sdk_sqs::types::QueueAttributeName;
 
 /// A topic and its subscribed queue.
@@ -22,23 +19,6 @@ pub struct Delivered {
     pub message: String,
 }
 
-async fn sdk() -> SdkConfig {
-    let env = aws_env();
-    let creds = Credentials::new(
-        value(&env, "AWS_ACCESS_KEY_ID"),
-        value(&env, "AWS_SECRET_ACCESS_KEY"),
-        None,
-        None,
-        "lifeboat-tests",
-    );
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(value(&env, "AWS_ENDPOINT_URL"))
-        .region(Region::new(value(&env, "AWS_REGION")))
-        .credentials_provider(creds)
-        .load()
-        .await
-}
-
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
@@ -47,7 +27,7 @@ impl AlertInbox {
     /// Create topic `name` and queue `name`-inbox, subscribed to it.
     pub fn create(name: &str) -> Result<AlertInbox, String> {
         block_on(async {
-            let sdk = sdk().await;
+            let sdk = moto_sdk().await;
             let sns = aws_sdk_sns::Client::new(&sdk);
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             let topic = sns.create_topic().name(name).send().await.map_err(err)?;
@@ -88,7 +68,7 @@ impl AlertInbox {
     /// Every message waiting in the queue (waits up to a second for the first).
     pub fn drain(&self) -> Result<Vec<Delivered>, String> {
         block_on(async {
-            let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+            let sqs = aws_sdk_sqs::Client::new(&moto_sdk().await);
             let mut out = Vec::new();
             loop {
                 let got = sqs

@@ -51,6 +51,41 @@ pub fn aws_env() -> Vec<(String, String)> {
     }
 }
 
+/// The AWS SDK configuration for the running moto server: its endpoint,
+/// region and test credentials from [`aws_env`].
+pub(crate) async fn moto_sdk() -> aws_config::SdkConfig {
+    let env = aws_env();
+    let value = |key: &str| {
+        env.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let creds = aws_credential_types::Credentials::new(
+        value("AWS_ACCESS_KEY_ID"),
+        value("AWS_SECRET_ACCESS_KEY"),
+        None,
+        None,
+        "lifeboat-tests",
+    );
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(value("AWS_ENDPOINT_URL"))
+        .region(aws_config::Region::new(value("AWS_REGION")))
+        .credentials_provider(creds)
+        .load()
+        .await
+}
+
+/// Run `f` to completion on a runtime of its own (the harness's blocking calls).
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    #[allow(clippy::expect_used)]
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a test runtime")
+        .block_on(f)
+}
+
 /// Parse shell `KEY=value` (or `export KEY=value`) lines; blank lines and `#`
 /// comments are skipped and one level of surrounding quotes is removed.
 pub fn parse_env(text: &str) -> Vec<(String, String)> {
