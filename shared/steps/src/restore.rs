@@ -49,10 +49,12 @@ pub async fn resolve(env: &dyn StepEnv, state: State) -> Result<Value, StepError
         ("latest", _) => latest_of_cluster(&repo, source).await?,
         _ => repo.resolve_snapshot(spec).await?,
     };
-    let verified = lifeboat_ops::verify::verifications(&repo)
-        .await?
-        .iter()
-        .any(|v| v.snapshot == id && v.ok);
+    // latest_verified has read the verifications already.
+    let verified = (spec == "latest" && request.action == Action::Restore)
+        || lifeboat_ops::verify::verifications(&repo)
+            .await?
+            .iter()
+            .any(|v| v.snapshot == id && v.ok);
     if snapshot.cluster.is_none() {
         return Err(StepError::invalid(format!(
             "field `snapshot`: {} is a {} snapshot, not a cluster snapshot",
