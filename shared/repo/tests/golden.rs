@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const PASSPHRASE: &str = "golden repository passphrase";
+/// A second key object, with four Argon2 lanes (the default for new keys).
+const FOUR_LANES_PASSPHRASE: &str = "golden four-lane passphrase";
 const CONTENT: &[u8] =
     b"Lifeboat golden file content, repeated. Lifeboat golden file content, repeated.\n";
 
@@ -91,6 +93,7 @@ async fn bless() {
         cluster: None,
     };
     repo.save_file(FileKind::Snapshot, &snap).await.unwrap();
+    add_four_lane_key(&repo).await;
     let dir = golden_dir();
     let _ = std::fs::remove_dir_all(&dir);
     for o in store.list("").await.unwrap() {
@@ -98,6 +101,20 @@ async fn bless() {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, store.get(&o.key).await.unwrap()).unwrap();
     }
+}
+
+async fn add_four_lane_key(repo: &Repository) {
+    let cred = Credential::Passphrase(FOUR_LANES_PASSPHRASE.into());
+    let KdfParams::Argon2id { salt, .. } = KdfParams::for_credential(&cred).unwrap() else {
+        panic!("a passphrase gets Argon2id")
+    };
+    let kdf = KdfParams::Argon2id {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 4,
+        salt,
+    };
+    repo.add_key(&cred, kdf).await.unwrap();
 }
 
 fn load(dir: &Path, rel: &Path, mem: &MemoryStore, rt: &tokio::runtime::Handle) {
@@ -157,6 +174,14 @@ fn version_1_repository_reads_back_exactly() {
         assert_eq!(data, CONTENT);
         // The blob id is the keyed hash of the plaintext under the golden key.
         assert_eq!(repo.key().blob_id(&data), tree.nodes[0].content[0].id);
+        // The four-lane key object opens the same master key.
+        let four = Repository::open(
+            store.clone(),
+            &Credential::Passphrase(FOUR_LANES_PASSPHRASE.into()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(four.key().blob_id(&data), tree.nodes[0].content[0].id);
         // A wrong passphrase is refused.
         assert!(
             Repository::open(store, &Credential::Passphrase("nope".into()))

@@ -4,8 +4,13 @@
 //! ```text
 //! BlobSaver (caller's thread) --raw--> workers (N threads) --sealed--> packer task --> store
 //! ```
-//! Channels are bounded, so memory stays flat however much data flows: at most
-//! a few chunks wait at each stage, one pack fills while two upload.
+//! Fixed chunks (disk images, block devices) go to the workers a whole read
+//! at a time ([`BlobSaver::save_span`]): the workers hash them, decide which
+//! are new and compress those, so the reading thread only reads.
+//! Blobs travel in batches of about [`BATCH_BYTES`], so 64 KiB image chunks
+//! do not cost a thread wake-up each. Channels are bounded, so memory stays
+//! flat however much data flows: at most a few batches wait at each stage,
+//! one pack fills while two upload.
 
 use crate::{OpsError, Progress};
 use bytes::Bytes;
@@ -14,8 +19,9 @@ use lifeboat_repo::{
     MasterKey, PackBuilder, Repository,
 };
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -27,11 +33,74 @@ const PACKS_PER_INDEX: usize = 32;
 const INDEX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 /// Uploads in flight at once.
 const UPLOADS_IN_FLIGHT: usize = 3;
+/// New blobs are handed to the workers once this many bytes (or
+/// [`BATCH_BLOBS`] blobs) wait.
+const BATCH_BYTES: usize = 1 << 20;
+const BATCH_BLOBS: usize = 64;
 
 struct RawBlob {
     blob_type: BlobType,
     id: Id,
     data: Vec<u8>,
+}
+
+/// Work for the workers.
+enum Job {
+    /// Blobs the saver found new.
+    Blobs(Vec<RawBlob>),
+    /// Fixed chunks of one read, hashed and checked by the worker.
+    Span(Span),
+}
+
+struct Span {
+    blob_type: BlobType,
+    data: Bytes,
+    chunks: Vec<Range<usize>>,
+    reply: crossbeam_channel::Sender<Vec<Option<Id>>>,
+}
+
+/// The ids of a span's chunks, in order (`None` for an all-zero chunk: a
+/// hole), once a worker has hashed them.
+#[derive(Debug)]
+pub struct SpanIds(crossbeam_channel::Receiver<Vec<Option<Id>>>);
+
+impl SpanIds {
+    /// Wait for the worker.
+    pub fn wait(self) -> Result<Vec<Option<Id>>, OpsError> {
+        self.0
+            .recv()
+            .map_err(|_| OpsError::Pipeline("the compression workers stopped".into()))
+    }
+}
+
+/// Which blobs the repository has or this run stores: shared by the saver
+/// and the workers, so each new blob is stored once.
+#[derive(Debug)]
+struct Known {
+    index: Arc<Index>,
+    seen: Mutex<HashSet<Id>>,
+}
+
+impl Known {
+    fn has(&self, id: &Id) -> bool {
+        self.index.contains(id) || self.seen().contains(id)
+    }
+
+    /// Whether `id` is new; if so it is from now on known.
+    fn claim(&self, id: Id) -> bool {
+        !self.index.contains(&id) && self.seen().insert(id)
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashSet<Id>> {
+        // The set stays consistent whatever a panicking holder did.
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Whether `data` is all zeros (compared a page at a time: a memcmp).
+fn all_zero(data: &[u8]) -> bool {
+    const ZEROS: [u8; 4096] = [0; 4096];
+    data.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
 }
 
 /// What the pipeline wrote.
@@ -52,8 +121,11 @@ pub struct PipelineResult {
 pub struct BlobSaver {
     key: Arc<MasterKey>,
     index: Arc<Index>,
-    seen: HashSet<Id>,
-    tx: Option<crossbeam_channel::Sender<RawBlob>>,
+    known: Arc<Known>,
+    /// New blobs not yet handed to the workers, and their bytes.
+    batch: Vec<RawBlob>,
+    batch_bytes: usize,
+    tx: Option<crossbeam_channel::Sender<Job>>,
 }
 
 impl std::fmt::Debug for RawBlob {
@@ -102,25 +174,72 @@ impl BlobSaver {
         id: Id,
         data: Vec<u8>,
     ) -> Result<bool, OpsError> {
-        if self.index.contains(&id) || !self.seen.insert(id) {
+        if !self.known.claim(id) {
             return Ok(false);
+        }
+        self.batch_bytes += data.len();
+        self.batch.push(RawBlob {
+            blob_type,
+            id,
+            data,
+        });
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_BLOBS {
+            self.send_batch()?;
+        }
+        Ok(true)
+    }
+
+    /// Hand the waiting blobs to the workers.
+    fn send_batch(&mut self) -> Result<(), OpsError> {
+        if self.batch.is_empty() {
+            return Ok(());
         }
         let tx = self
             .tx
             .as_ref()
             .ok_or_else(|| OpsError::Pipeline("blob saver already closed".into()))?;
-        tx.send(RawBlob {
+        self.batch_bytes = 0;
+        tx.send(Job::Blobs(std::mem::take(&mut self.batch)))
+            .map_err(|_| OpsError::Pipeline("the compression workers stopped".into()))
+    }
+
+    /// Hand one read of fixed chunks (`chunks` are ranges of `data`) to a
+    /// worker, which hashes them and stores the new ones; the returned
+    /// handle gives their ids. Spans are handled in parallel: a caller that
+    /// keeps a few in flight before waiting for the oldest keeps every core busy.
+    pub fn save_span(
+        &mut self,
+        blob_type: BlobType,
+        data: Bytes,
+        chunks: Vec<Range<usize>>,
+    ) -> Result<SpanIds, OpsError> {
+        if let Some(bad) = chunks
+            .iter()
+            .find(|r| r.start > r.end || r.end > data.len())
+        {
+            return Err(OpsError::Pipeline(format!(
+                "chunk {bad:?} is outside the {}-byte span",
+                data.len()
+            )));
+        }
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| OpsError::Pipeline("blob saver already closed".into()))?;
+        tx.send(Job::Span(Span {
             blob_type,
-            id,
             data,
-        })
+            chunks,
+            reply,
+        }))
         .map_err(|_| OpsError::Pipeline("the compression workers stopped".into()))?;
-        Ok(true)
+        Ok(SpanIds(rx))
     }
 
     /// Whether the repository already holds `id` (or this run stored it).
     pub fn has(&self, id: &Id) -> bool {
-        self.index.contains(id) || self.seen.contains(id)
+        self.known.has(id)
     }
 
     pub fn key(&self) -> &Arc<MasterKey> {
@@ -176,20 +295,33 @@ impl BlobPipeline {
         progress: Arc<Progress>,
     ) -> (BlobPipeline, BlobSaver) {
         let n = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let (raw_tx, raw_rx) = crossbeam_channel::bounded::<RawBlob>(n * 2);
-        let (sealed_tx, sealed_rx) = mpsc::channel::<EncodedBlob>(n * 2);
+        let (raw_tx, raw_rx) = crossbeam_channel::bounded::<Job>(n * 2);
+        let (sealed_tx, sealed_rx) = mpsc::channel::<Vec<EncodedBlob>>(n * 2);
         let level = repo.config().compression_level;
+        let known = Arc::new(Known {
+            index: index.clone(),
+            seen: Mutex::new(HashSet::new()),
+        });
         let workers = (0..n)
             .map(|_| {
                 let rx = raw_rx.clone();
                 let tx = sealed_tx.clone();
                 let key = repo.key().clone();
+                let known = known.clone();
                 tokio::task::spawn_blocking(move || {
                     let mut encoder = BlobEncoder::new(level)?;
-                    for raw in rx.iter() {
-                        let b = encoder.encode(&key, raw.blob_type, raw.id, &raw.data)?;
-                        tx.blocking_send(b)
-                            .map_err(|_| OpsError::Pipeline("the packer stopped".into()))?;
+                    for job in rx.iter() {
+                        let sealed = match job {
+                            Job::Blobs(batch) => batch
+                                .iter()
+                                .map(|raw| encoder.encode(&key, raw.blob_type, raw.id, &raw.data))
+                                .collect::<Result<Vec<_>, _>>()?,
+                            Job::Span(span) => store_span(&mut encoder, &key, &known, span)?,
+                        };
+                        if !sealed.is_empty() {
+                            tx.blocking_send(sealed)
+                                .map_err(|_| OpsError::Pipeline("the packer stopped".into()))?;
+                        }
                     }
                     Ok(())
                 })
@@ -200,7 +332,9 @@ impl BlobPipeline {
         let saver = BlobSaver {
             key: repo.key().clone(),
             index,
-            seen: HashSet::new(),
+            known,
+            batch: Vec::new(),
+            batch_bytes: 0,
             tx: Some(raw_tx),
         };
         (BlobPipeline { workers, packer }, saver)
@@ -209,6 +343,7 @@ impl BlobPipeline {
     /// Wait until everything sent through `saver` is packed, uploaded and indexed.
     /// The packer's error, the root cause of any other, wins.
     pub async fn finish(self, mut saver: BlobSaver) -> Result<PipelineResult, OpsError> {
+        let sent = saver.send_batch();
         saver.tx = None;
         let mut worker_err = None;
         for w in self.workers {
@@ -223,16 +358,42 @@ impl BlobPipeline {
             .await
             .map_err(|e| OpsError::Pipeline(e.to_string()))?;
         let result = packed?;
-        match worker_err {
-            Some(e) => Err(e),
-            None => Ok(result),
+        match worker_err.map_or(sent, Err) {
+            Err(e) => Err(e),
+            Ok(()) => Ok(result),
         }
     }
 }
 
+/// Hash a span's chunks, answer their ids, and encode the new ones.
+fn store_span(
+    encoder: &mut BlobEncoder,
+    key: &MasterKey,
+    known: &Known,
+    span: Span,
+) -> Result<Vec<EncodedBlob>, OpsError> {
+    let mut ids = Vec::with_capacity(span.chunks.len());
+    let mut sealed = Vec::new();
+    for range in &span.chunks {
+        let piece = &span.data[range.clone()];
+        if all_zero(piece) {
+            ids.push(None);
+            continue;
+        }
+        let id = key.blob_id(piece);
+        if known.claim(id) {
+            sealed.push(encoder.encode(key, span.blob_type, id, piece)?);
+        }
+        ids.push(Some(id));
+    }
+    // A caller that stopped waiting has failed already; its error is the one to report.
+    let _ = span.reply.send(ids);
+    Ok(sealed)
+}
+
 async fn run_packer(
     repo: Repository,
-    mut rx: mpsc::Receiver<EncodedBlob>,
+    mut rx: mpsc::Receiver<Vec<EncodedBlob>>,
     progress: Arc<Progress>,
 ) -> Result<PipelineResult, OpsError> {
     let pack_size = repo.config().pack_size as usize;
@@ -241,25 +402,29 @@ async fn run_packer(
     let mut uploads: JoinSet<Result<IndexPack, OpsError>> = JoinSet::new();
     let mut pending: Vec<IndexPack> = Vec::new();
     let mut last_index = std::time::Instant::now();
-    while let Some(blob) = rx.recv().await {
-        result.blobs += 1;
-        result.bytes_new += u64::from(blob.raw_length);
-        result.bytes_stored += blob.sealed.len() as u64;
-        Progress::add(&progress.bytes_new, u64::from(blob.raw_length));
-        Progress::add(&progress.bytes_stored, blob.sealed.len() as u64);
-        builder.add(&blob)?;
-        if builder.len() >= pack_size {
-            let full = std::mem::replace(&mut builder, PackBuilder::new(pack_size + pack_size / 8));
-            while uploads.len() >= UPLOADS_IN_FLIGHT {
-                pending.push(join_one(&mut uploads).await?);
-            }
-            uploads.spawn(upload_pack(repo.clone(), full));
-            result.packs += 1;
-            let due = last_index.elapsed() >= INDEX_INTERVAL;
-            if (due && pending.len() >= PACKS_PER_INDEX) || pending.len() >= 4 * PACKS_PER_INDEX {
-                let packs = std::mem::take(&mut pending);
-                result.index_files.push(write_index(&repo, packs).await?);
-                last_index = std::time::Instant::now();
+    while let Some(batch) = rx.recv().await {
+        for blob in batch {
+            result.blobs += 1;
+            result.bytes_new += u64::from(blob.raw_length);
+            result.bytes_stored += blob.sealed.len() as u64;
+            Progress::add(&progress.bytes_new, u64::from(blob.raw_length));
+            Progress::add(&progress.bytes_stored, blob.sealed.len() as u64);
+            builder.add(&blob)?;
+            if builder.len() >= pack_size {
+                let full =
+                    std::mem::replace(&mut builder, PackBuilder::new(pack_size + pack_size / 8));
+                while uploads.len() >= UPLOADS_IN_FLIGHT {
+                    pending.push(join_one(&mut uploads).await?);
+                }
+                uploads.spawn(upload_pack(repo.clone(), full));
+                result.packs += 1;
+                let due = last_index.elapsed() >= INDEX_INTERVAL;
+                if (due && pending.len() >= PACKS_PER_INDEX) || pending.len() >= 4 * PACKS_PER_INDEX
+                {
+                    let packs = std::mem::take(&mut pending);
+                    result.index_files.push(write_index(&repo, packs).await?);
+                    last_index = std::time::Instant::now();
+                }
             }
         }
     }
@@ -314,4 +479,91 @@ async fn write_index(repo: &Repository, packs: Vec<IndexPack>) -> Result<Id, Ops
         packs,
     };
     Ok(repo.save_file(FileKind::Index, &file).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use lifeboat_repo::{Credential, InitOptions, KdfParams};
+    use lifeboat_store::{MemoryStore, ObjectStore};
+
+    async fn repo() -> Repository {
+        let cred = Credential::Passphrase("pw".into());
+        let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+        let opts = InitOptions {
+            kdf: Some(KdfParams::weak_for_tests(&cred).unwrap()),
+            ..InitOptions::default()
+        };
+        Repository::init(store, &cred, opts).await.unwrap()
+    }
+
+    fn chunk(byte: u8) -> Vec<u8> {
+        (0..4096u32).map(|i| byte ^ (i % 251) as u8).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spans_store_each_new_chunk_once_and_answer_ids_in_order() {
+        let repo = repo().await;
+        let (pipeline, mut saver) =
+            BlobPipeline::start(&repo, Arc::new(Index::default()), Arc::default());
+        let (a, b, zero) = (chunk(1), chunk(2), vec![0u8; 4096]);
+        // Already stored through the ordinary path before the spans arrive.
+        let b_id = saver.save(BlobType::Data, b.clone()).unwrap();
+        let spans: Vec<Vec<u8>> = vec![
+            [a.clone(), zero.clone(), b.clone()].concat(),
+            [b.clone(), a.clone()].concat(),
+            // A short last chunk, then a chunk that is only zeros.
+            [a[..100].to_vec(), zero[..700].to_vec()].concat(),
+        ];
+        let handles: Vec<SpanIds> = tokio::task::block_in_place(|| {
+            spans
+                .iter()
+                .map(|s| {
+                    let cuts: Vec<Range<usize>> = if s.len() == 800 {
+                        vec![0..100, 100..800]
+                    } else {
+                        (0..s.len() / 4096)
+                            .map(|i| i * 4096..(i + 1) * 4096)
+                            .collect()
+                    };
+                    saver.save_span(BlobType::Data, Bytes::from(s.clone()), cuts)
+                })
+                .collect::<Result<_, _>>()
+                .unwrap()
+        });
+        let key = repo.key().clone();
+        let a_id = key.blob_id(&a);
+        let short_id = key.blob_id(&a[..100]);
+        let got: Vec<Vec<Option<Id>>> = tokio::task::block_in_place(|| {
+            handles.into_iter().map(|h| h.wait().unwrap()).collect()
+        });
+        assert_eq!(
+            got,
+            vec![
+                vec![Some(a_id), None, Some(b_id)],
+                vec![Some(b_id), Some(a_id)],
+                vec![Some(short_id), None],
+            ]
+        );
+        assert!(saver.has(&a_id) && saver.has(&short_id));
+        let bad = tokio::task::block_in_place(|| {
+            saver.save_span(
+                BlobType::Data,
+                Bytes::from_static(b"abc"),
+                vec![Range { start: 0, end: 4 }],
+            )
+        });
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .contains("outside the 3-byte span"));
+        let written = pipeline.finish(saver).await.unwrap();
+        // b, a and the short chunk: each once, however often it appeared.
+        assert_eq!(written.blobs, 3);
+        let index = repo.load_index().await.unwrap();
+        assert_eq!(index.blob_count(), 3);
+        assert_eq!(repo.read_blob(&index, &a_id).await.unwrap(), a);
+        assert_eq!(repo.read_blob(&index, &short_id).await.unwrap(), &a[..100]);
+    }
 }

@@ -1,17 +1,18 @@
 //! Walks the source paths on a blocking thread, cuts file content into chunks,
 //! hashes them, and builds one tree blob per directory (bottom up).
 
-use super::pipeline::BlobSaver;
+use super::pipeline::{BlobSaver, SpanIds};
 use super::source::{content_len, data_regions, node_from_meta, wants_fixed_chunks};
 use crate::{OpsError, Progress};
+use bytes::Bytes;
 use lifeboat_repo::{
     BlobType, ChunkRef, ChunkingParams, ContentChunker, FixedChunker, GearTable, Id, Index, Node,
     NodeType, Repository, Tree,
 };
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, Metadata};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::runtime::Handle;
@@ -57,6 +58,8 @@ impl Batch {
 
 /// Fixed-size chunks are read this many bytes at a time.
 const READ_SPAN: usize = 1024 * 1024;
+/// Reads of fixed chunks handed to the workers before waiting for the oldest.
+const SPANS_IN_FLIGHT: usize = 8;
 
 /// What the walk found.
 #[derive(Debug, Default, Clone)]
@@ -99,12 +102,48 @@ pub struct Walker {
     progress: Arc<Progress>,
     parent: Option<ParentTrees>,
     pub stats: WalkStats,
-    /// One fixed chunk of zeros, to recognise holes.
-    zeros: Vec<u8>,
 }
 
-fn find<'t>(tree: &'t Option<Tree>, name: &OsStr) -> Option<&'t Node> {
-    tree.as_ref()?.nodes.iter().find(|n| n.os_name() == name)
+/// The nodes of a parent tree by name (a directory may hold thousands, and
+/// each is looked up once).
+fn by_name(tree: &Option<Tree>) -> HashMap<OsString, &Node> {
+    tree.iter()
+        .flat_map(|t| &t.nodes)
+        .map(|n| (n.os_name(), n))
+        .collect()
+}
+
+/// Bytes `start..end` of `file`, read into a buffer that is not zeroed first.
+fn read_span(mut file: &File, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
+    let len = end - start;
+    let mut span = Vec::with_capacity(len as usize);
+    file.seek(SeekFrom::Start(start))?;
+    file.take(len).read_to_end(&mut span)?;
+    if (span.len() as u64) < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "file shrank while it was read (wanted bytes {start}..{end}, got {})",
+                span.len()
+            ),
+        ));
+    }
+    Ok(span)
+}
+
+/// The chunks of a span the workers hashed, in order; holes are left out.
+fn collect_span(
+    span: Option<(Vec<u64>, SpanIds)>,
+    out: &mut Vec<ChunkRef>,
+) -> Result<(), OpsError> {
+    if let Some((offsets, ids)) = span {
+        for (offset, id) in offsets.into_iter().zip(ids.wait()?) {
+            if let Some(id) = id {
+                out.push(ChunkRef { id, offset });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn unchanged(prev: &Node, now: &Node, ignore_inode: bool) -> bool {
@@ -129,7 +168,6 @@ impl Walker {
             progress,
             parent,
             stats: WalkStats::default(),
-            zeros: vec![0u8; chunking.fixed_size as usize],
         }
     }
 
@@ -157,6 +195,7 @@ impl Walker {
         parent_root: Option<Id>,
     ) -> Result<Id, OpsError> {
         let parent = self.load_parent(parent_root);
+        let parent_nodes = by_name(&parent);
         let mut root = Tree::default();
         for path in paths {
             let name: OsString = path
@@ -170,7 +209,7 @@ impl Walker {
                 (1, Some(t)) if t.nodes.len() == 1 => t.nodes.first().cloned(),
                 _ => None,
             };
-            let prev = only.or_else(|| find(&parent, &name).cloned());
+            let prev = only.or_else(|| parent_nodes.get(&name).map(|n| (*n).clone()));
             let node = self.entry(path, &name, &meta, prev.as_ref(), true)?;
             root.nodes.push(node);
         }
@@ -207,6 +246,7 @@ impl Walker {
 
     fn dir(&mut self, path: &Path, prev_subtree: Option<Id>) -> Result<Id, OpsError> {
         let prev = self.load_parent(prev_subtree);
+        let prev_nodes = by_name(&prev);
         let mut names: Vec<OsString> = match fs::read_dir(path) {
             Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
             Err(e) => {
@@ -225,7 +265,7 @@ impl Walker {
                     continue;
                 }
             };
-            match self.entry(&child, &name, &meta, find(&prev, &name), false) {
+            match self.entry(&child, &name, &meta, prev_nodes.get(&name).copied(), false) {
                 Ok(node) => tree.nodes.push(node),
                 // A file that vanished or cannot be read is skipped and reported;
                 // anything else (the repository, the pipeline) stops the backup.
@@ -273,8 +313,10 @@ impl Walker {
     }
 
     /// Fixed-size chunks of the data regions. Runs of adjacent chunks are
-    /// read together into one reused buffer; holes and chunks the repository
-    /// already has are never copied out of it.
+    /// read together (up to [`READ_SPAN`]) and handed to the workers, which
+    /// hash them, skip all-zero chunks (holes) and those the repository
+    /// has, and store the rest straight from the read buffer; a few reads
+    /// stay in flight, so all cores hash while this thread reads.
     fn fixed_chunks(
         &mut self,
         path: &Path,
@@ -295,8 +337,8 @@ impl Walker {
             }
         }
         let span_max = READ_SPAN.max(self.chunking.fixed_size as usize);
-        let mut buf = vec![0u8; span_max];
         let mut out = Vec::new();
+        let mut in_flight: VecDeque<(Vec<u64>, SpanIds)> = VecDeque::new();
         let mut i = 0;
         while i < ranges.len() {
             // The longest run of adjacent chunks from `i` that fits the buffer.
@@ -309,22 +351,26 @@ impl Walker {
                 span_end = ranges[j].1;
                 j += 1;
             }
-            let span = &mut buf[..(span_end - span_start) as usize];
-            file.read_exact_at(span, span_start)
-                .map_err(|err| OpsError::io(path, err))?;
+            let span =
+                read_span(file, span_start, span_end).map_err(|err| OpsError::io(path, err))?;
             self.stats.bytes_read += span.len() as u64;
             Progress::add(&self.progress.bytes_read, span.len() as u64);
-            for &(s, e) in &ranges[i..j] {
-                let piece = &buf[(s - span_start) as usize..(e - span_start) as usize];
-                // All-zero chunks are holes: nothing to store. (Comparing with a
-                // zero buffer is a memcmp: far faster than a byte loop.)
-                if piece == &self.zeros[..piece.len()] {
-                    continue;
-                }
-                let id = self.saver.save_slice(BlobType::Data, piece)?;
-                out.push(ChunkRef { id, offset: s });
+            let offsets = ranges[i..j].iter().map(|&(s, _)| s).collect();
+            let chunks = ranges[i..j]
+                .iter()
+                .map(|&(s, e)| (s - span_start) as usize..(e - span_start) as usize)
+                .collect();
+            let ids = self
+                .saver
+                .save_span(BlobType::Data, Bytes::from(span), chunks)?;
+            in_flight.push_back((offsets, ids));
+            if in_flight.len() >= SPANS_IN_FLIGHT {
+                collect_span(in_flight.pop_front(), &mut out)?;
             }
             i = j;
+        }
+        while !in_flight.is_empty() {
+            collect_span(in_flight.pop_front(), &mut out)?;
         }
         Ok(out)
     }
