@@ -26,6 +26,8 @@ pub mod restore;
 pub mod sample_data;
 pub mod sample_volume;
 pub mod stats;
+#[cfg(test)]
+mod testing;
 pub mod verify;
 pub mod volume;
 

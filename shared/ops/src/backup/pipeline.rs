@@ -485,18 +485,7 @@ async fn write_index(repo: &Repository, packs: Vec<IndexPack>) -> Result<Id, Ops
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use lifeboat_repo::{Credential, InitOptions, KdfParams};
-    use lifeboat_store::{MemoryStore, ObjectStore};
-
-    async fn repo() -> Repository {
-        let cred = Credential::Passphrase("pw".into());
-        let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
-        let opts = InitOptions {
-            kdf: Some(KdfParams::weak_for_tests(&cred).unwrap()),
-            ..InitOptions::default()
-        };
-        Repository::init(store, &cred, opts).await.unwrap()
-    }
+    use lifeboat_repo::InitOptions;
 
     fn chunk(byte: u8) -> Vec<u8> {
         (0..4096u32).map(|i| byte ^ (i % 251) as u8).collect()
@@ -504,7 +493,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn spans_store_each_new_chunk_once_and_answer_ids_in_order() {
-        let repo = repo().await;
+        let repo = crate::testing::memory_repo(InitOptions::default()).await;
         let (pipeline, mut saver) =
             BlobPipeline::start(&repo, Arc::new(Index::default()), Arc::default());
         let (a, b, zero) = (chunk(1), chunk(2), vec![0u8; 4096]);

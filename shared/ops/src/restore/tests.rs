@@ -3,17 +3,10 @@
 
 use super::*;
 use crate::backup::{backup, BackupOptions};
-use lifeboat_repo::{Credential, InitOptions, KdfParams};
-use lifeboat_store::{MemoryStore, ObjectStore};
+use lifeboat_repo::InitOptions;
 
 async fn repo() -> Repository {
-    let cred = Credential::Passphrase("pw".into());
-    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
-    let opts = InitOptions {
-        kdf: Some(KdfParams::weak_for_tests(&cred).unwrap()),
-        ..InitOptions::default()
-    };
-    Repository::init(store, &cred, opts).await.unwrap()
+    crate::testing::memory_repo(InitOptions::default()).await
 }
 
 /// `vol/` with a file, a nested one and a sparse image; backed up.

@@ -5,8 +5,7 @@ use super::*;
 use crate::Progress;
 use async_trait::async_trait;
 use bytes::Bytes;
-use lifeboat_repo::{ChunkingParams, Credential, InitOptions, KdfParams, Repository};
-use lifeboat_store::{MemoryStore, ObjectStore};
+use lifeboat_repo::{ChunkingParams, InitOptions, Repository};
 use lifeboat_volume::{Block, BlockSource, ChangedBlock, Geometry, ImageFile, VolumeError};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -127,17 +126,14 @@ impl BlockSource for Snap {
 }
 
 async fn repo(chunk: u32) -> Repository {
-    let cred = Credential::Passphrase("pw".into());
-    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
-    let opts = InitOptions {
-        kdf: Some(KdfParams::weak_for_tests(&cred).unwrap()),
+    crate::testing::memory_repo(InitOptions {
         chunking: ChunkingParams {
             fixed_size: chunk,
             ..ChunkingParams::default()
         },
         ..InitOptions::default()
-    };
-    Repository::init(store, &cred, opts).await.unwrap()
+    })
+    .await
 }
 
 fn pseudo(n: usize, seed: u64) -> Vec<u8> {
