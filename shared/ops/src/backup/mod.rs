@@ -5,6 +5,7 @@ mod pipeline;
 mod source;
 mod walker;
 
+pub(crate) use pipeline::all_zero;
 pub use pipeline::{BlobPipeline, BlobSaver, PipelineResult};
 
 use crate::{OpsError, Progress};

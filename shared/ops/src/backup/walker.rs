@@ -131,16 +131,12 @@ fn read_span(mut file: &File, start: u64, end: u64) -> std::io::Result<Vec<u8>> 
     Ok(span)
 }
 
-/// The chunks of a span the workers hashed, in order; holes are left out.
-fn collect_span(
-    span: Option<(Vec<u64>, SpanIds)>,
-    out: &mut Vec<ChunkRef>,
-) -> Result<(), OpsError> {
-    if let Some((offsets, ids)) = span {
-        for (offset, id) in offsets.into_iter().zip(ids.wait()?) {
-            if let Some(id) = id {
-                out.push(ChunkRef { id, offset });
-            }
+/// The chunks of a span the workers hashed (at `offsets`), in order; holes
+/// are left out.
+fn collect_span(offsets: Vec<u64>, ids: SpanIds, out: &mut Vec<ChunkRef>) -> Result<(), OpsError> {
+    for (offset, id) in offsets.into_iter().zip(ids.wait()?) {
+        if let Some(id) = id {
+            out.push(ChunkRef { id, offset });
         }
     }
     Ok(())
@@ -365,12 +361,14 @@ impl Walker {
                 .save_span(BlobType::Data, Bytes::from(span), chunks)?;
             in_flight.push_back((offsets, ids));
             if in_flight.len() >= SPANS_IN_FLIGHT {
-                collect_span(in_flight.pop_front(), &mut out)?;
+                if let Some((offsets, ids)) = in_flight.pop_front() {
+                    collect_span(offsets, ids, &mut out)?;
+                }
             }
             i = j;
         }
-        while !in_flight.is_empty() {
-            collect_span(in_flight.pop_front(), &mut out)?;
+        while let Some((offsets, ids)) = in_flight.pop_front() {
+            collect_span(offsets, ids, &mut out)?;
         }
         Ok(out)
     }

@@ -1,7 +1,7 @@
 //! Copy one range of a volume snapshot into the repository.
 
 use super::plan::{bytes_of, check_range, chunks_in, segment_size, ByteRange};
-use crate::backup::{lock_wait, BlobPipeline, BlobSaver};
+use crate::backup::{all_zero, lock_wait, BlobPipeline, BlobSaver};
 use crate::{OpsError, Progress};
 use futures::{StreamExt, TryStreamExt};
 use lifeboat_repo::{BlobType, ChunkRef, Id, Index, LockKind, Node, NodeType, Repository, Tree};
@@ -321,7 +321,7 @@ fn collect(
     let size = chunk as usize;
     while let Some((start, buf)) = rx.blocking_recv() {
         for (i, piece) in buf.chunks(size).enumerate() {
-            if piece.iter().all(|b| *b == 0) {
+            if all_zero(piece) {
                 continue;
             }
             let id = saver.save(BlobType::Data, piece.to_vec())?;

@@ -3,6 +3,7 @@
 
 use super::copy::RangeCopy;
 use super::plan::{bytes_of, chunks_in, segment_size};
+use crate::backup::all_zero;
 use crate::{OpsError, Progress};
 use futures::{StreamExt, TryStreamExt};
 use lifeboat_repo::{ChunkRef, Index, Node, NodeType, Repository};
@@ -219,7 +220,7 @@ pub async fn compare_volume(
                 let want = expected.iter().find(|c| c.offset == offset);
                 let ok = match want {
                     Some(c) => key.blob_id(piece) == c.id,
-                    None => piece.iter().all(|b| *b == 0),
+                    None => all_zero(piece),
                 };
                 if !ok {
                     bad.push(offset);
