@@ -1,5 +1,6 @@
 use crate::crypto::{open_with, seal_with};
 use crate::error::random_bytes;
+use crate::kdf_memory::KdfMemory;
 use crate::{Credential, MasterKey, RepoError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -88,8 +89,14 @@ impl KdfParams {
                 }
                 let params = argon2::Params::new(*memory_kib, *iterations, *parallelism, Some(32))
                     .map_err(|e| RepoError::malformed("key file KDF parameters", e))?;
-                argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-                    .hash_password_into(p.as_bytes(), salt, out.as_mut())
+                let argon = argon2::Argon2::new(
+                    argon2::Algorithm::Argon2id,
+                    argon2::Version::V0x13,
+                    params,
+                );
+                let memory = KdfMemory::new(argon.params().block_count());
+                argon
+                    .hash_password_into_with_memory(p.as_bytes(), salt, out.as_mut(), memory)
                     .map_err(|e| RepoError::malformed("key file KDF parameters", e))?;
             }
             (KdfParams::Keyfile { salt }, Credential::KeyFile(bytes)) => {

@@ -25,6 +25,7 @@ mod crypto;
 mod error;
 mod id;
 mod index;
+mod kdf_memory;
 mod keyfile;
 mod lock;
 mod pack;
