@@ -3,6 +3,7 @@
 
 mod pipeline;
 mod source;
+mod span_reader;
 mod walker;
 
 pub(crate) use pipeline::all_zero;

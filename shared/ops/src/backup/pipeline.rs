@@ -54,19 +54,27 @@ enum Job {
 
 struct Span {
     blob_type: BlobType,
-    data: Bytes,
+    data: Vec<u8>,
     chunks: Vec<Range<usize>>,
-    reply: crossbeam_channel::Sender<Vec<Option<Id>>>,
+    reply: crossbeam_channel::Sender<SpanDone>,
 }
 
-/// The ids of a span's chunks, in order (`None` for an all-zero chunk: a
-/// hole), once a worker has hashed them.
+/// A span a worker has hashed and stored.
 #[derive(Debug)]
-pub struct SpanIds(crossbeam_channel::Receiver<Vec<Option<Id>>>);
+pub struct SpanDone {
+    /// The ids of its chunks, in order (`None` for an all-zero chunk: a hole).
+    pub ids: Vec<Option<Id>>,
+    /// The span's buffer, free for the next read.
+    pub buffer: Vec<u8>,
+}
+
+/// A span handed to the workers.
+#[derive(Debug)]
+pub struct SpanIds(crossbeam_channel::Receiver<SpanDone>);
 
 impl SpanIds {
     /// Wait for the worker.
-    pub fn wait(self) -> Result<Vec<Option<Id>>, OpsError> {
+    pub fn wait(self) -> Result<SpanDone, OpsError> {
         self.0
             .recv()
             .map_err(|_| OpsError::Pipeline("the compression workers stopped".into()))
@@ -201,12 +209,13 @@ impl BlobSaver {
 
     /// Hand one read of fixed chunks (`chunks` are ranges of `data`) to a
     /// worker, which hashes them and stores the new ones; the returned
-    /// handle gives their ids. Spans are handled in parallel: a caller that
-    /// keeps a few in flight before waiting for the oldest keeps every core busy.
+    /// handle gives their ids and the buffer back. Spans are handled in
+    /// parallel: a caller that keeps a few in flight before waiting for the
+    /// oldest keeps every core busy.
     pub fn save_span(
         &mut self,
         blob_type: BlobType,
-        data: Bytes,
+        data: Vec<u8>,
         chunks: Vec<Range<usize>>,
     ) -> Result<SpanIds, OpsError> {
         if let Some(bad) = chunks
@@ -373,7 +382,10 @@ fn store_span(
         ids.push(Some(id));
     }
     // A caller that stopped waiting has failed already; its error is the one to report.
-    let _ = span.reply.send(ids);
+    let _ = span.reply.send(SpanDone {
+        ids,
+        buffer: span.data,
+    });
     Ok(sealed)
 }
 
@@ -383,10 +395,13 @@ async fn run_packer(
     progress: Arc<Progress>,
 ) -> Result<PipelineResult, OpsError> {
     let pack_size = repo.config().pack_size as usize;
+    let capacity = pack_size + pack_size / 8;
     let mut result = PipelineResult::default();
-    let mut builder = PackBuilder::new(pack_size + pack_size / 8);
-    let mut uploads: JoinSet<Result<IndexPack, OpsError>> = JoinSet::new();
+    let mut builder = PackBuilder::new(capacity);
+    let mut uploads: JoinSet<Result<Uploaded, OpsError>> = JoinSet::new();
     let mut pending: Vec<IndexPack> = Vec::new();
+    // Buffers of packs already stored, to assemble the next ones in.
+    let mut spare: Vec<Vec<u8>> = Vec::new();
     let mut last_index = std::time::Instant::now();
     while let Some(batch) = rx.recv().await {
         for blob in batch {
@@ -397,11 +412,17 @@ async fn run_packer(
             Progress::add(&progress.bytes_stored, blob.sealed.len() as u64);
             builder.add(&blob)?;
             if builder.len() >= pack_size {
-                let full =
-                    std::mem::replace(&mut builder, PackBuilder::new(pack_size + pack_size / 8));
-                while uploads.len() >= UPLOADS_IN_FLIGHT {
-                    pending.push(join_one(&mut uploads).await?);
+                while let Some(done) = uploads.try_join_next() {
+                    let done = done.map_err(|e| OpsError::Pipeline(e.to_string()))??;
+                    done.collect(&mut pending, &mut spare);
                 }
+                while uploads.len() >= UPLOADS_IN_FLIGHT {
+                    join_one(&mut uploads)
+                        .await?
+                        .collect(&mut pending, &mut spare);
+                }
+                let next = PackBuilder::with_buffer(spare.pop().unwrap_or_default(), capacity);
+                let full = std::mem::replace(&mut builder, next);
                 uploads.spawn(upload_pack(repo.clone(), full));
                 result.packs += 1;
                 let due = last_index.elapsed() >= INDEX_INTERVAL;
@@ -419,7 +440,7 @@ async fn run_packer(
         result.packs += 1;
     }
     while !uploads.is_empty() {
-        pending.push(join_one(&mut uploads).await?);
+        pending.push(join_one(&mut uploads).await?.pack);
     }
     if !pending.is_empty() {
         result.index_files.push(write_index(&repo, pending).await?);
@@ -428,33 +449,55 @@ async fn run_packer(
     Ok(result)
 }
 
-async fn join_one(
-    uploads: &mut JoinSet<Result<IndexPack, OpsError>>,
-) -> Result<IndexPack, OpsError> {
+/// A stored pack, and its buffer when nothing else holds it any more.
+struct Uploaded {
+    pack: IndexPack,
+    buffer: Option<Vec<u8>>,
+}
+
+async fn join_one(uploads: &mut JoinSet<Result<Uploaded, OpsError>>) -> Result<Uploaded, OpsError> {
     match uploads.join_next().await {
         Some(r) => r.map_err(|e| OpsError::Pipeline(e.to_string()))?,
         None => Err(OpsError::Pipeline("no upload in flight".into())),
     }
 }
 
-async fn upload_pack(repo: Repository, builder: PackBuilder) -> Result<IndexPack, OpsError> {
+impl Uploaded {
+    /// The pack waits for the next index file, the buffer (at most two are
+    /// kept) for the next pack.
+    fn collect(self, pending: &mut Vec<IndexPack>, spare: &mut Vec<Vec<u8>>) {
+        pending.push(self.pack);
+        if spare.len() < 2 {
+            spare.extend(self.buffer);
+        }
+    }
+}
+
+async fn upload_pack(repo: Repository, builder: PackBuilder) -> Result<Uploaded, OpsError> {
     let key = repo.key().clone();
     let (id, bytes, blobs) = tokio::task::spawn_blocking(move || builder.finish(&key))
         .await
         .map_err(|e| OpsError::Pipeline(e.to_string()))??;
     let size = bytes.len() as u64;
+    let bytes = Bytes::from(bytes);
     repo.store()
-        .put(
-            &FileKind::Pack.key(&id),
-            Bytes::from(bytes),
-            &repo.put_options(),
-        )
+        .put(&FileKind::Pack.key(&id), bytes.clone(), &repo.put_options())
         .await?;
     tracing::debug!(pack = %id.short(), size, blobs = blobs.len(), "pack uploaded");
-    Ok(IndexPack {
-        id,
-        size,
-        blobs: blobs.iter().map(IndexedBlob::from).collect(),
+    // A store that keeps no reference once the object is stored (the local
+    // directory; not the in-memory one) gives the memory back, emptied
+    // without copying.
+    let buffer = bytes.try_into_mut().ok().map(|mut b| {
+        b.clear();
+        Vec::from(b)
+    });
+    Ok(Uploaded {
+        pack: IndexPack {
+            id,
+            size,
+            blobs: blobs.iter().map(IndexedBlob::from).collect(),
+        },
+        buffer,
     })
 }
 
@@ -502,7 +545,7 @@ mod tests {
                             .map(|i| i * 4096..(i + 1) * 4096)
                             .collect()
                     };
-                    saver.save_span(BlobType::Data, Bytes::from(s.clone()), cuts)
+                    saver.save_span(BlobType::Data, s.clone(), cuts)
                 })
                 .collect::<Result<_, _>>()
                 .unwrap()
@@ -511,7 +554,7 @@ mod tests {
         let a_id = key.blob_id(&a);
         let short_id = key.blob_id(&a[..100]);
         let got: Vec<Vec<Option<Id>>> = tokio::task::block_in_place(|| {
-            handles.into_iter().map(|h| h.wait().unwrap()).collect()
+            handles.into_iter().map(|h| h.wait().unwrap().ids).collect()
         });
         assert_eq!(
             got,
@@ -525,7 +568,7 @@ mod tests {
         let bad = tokio::task::block_in_place(|| {
             saver.save_span(
                 BlobType::Data,
-                Bytes::from_static(b"abc"),
+                b"abc".to_vec(),
                 vec![Range { start: 0, end: 4 }],
             )
         });

@@ -3,8 +3,8 @@
 
 use super::pipeline::{BlobSaver, SpanIds};
 use super::source::{content_len, data_regions, node_from_meta, wants_fixed_chunks};
+use super::span_reader::SpanReader;
 use crate::{OpsError, Progress};
-use bytes::Bytes;
 use lifeboat_repo::{
     BlobType, ChunkRef, ChunkingParams, ContentChunker, FixedChunker, GearTable, Id, Index, Node,
     NodeType, Repository, Tree,
@@ -113,32 +113,21 @@ fn by_name(tree: &Option<Tree>) -> HashMap<OsString, &Node> {
         .collect()
 }
 
-/// Bytes `start..end` of `file`, read into a buffer that is not zeroed first.
-fn read_span(mut file: &File, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
-    let len = end - start;
-    let mut span = Vec::with_capacity(len as usize);
-    file.seek(SeekFrom::Start(start))?;
-    file.take(len).read_to_end(&mut span)?;
-    if (span.len() as u64) < len {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            format!(
-                "file shrank while it was read (wanted bytes {start}..{end}, got {})",
-                span.len()
-            ),
-        ));
-    }
-    Ok(span)
-}
-
 /// The chunks of a span the workers hashed (at `offsets`), in order; holes
-/// are left out.
-fn collect_span(offsets: Vec<u64>, ids: SpanIds, out: &mut Vec<ChunkRef>) -> Result<(), OpsError> {
-    for (offset, id) in offsets.into_iter().zip(ids.wait()?) {
+/// are left out. The span's buffer goes back to `reader`.
+fn collect_span(
+    offsets: Vec<u64>,
+    ids: SpanIds,
+    out: &mut Vec<ChunkRef>,
+    reader: &mut SpanReader,
+) -> Result<(), OpsError> {
+    let done = ids.wait()?;
+    for (offset, id) in offsets.into_iter().zip(done.ids) {
         if let Some(id) = id {
             out.push(ChunkRef { id, offset });
         }
     }
+    reader.recycle(done.buffer);
     Ok(())
 }
 
@@ -309,7 +298,8 @@ impl Walker {
     }
 
     /// Fixed-size chunks of the data regions. Runs of adjacent chunks are
-    /// read together (up to [`READ_SPAN`]) and handed to the workers, which
+    /// read together (up to [`READ_SPAN`], holes zero-filled rather than
+    /// read: [`SpanReader`]) and handed to the workers, which
     /// hash them, skip all-zero chunks (holes) and those the repository
     /// has, and store the rest straight from the read buffer; a few reads
     /// stay in flight, so all cores hash while this thread reads.
@@ -334,6 +324,7 @@ impl Walker {
         }
         let span_max = READ_SPAN.max(self.chunking.fixed_size as usize);
         let mut out = Vec::new();
+        let mut reader = SpanReader::new(file, regions);
         let mut in_flight: VecDeque<(Vec<u64>, SpanIds)> = VecDeque::new();
         let mut i = 0;
         while i < ranges.len() {
@@ -347,28 +338,27 @@ impl Walker {
                 span_end = ranges[j].1;
                 j += 1;
             }
-            let span =
-                read_span(file, span_start, span_end).map_err(|err| OpsError::io(path, err))?;
-            self.stats.bytes_read += span.len() as u64;
-            Progress::add(&self.progress.bytes_read, span.len() as u64);
+            let (span, read) = reader
+                .read(span_start, span_end)
+                .map_err(|err| OpsError::io(path, err))?;
+            self.stats.bytes_read += read;
+            Progress::add(&self.progress.bytes_read, read);
             let offsets = ranges[i..j].iter().map(|&(s, _)| s).collect();
             let chunks = ranges[i..j]
                 .iter()
                 .map(|&(s, e)| (s - span_start) as usize..(e - span_start) as usize)
                 .collect();
-            let ids = self
-                .saver
-                .save_span(BlobType::Data, Bytes::from(span), chunks)?;
+            let ids = self.saver.save_span(BlobType::Data, span, chunks)?;
             in_flight.push_back((offsets, ids));
             if in_flight.len() >= SPANS_IN_FLIGHT {
                 if let Some((offsets, ids)) = in_flight.pop_front() {
-                    collect_span(offsets, ids, &mut out)?;
+                    collect_span(offsets, ids, &mut out, &mut reader)?;
                 }
             }
             i = j;
         }
         while let Some((offsets, ids)) = in_flight.pop_front() {
-            collect_span(offsets, ids, &mut out)?;
+            collect_span(offsets, ids, &mut out, &mut reader)?;
         }
         Ok(out)
     }
