@@ -70,7 +70,7 @@ enum WorkflowCommand {
 pub const EXIT_INCOMPLETE: u8 = 3;
 
 fn main() -> ExitCode {
-    lifeboat_ops::memory::limit_malloc_arenas();
+    lifeboat_ops::memory::tune_malloc();
     let cli = Cli::parse();
     output::init_tracing(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

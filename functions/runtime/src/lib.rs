@@ -21,10 +21,10 @@ impl From<Failure> for Diagnostic {
     }
 }
 
-/// Set up a function's process: the allocator's memory limit (see
+/// Set up a function's process: the allocator's tuning (see
 /// [`lifeboat_ops::memory`]), then JSON logs.
 pub fn init_process() {
-    lifeboat_ops::memory::limit_malloc_arenas();
+    lifeboat_ops::memory::tune_malloc();
     init_tracing();
 }
 
