@@ -9,7 +9,7 @@
 //! Those member snapshots are what the copies read, as for single ones.
 
 use super::claim::{str_at, Claim};
-use super::snapshot::{snapshot_from, snapshots};
+use super::snapshot::{lasting_error, snapshot_from, snapshots};
 use super::{label_value, CsiSnapshot, Wait, MANAGED_LABEL, RUN_LABEL};
 use crate::VolumeError;
 use lifeboat_kube::{api, Cluster, KubeError, ResourceType};
@@ -113,7 +113,7 @@ pub async fn take_group_snapshot(
                 what: what.clone(),
                 message: "it was deleted while Lifeboat waited for it".into(),
             })?;
-        if let Some(msg) = vgs.pointer("/status/error/message").and_then(Value::as_str) {
+        if let Some(msg) = lasting_error(&vgs) {
             return Err(VolumeError::Failed {
                 what,
                 message: msg.to_string(),

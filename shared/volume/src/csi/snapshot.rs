@@ -197,6 +197,28 @@ pub async fn take_snapshot(
 
 /// Wait until VolumeSnapshot `namespace/name` is ready to use, then read its
 /// content.
+/// The snapshot controller's error on a snapshot or group snapshot, if it
+/// is one to give up on. The controller keeps retrying after it records an
+/// error and clears it on success (the VolumeSnapshot API says so); a
+/// write conflict with the API server ("the object has been modified") is
+/// the controller's own race and always retried, so Lifeboat waits through
+/// it instead of failing the volume (seen in CI on a group snapshot).
+pub(crate) fn lasting_error(obj: &Value) -> Option<&str> {
+    let msg = obj
+        .pointer("/status/error/message")
+        .and_then(Value::as_str)?;
+    let conflict = msg.contains("the object has been modified")
+        || msg.contains("Operation cannot be fulfilled");
+    if conflict {
+        tracing::debug!(
+            error = msg,
+            "snapshot controller lost a write race; it retries"
+        );
+        return None;
+    }
+    Some(msg)
+}
+
 pub async fn wait_ready(
     cluster: &Cluster,
     namespace: &str,
@@ -212,7 +234,7 @@ pub async fn wait_ready(
                 what: what.clone(),
                 message: "it was deleted while Lifeboat waited for it".into(),
             })?;
-        if let Some(msg) = vs.pointer("/status/error/message").and_then(Value::as_str) {
+        if let Some(msg) = lasting_error(&vs) {
             return Err(VolumeError::Failed {
                 what,
                 message: msg.to_string(),
@@ -396,6 +418,22 @@ pub(crate) fn label_value(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn write_conflicts_are_waited_through_other_errors_are_not() {
+        let conflict = serde_json::json!({"status": {"error": {"message":
+            "Failed to create group snapshot: error updating status for volume group snapshot content g: snapshot controller failed to update g on API server: Operation cannot be fulfilled on volumegroupsnapshotcontents.groupsnapshot.storage.k8s.io \"g\": the object has been modified; please apply your changes to the latest version and try again"}}});
+        assert_eq!(super::lasting_error(&conflict), None);
+        let lasting = serde_json::json!({"status": {"error": {"message": "volumesnapshotclass \"x\" not found"}}});
+        assert_eq!(
+            super::lasting_error(&lasting),
+            Some("volumesnapshotclass \"x\" not found")
+        );
+        assert_eq!(
+            super::lasting_error(&serde_json::json!({"status": {}})),
+            None
+        );
+    }
+
     use super::*;
 
     fn claim(name: &str) -> Claim {
