@@ -91,15 +91,15 @@ mod mapped {
             let skip = (HUGE_PAGE - base.as_ptr() as usize % HUGE_PAGE) % HUGE_PAGE;
             // SAFETY: skip < HUGE_PAGE and skip + bytes <= len, so the
             // offset stays inside the mapping.
-            let start = unsafe { base.as_ptr().cast::<u8>().add(skip) };
+            let start = unsafe { base.cast::<u8>().add(skip) };
             // SAFETY: start..start+bytes lies inside the mapping. The call
             // is advice only: where huge pages are off it fails or is
             // ignored, and the memory is used with 4 KiB pages.
-            unsafe { libc::madvise(start.cast(), bytes, libc::MADV_HUGEPAGE) };
+            unsafe { libc::madvise(start.as_ptr().cast(), bytes, libc::MADV_HUGEPAGE) };
             Some(Mapping {
                 base,
                 len,
-                blocks: NonNull::new(start.cast())?,
+                blocks: start.cast(),
                 count,
             })
         }

@@ -413,8 +413,7 @@ async fn run_packer(
             builder.add(&blob)?;
             if builder.len() >= pack_size {
                 while let Some(done) = uploads.try_join_next() {
-                    let done = done.map_err(|e| OpsError::Pipeline(e.to_string()))??;
-                    done.collect(&mut pending, &mut spare);
+                    joined(done)?.collect(&mut pending, &mut spare);
                 }
                 while uploads.len() >= UPLOADS_IN_FLIGHT {
                     join_one(&mut uploads)
@@ -457,9 +456,16 @@ struct Uploaded {
 
 async fn join_one(uploads: &mut JoinSet<Result<Uploaded, OpsError>>) -> Result<Uploaded, OpsError> {
     match uploads.join_next().await {
-        Some(r) => r.map_err(|e| OpsError::Pipeline(e.to_string()))?,
+        Some(r) => joined(r),
         None => Err(OpsError::Pipeline("no upload in flight".into())),
     }
+}
+
+/// The outcome of a finished upload task.
+fn joined(
+    r: Result<Result<Uploaded, OpsError>, tokio::task::JoinError>,
+) -> Result<Uploaded, OpsError> {
+    r.map_err(|e| OpsError::Pipeline(e.to_string()))?
 }
 
 impl Uploaded {

@@ -195,8 +195,6 @@ pub async fn take_snapshot(
     wait_ready(cluster, &claim.namespace, &name, wait).await
 }
 
-/// Wait until VolumeSnapshot `namespace/name` is ready to use, then read its
-/// content.
 /// The snapshot controller's error on a snapshot or group snapshot, if it
 /// is one to give up on. The controller keeps retrying after it records an
 /// error and clears it on success (the VolumeSnapshot API says so); a
@@ -219,6 +217,8 @@ pub(crate) fn lasting_error(obj: &Value) -> Option<&str> {
     Some(msg)
 }
 
+/// Wait until VolumeSnapshot `namespace/name` is ready to use, then read its
+/// content.
 pub async fn wait_ready(
     cluster: &Cluster,
     namespace: &str,
@@ -418,23 +418,21 @@ pub(crate) fn label_value(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn write_conflicts_are_waited_through_other_errors_are_not() {
-        let conflict = serde_json::json!({"status": {"error": {"message":
+        let conflict = json!({"status": {"error": {"message":
             "Failed to create group snapshot: error updating status for volume group snapshot content g: snapshot controller failed to update g on API server: Operation cannot be fulfilled on volumegroupsnapshotcontents.groupsnapshot.storage.k8s.io \"g\": the object has been modified; please apply your changes to the latest version and try again"}}});
-        assert_eq!(super::lasting_error(&conflict), None);
-        let lasting = serde_json::json!({"status": {"error": {"message": "volumesnapshotclass \"x\" not found"}}});
+        assert_eq!(lasting_error(&conflict), None);
+        let lasting =
+            json!({"status": {"error": {"message": "volumesnapshotclass \"x\" not found"}}});
         assert_eq!(
-            super::lasting_error(&lasting),
+            lasting_error(&lasting),
             Some("volumesnapshotclass \"x\" not found")
         );
-        assert_eq!(
-            super::lasting_error(&serde_json::json!({"status": {}})),
-            None
-        );
+        assert_eq!(lasting_error(&json!({"status": {}})), None);
     }
-
-    use super::*;
 
     fn claim(name: &str) -> Claim {
         Claim {
