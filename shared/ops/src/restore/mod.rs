@@ -2,6 +2,7 @@
 //! metadata, under a target directory (or onto a block device), and on
 //! request read them back and compare them with the snapshot ([`verify`]).
 
+mod contents;
 #[cfg(test)]
 mod tests;
 mod verify;
@@ -11,8 +12,8 @@ pub use verify::Verification;
 use crate::{OpsError, Progress};
 use lifeboat_repo::{FileKind, Id, Index, Node, NodeType, Repository, Snapshot, Tree};
 use serde::Serialize;
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{FileExt, FileTypeExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use tokio::task::JoinSet;
@@ -216,6 +217,7 @@ pub async fn restore(
     let restored = if opts.verify { files.clone() } else { vec![] };
     let mut set: JoinSet<Result<(u64, Vec<String>), OpsError>> = JoinSet::new();
     let mut pending = files.into_iter();
+    let budget = contents::Budget::new();
     loop {
         while set.len() < FILES_IN_FLIGHT {
             let Some(job) = pending.next() else { break };
@@ -223,6 +225,7 @@ pub async fn restore(
                 repo.clone(),
                 index.clone(),
                 job,
+                budget.clone(),
                 progress.clone(),
             ));
         }
@@ -272,35 +275,31 @@ async fn load_checked_tree(repo: &Repository, index: &Index, id: &Id) -> Result<
 async fn restore_file(
     repo: Repository,
     index: Arc<Index>,
-    job: FileJob,
+    mut job: FileJob,
+    budget: contents::Budget,
     progress: Arc<Progress>,
 ) -> Result<(u64, Vec<String>), OpsError> {
     let path = job.path.clone();
     let size = job.node.size;
     let p = path.clone();
-    let file = tokio::task::spawn_blocking(move || open_target(&p, size))
+    let file = tokio::task::spawn_blocking(move || contents::open_target(&p, size))
         .await
         .map_err(|e| OpsError::Pipeline(e.to_string()))?
         .map_err(|e| OpsError::io(&path, e))?;
-    let file = Arc::new(file);
-    for chunk in &job.node.content {
-        let blob = repo.read_sealed_blob(&index, &chunk.id).await?;
-        let (f, key, p) = (file.clone(), repo.key().clone(), path.clone());
-        let offset = chunk.offset;
-        // Decode and write in one hop to the blocking pool.
-        let n = tokio::task::spawn_blocking(move || {
-            let data = blob.decode(&key)?;
-            f.write_all_at(&data, offset)
-                .map_err(|e| OpsError::io(&p, e))?;
-            Ok::<u64, OpsError>(data.len() as u64)
-        })
-        .await
-        .map_err(|e| OpsError::Pipeline(e.to_string()))??;
-        Progress::add(&progress.bytes_written, n);
-    }
+    contents::write_chunks(
+        &repo,
+        &index,
+        Arc::new(file),
+        &path,
+        std::mem::take(&mut job.node.content),
+        &budget,
+        &progress,
+    )
+    .await?;
     // No fsync per file: an interrupted restore is simply run again, and a
     // flush per file would cost more than the restore itself on many small files.
-    drop(file);
+    // Every write is done (and the file closed) when write_chunks returns, so
+    // the times set below stay.
     let mut warnings = Vec::new();
     let node = job.node;
     let p = path.clone();
@@ -315,29 +314,6 @@ async fn restore_file(
     .await
     .map_err(|e| OpsError::Pipeline(e.to_string()))?;
     Ok((size, warnings))
-}
-
-/// Open the restore target: an existing block device is written in place,
-/// anything else becomes a regular file of the right (sparse) length.
-fn open_target(path: &Path, size: u64) -> std::io::Result<File> {
-    if let Ok(meta) = fs::metadata(path) {
-        if meta.file_type().is_block_device() {
-            return OpenOptions::new().write(true).open(path);
-        }
-        if meta.is_dir() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "a directory is in the way",
-            ));
-        }
-    }
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
-    f.set_len(size)?;
-    Ok(f)
 }
 
 fn make_special(path: &Path, node: &Node) -> Result<(), String> {

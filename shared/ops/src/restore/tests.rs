@@ -4,6 +4,8 @@
 use super::*;
 use crate::backup::{backup, BackupOptions};
 use lifeboat_repo::InitOptions;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 
 async fn repo() -> Repository {
     crate::testing::memory_repo(InitOptions::default()).await
