@@ -3,16 +3,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use std::fs;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use uncached::{read_object, read_range, uncache, UNCACHE_FROM};
+
+mod uncached;
 
 /// Temporary files live here until they are renamed into place, so a crash
 /// leaves only files that are never mistaken for objects.
 const TMP_DIR: &str = ".tmp";
-
-/// Objects (packs) and ranges (data blobs) at least this large leave the page
-/// cache once written or read; see [`uncache`].
-const UNCACHE_FROM: usize = 256 * 1024;
 
 /// A repository in a local directory: the embedded default.
 ///
@@ -100,44 +99,6 @@ fn write_atomically(root: &Path, path: &Path, data: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
-}
-
-/// Drop `len` bytes of a file's pages from `offset` (0: to the end) from the
-/// page cache.
-///
-/// A repository is a backup target, not a working set: a pack is written once,
-/// and read once per restore or check, much later and usually by another
-/// process. Caching its pages only pushes the protected applications' own
-/// data out of memory. Dropping them also hands the same pages to the next
-/// write or read, so a long backup or restore streams through a small set of
-/// pages instead of faulting in fresh memory for every pack; on a virtual
-/// machine that costs more than the copy itself. Written pages are dropped
-/// after the fsync, when they are clean. Only advice: when the kernel
-/// ignores it, nothing but memory use changes.
-fn uncache(f: &fs::File, offset: u64, len: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        let _ = rustix::fs::fadvise(
-            f,
-            offset,
-            std::num::NonZeroU64::new(len),
-            rustix::fs::Advice::DontNeed,
-        );
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (f, offset, len);
-}
-
-/// Read a whole object; a large one does not stay in the page cache.
-fn read_object(path: &Path) -> io::Result<Vec<u8>> {
-    let mut f = fs::File::open(path)?;
-    let size = f.metadata()?.len();
-    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    f.read_to_end(&mut buf)?;
-    if buf.len() >= UNCACHE_FROM {
-        uncache(&f, 0, 0);
-    }
-    Ok(buf)
 }
 
 fn modified(meta: &fs::Metadata) -> Option<DateTime<Utc>> {
@@ -230,12 +191,7 @@ impl ObjectStore for LocalStore {
         let path = self.path(key)?;
         let this = self.clone();
         let key = key.to_string();
-        blocking(move || {
-            read_object(&path)
-                .map(Bytes::from)
-                .map_err(|e| this.not_found_or_io(&key, &path, e))
-        })
-        .await
+        blocking(move || read_object(&path).map_err(|e| this.not_found_or_io(&key, &path, e))).await
     }
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
@@ -243,25 +199,7 @@ impl ObjectStore for LocalStore {
         let this = self.clone();
         let key = key.to_string();
         blocking(move || {
-            let read = || -> io::Result<Vec<u8>> {
-                let mut f = fs::File::open(&path)?;
-                f.seek(SeekFrom::Start(offset))?;
-                let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-                (&mut f).take(len).read_to_end(&mut buf)?;
-                if (buf.len() as u64) < len {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("object is shorter than {offset}+{len} bytes"),
-                    ));
-                }
-                if buf.len() >= UNCACHE_FROM {
-                    uncache(&f, offset, len);
-                }
-                Ok(buf)
-            };
-            read()
-                .map(Bytes::from)
-                .map_err(|e| this.not_found_or_io(&key, &path, e))
+            read_range(&path, offset, len).map_err(|e| this.not_found_or_io(&key, &path, e))
         })
         .await
     }
