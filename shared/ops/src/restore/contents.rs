@@ -2,14 +2,14 @@
 //! their offsets, several at once.
 //!
 //! Chunks of one file are independent (each lands at its own offset), so a
-//! file's next chunks are read while earlier ones are decoded and written.
+//! file's next chunks are read and decoded while earlier ones are written.
 //! On a repository that is not in the page cache, which is where a real
 //! restore reads from, this keeps several reads in flight instead of one
 //! read, then one write, then the next read. A budget shared by every file
 //! bounds the bytes held at once, whatever the chunk sizes.
 
 use crate::{OpsError, Progress};
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, StreamExt};
 use lifeboat_repo::{ChunkRef, Index, Repository};
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{FileExt, FileTypeExt};
@@ -34,6 +34,11 @@ impl Budget {
 }
 
 /// Write `chunks` into `file` (at `path`, named in errors); returns the bytes written.
+///
+/// Reading and decoding run ahead as tasks of their own; the writes into the
+/// file are made one after another, in order: writers of one file only
+/// queue on its inode lock (spinning on it, in the kernel), and in order the
+/// filesystem lays the file out in one piece.
 pub(super) async fn write_chunks(
     repo: &Repository,
     index: &Arc<Index>,
@@ -43,16 +48,10 @@ pub(super) async fn write_chunks(
     budget: &Budget,
     progress: &Progress,
 ) -> Result<u64, OpsError> {
-    let (repo, index, path, budget) = (
-        repo.clone(),
-        index.clone(),
-        path.to_path_buf(),
-        budget.0.clone(),
-    );
-    let jobs = chunks.into_iter().map(move |ChunkRef { id, offset }| {
-        let (repo, index, file) = (repo.clone(), index.clone(), file.clone());
-        let (path, budget) = (path.clone(), budget.clone());
-        async move {
+    let (repo, index, budget) = (repo.clone(), index.clone(), budget.0.clone());
+    let decoded = chunks.into_iter().map(move |ChunkRef { id, offset }| {
+        let (repo, index, budget) = (repo.clone(), index.clone(), budget.clone());
+        tokio::spawn(async move {
             // A chunk the index does not know fails in read_sealed_blob, which names it.
             let cost = index.get(&id).map_or(1, |loc| {
                 (loc.length.div_ceil(1024) + loc.raw_length.div_ceil(1024)).clamp(1, BUDGET_KIB)
@@ -63,27 +62,28 @@ pub(super) async fn write_chunks(
                 .map_err(|e| OpsError::Pipeline(format!("restore budget: {e}")))?;
             let blob = repo.read_sealed_blob(&index, &id).await?;
             let key = repo.key().clone();
-            // Decode and write in one hop to the blocking pool.
-            tokio::task::spawn_blocking(move || {
-                let data = blob.decode(&key)?;
-                file.write_all_at(&data, offset)
-                    .map_err(|e| OpsError::io(&path, e))?;
-                drop(permit);
-                Ok::<u64, OpsError>(data.len() as u64)
-            })
-            .await
-            .map_err(|e| OpsError::Pipeline(e.to_string()))?
-        }
-    });
-    let mut written = 0;
-    stream::iter(jobs)
-        .buffer_unordered(CHUNKS_PER_FILE)
-        .try_for_each(|n| {
-            written += n;
-            Progress::add(&progress.bytes_written, n);
-            std::future::ready(Ok(()))
+            let data = tokio::task::spawn_blocking(move || blob.decode(&key))
+                .await
+                .map_err(|e| OpsError::Pipeline(e.to_string()))??;
+            Ok::<_, OpsError>((offset, data, permit))
         })
-        .await?;
+    });
+    let mut ready = stream::iter(decoded).buffered(CHUNKS_PER_FILE);
+    let mut written = 0;
+    while let Some(next) = ready.next().await {
+        let (offset, data, permit) = next.map_err(|e| OpsError::Pipeline(e.to_string()))??;
+        let (file, path) = (file.clone(), path.to_path_buf());
+        let n = tokio::task::spawn_blocking(move || {
+            file.write_all_at(&data, offset)
+                .map_err(|e| OpsError::io(&path, e))?;
+            drop(permit);
+            Ok::<u64, OpsError>(data.len() as u64)
+        })
+        .await
+        .map_err(|e| OpsError::Pipeline(e.to_string()))??;
+        written += n;
+        Progress::add(&progress.bytes_written, n);
+    }
     Ok(written)
 }
 
