@@ -4,7 +4,7 @@
 mod common;
 use common::{assert_identical, make_data, Env};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn pack_files(repo: &str) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -31,10 +31,19 @@ fn sigkill_at_random_points_never_breaks_the_repository() {
     env.ok(&["repo", "init", "--pack-size-mib", "1"]);
     let data = env.path("data");
     make_data(&data, 48);
+    // Kill points are spread over the time a whole backup of this data takes
+    // on this machine and build, timed into a repository of its own, so
+    // they land inside the backup however fast it is.
+    let timing = Env::new();
+    timing.ok(&["repo", "init", "--pack-size-mib", "1"]);
+    let started = Instant::now();
+    timing.backup(&data);
+    let whole = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let span = (whole * 9 / 10).saturating_sub(20).max(10);
     let mut rng = lifeboat_ops::sample_data::Rng::new(2026);
     let mut killed_midway = 0;
     for round in 0..12 {
-        let delay = Duration::from_millis(20 + rng.below(1500));
+        let delay = Duration::from_millis(20 + rng.below(span));
         let mut child = env
             .cmd(&["volume", "backup", data.to_str().unwrap(), "--no-parent"])
             .stdout(std::process::Stdio::null())
@@ -58,7 +67,7 @@ fn sigkill_at_random_points_never_breaks_the_repository() {
     }
     assert!(
         killed_midway >= 6,
-        "only {killed_midway} backups were killed while running"
+        "only {killed_midway} backups were killed while running (a whole one took {whole} ms)"
     );
     // The next backup succeeds and restores exactly; then prune clears the orphans.
     env.ok(&["repo", "unlock", "--all"]);
