@@ -74,6 +74,25 @@ impl PackBuilder {
         Ok(())
     }
 
+    /// Move every blob of `other` (a pack not yet finished) to the end of
+    /// this one; returns `other`'s buffer for reuse.
+    pub fn absorb(&mut self, other: PackBuilder) -> Result<Vec<u8>, RepoError> {
+        let shift = u32::try_from(self.bytes.len() - PACK_MAGIC.len())
+            .map_err(|_| RepoError::malformed("pack", "larger than 4 GiB"))?;
+        let mut blobs = Vec::with_capacity(other.blobs.len());
+        for b in &other.blobs {
+            let offset = b
+                .offset
+                .checked_add(shift)
+                .ok_or_else(|| RepoError::malformed("pack", "larger than 4 GiB"))?;
+            blobs.push(PackBlob { offset, ..*b });
+        }
+        self.bytes
+            .extend_from_slice(&other.bytes[PACK_MAGIC.len()..]);
+        self.blobs.extend(blobs);
+        Ok(other.bytes)
+    }
+
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
@@ -229,6 +248,33 @@ mod tests {
         assert_eq!(a.len(), b.len());
         assert_eq!(a[..blob.sealed.len() + 8], b[..blob.sealed.len() + 8]);
         assert_eq!(parse_pack(&key, &id, &b).unwrap(), blobs_b);
+    }
+
+    #[test]
+    fn an_absorbed_pack_reads_as_one_built_in_one_go() {
+        let key = MasterKey::generate().unwrap();
+        let items: [&[u8]; 4] = [b"one", b"two two two two", b"three", b""];
+        let blobs: Vec<_> = items
+            .iter()
+            .map(|it| encode_blob(&key, BlobType::Data, key.blob_id(it), it, 3).unwrap())
+            .collect();
+        let (mut first, mut second) = (PackBuilder::new(64), PackBuilder::new(64));
+        for b in &blobs[..2] {
+            first.add(b).unwrap();
+        }
+        for b in &blobs[2..] {
+            second.add(b).unwrap();
+        }
+        first.absorb(second).unwrap();
+        let (id, bytes, merged) = first.finish(&key).unwrap();
+        let (_, _, whole) = build(&key, &items);
+        assert_eq!(merged, whole);
+        assert_eq!(parse_pack(&key, &id, &bytes).unwrap(), whole);
+        for (b, it) in merged.iter().zip(items) {
+            let sealed = &bytes[b.offset as usize..(b.offset + b.length) as usize];
+            let plain = crate::blob::decode_blob(&key, &b.id, b.compression, b.raw_length, sealed);
+            assert_eq!(plain.unwrap(), it);
+        }
     }
 
     #[test]

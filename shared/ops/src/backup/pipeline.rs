@@ -33,6 +33,9 @@ const PACKS_PER_INDEX: usize = 32;
 const INDEX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 /// Uploads in flight at once.
 const UPLOADS_IN_FLIGHT: usize = 3;
+/// A remainder of at most this fraction of the pack size joins the last full
+/// pack at the end of a backup (which may so exceed the pack size by a quarter).
+const TAIL_FRACTION: usize = 4;
 /// New blobs are handed to the workers once this many bytes (or
 /// [`BATCH_BLOBS`] blobs) wait.
 const BATCH_BYTES: usize = 1 << 20;
@@ -398,6 +401,9 @@ async fn run_packer(
     let capacity = pack_size + pack_size / 8;
     let mut result = PipelineResult::default();
     let mut builder = PackBuilder::new(capacity);
+    // The last full pack waits until the next one fills (or the input ends),
+    // so that a small remainder can join it.
+    let mut held: Option<PackBuilder> = None;
     let mut uploads: JoinSet<Result<Uploaded, OpsError>> = JoinSet::new();
     let mut pending: Vec<IndexPack> = Vec::new();
     // Buffers of packs already stored, to assemble the next ones in.
@@ -422,7 +428,10 @@ async fn run_packer(
                 }
                 let next = PackBuilder::with_buffer(spare.pop().unwrap_or_default(), capacity);
                 let full = std::mem::replace(&mut builder, next);
-                uploads.spawn(upload_pack(repo.clone(), full));
+                let Some(ready) = held.replace(full) else {
+                    continue;
+                };
+                uploads.spawn(upload_pack(repo.clone(), ready));
                 result.packs += 1;
                 let due = last_index.elapsed() >= INDEX_INTERVAL;
                 if (due && pending.len() >= PACKS_PER_INDEX) || pending.len() >= 4 * PACKS_PER_INDEX
@@ -434,8 +443,18 @@ async fn run_packer(
             }
         }
     }
-    if !builder.is_empty() {
-        uploads.spawn(upload_pack(repo.clone(), builder));
+    let last = match held {
+        // A small remainder joins the last full pack instead of becoming an
+        // object of its own (one fewer object to store, list and lock).
+        Some(mut full) if !builder.is_empty() && builder.len() <= pack_size / TAIL_FRACTION => {
+            full.absorb(builder)?;
+            vec![full]
+        }
+        Some(full) => vec![full, builder],
+        None => vec![builder],
+    };
+    for pack in last.into_iter().filter(|p| !p.is_empty()) {
+        uploads.spawn(upload_pack(repo.clone(), pack));
         result.packs += 1;
     }
     while !uploads.is_empty() {
@@ -589,5 +608,39 @@ mod tests {
         assert_eq!(index.blob_count(), 3);
         assert_eq!(repo.read_blob(&index, &a_id).await.unwrap(), a);
         assert_eq!(repo.read_blob(&index, &short_id).await.unwrap(), &a[..100]);
+    }
+
+    /// 64 KiB that zstd cannot shrink.
+    fn noise(seed: u64) -> Vec<u8> {
+        let mut rng = crate::sample_data::Rng::new(seed);
+        (0..64 * 1024).map(|_| rng.below(256) as u8).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_remainder_joins_the_last_full_pack() {
+        let mib = 1024 * 1024;
+        // Sixteen 64 KiB blobs fill a 1 MiB pack; then a remainder of two
+        // blobs (an eighth of a pack) or of eight (a half).
+        for (blobs, packs) in [(34, 2), (40, 3), (8, 1)] {
+            let repo = crate::testing::memory_repo(InitOptions {
+                pack_size: mib,
+                ..InitOptions::default()
+            })
+            .await;
+            let (pipeline, mut saver) =
+                BlobPipeline::start(&repo, Arc::new(Index::default()), Arc::default());
+            let ids: Vec<Id> = tokio::task::block_in_place(|| {
+                (0..blobs)
+                    .map(|i| saver.save(BlobType::Data, noise(i)).unwrap())
+                    .collect()
+            });
+            let written = pipeline.finish(saver).await.unwrap();
+            assert_eq!(written.packs, packs, "{blobs} blobs");
+            let index = repo.load_index().await.unwrap();
+            assert_eq!(index.blob_count(), blobs as usize);
+            for (i, id) in ids.iter().enumerate() {
+                assert_eq!(repo.read_blob(&index, id).await.unwrap(), noise(i as u64));
+            }
+        }
     }
 }
