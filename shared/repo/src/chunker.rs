@@ -116,8 +116,7 @@ fn roll(gear: &GearTable, mut h: u64, data: &[u8], mask: u64) -> Result<u64, usi
             (h << 3).wrapping_add(t2),
             (h << 4).wrapping_add(t3),
         ];
-        if hs.iter().any(|x| x & mask == 0) {
-            let k = hs.iter().position(|x| x & mask == 0).unwrap_or(3);
+        if let Some(k) = hs.iter().position(|x| x & mask == 0) {
             return Err(done + k + 1);
         }
         h = hs[3];

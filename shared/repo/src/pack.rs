@@ -75,8 +75,8 @@ impl PackBuilder {
     }
 
     /// Move every blob of `other` (a pack not yet finished) to the end of
-    /// this one; returns `other`'s buffer for reuse.
-    pub fn absorb(&mut self, other: PackBuilder) -> Result<Vec<u8>, RepoError> {
+    /// this one.
+    pub fn absorb(&mut self, other: PackBuilder) -> Result<(), RepoError> {
         let shift = u32::try_from(self.bytes.len() - PACK_MAGIC.len())
             .map_err(|_| RepoError::malformed("pack", "larger than 4 GiB"))?;
         let mut blobs = Vec::with_capacity(other.blobs.len());
@@ -90,7 +90,7 @@ impl PackBuilder {
         self.bytes
             .extend_from_slice(&other.bytes[PACK_MAGIC.len()..]);
         self.blobs.extend(blobs);
-        Ok(other.bytes)
+        Ok(())
     }
 
     pub fn len(&self) -> usize {

@@ -11,14 +11,14 @@
 //! - written ones are dropped from the cache after their fsync, when they are
 //!   clean ([`uncache`]), which also hands the same pages to the next pack;
 //! - read ones are read with `O_DIRECT` straight into the caller's buffer,
-//!   where the filesystem allows it (not tmpfs, for one), and otherwise read
-//!   through the cache and dropped from it afterwards.
+//!   where the filesystem allows it, and otherwise read through the cache
+//!   and dropped from it afterwards.
 //!
 //! Smaller reads (trees, indexes, the chunks of a disk image) go through the
 //! cache and stay there: they are the ones read more than once.
 
 use bytes::Bytes;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -48,69 +48,68 @@ pub(super) fn uncache(f: &File, offset: u64, len: u64) {
 
 /// A whole object.
 pub(super) fn read_object(path: &Path) -> io::Result<Bytes> {
-    let mut f = File::open(path)?;
+    let f = File::open(path)?;
     let size = f.metadata()?.len();
-    if size >= UNCACHE_FROM as u64 {
-        if let Some(bytes) = read_direct(path, 0, size)? {
-            return Ok(bytes);
-        }
-    }
-    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    f.read_to_end(&mut buf)?;
-    if buf.len() >= UNCACHE_FROM {
-        uncache(&f, 0, 0);
-    }
-    Ok(Bytes::from(buf))
+    read_up_to(&f, 0, size)
 }
 
 /// `len` bytes from `offset`; an object shorter than that is an error.
 pub(super) fn read_range(path: &Path, offset: u64, len: u64) -> io::Result<Bytes> {
-    let short = || {
-        io::Error::new(
+    let bytes = read_up_to(&File::open(path)?, offset, len)?;
+    if (bytes.len() as u64) < len {
+        return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             format!("object is shorter than {offset}+{len} bytes"),
-        )
-    };
-    if len >= UNCACHE_FROM as u64 {
-        if let Some(bytes) = read_direct(path, offset, len)? {
-            return if (bytes.len() as u64) < len {
-                Err(short())
-            } else {
-                Ok(bytes)
-            };
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Up to `len` bytes from `offset` (fewer at the end of the file): a large
+/// range directly where the filesystem allows it, else through the cache,
+/// from which a large one is dropped afterwards.
+fn read_up_to(f: &File, offset: u64, len: u64) -> io::Result<Bytes> {
+    let large = len >= UNCACHE_FROM as u64;
+    if large {
+        if let Some(bytes) = read_direct(f, offset, len)? {
+            return Ok(bytes);
         }
     }
-    let mut f = File::open(path)?;
-    f.seek(SeekFrom::Start(offset))?;
+    let mut reader = f;
+    reader.seek(SeekFrom::Start(offset))?;
     let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    (&mut f).take(len).read_to_end(&mut buf)?;
-    if (buf.len() as u64) < len {
-        return Err(short());
-    }
-    if buf.len() >= UNCACHE_FROM {
-        uncache(&f, offset, len);
+    reader.take(len).read_to_end(&mut buf)?;
+    if large {
+        uncache(f, offset, len);
     }
     Ok(Bytes::from(buf))
 }
 
-/// Up to `len` bytes from `offset` (fewer at the end of the file) with
-/// `O_DIRECT`, or `None` where the filesystem does not do direct I/O.
+/// Up to `len` bytes from `offset` with `O_DIRECT`, turned on for this read
+/// on the open file and off again after it, or `None` where the filesystem
+/// does not do direct I/O.
 ///
 /// The read covers the aligned blocks around the range, into a buffer with
 /// room to align its start; the result is a slice of it, not a copy.
 #[cfg(target_os = "linux")]
-fn read_direct(path: &Path, offset: u64, len: u64) -> io::Result<Option<Bytes>> {
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
-    let unsupported = |e: &io::Error| e.raw_os_error() == Some(libc_einval());
-    let f = match fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if unsupported(&e) => return Ok(None),
-        Err(e) => return Err(e),
-    };
+fn read_direct(f: &File, offset: u64, len: u64) -> io::Result<Option<Bytes>> {
+    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+    use rustix::io::Errno;
+    let cached = fcntl_getfl(f)?;
+    match fcntl_setfl(f, cached | OFlags::DIRECT) {
+        Ok(()) => {}
+        Err(Errno::INVAL) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let read = read_aligned(f, offset, len);
+    fcntl_setfl(f, cached)?;
+    read
+}
+
+/// The aligned read of [`read_direct`], on a file already in direct mode.
+#[cfg(target_os = "linux")]
+fn read_aligned(f: &File, offset: u64, len: u64) -> io::Result<Option<Bytes>> {
+    use std::os::unix::fs::FileExt;
     let start = offset / DIRECT_ALIGN * DIRECT_ALIGN;
     let end = offset
         .checked_add(len)
@@ -129,7 +128,12 @@ fn read_direct(path: &Path, offset: u64, len: u64) -> io::Result<Option<Bytes>> 
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // Some filesystems accept the flag and refuse the read.
-            Err(e) if unsupported(&e) && filled == 0 => return Ok(None),
+            Err(e)
+                if filled == 0
+                    && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
+            {
+                return Ok(None)
+            }
             Err(e) => return Err(e),
         }
         // Only the end of the file gives a short read; what follows it is not
@@ -144,19 +148,15 @@ fn read_direct(path: &Path, offset: u64, len: u64) -> io::Result<Option<Bytes>> 
 }
 
 #[cfg(not(target_os = "linux"))]
-fn read_direct(_path: &Path, _offset: u64, _len: u64) -> io::Result<Option<Bytes>> {
+fn read_direct(_f: &File, _offset: u64, _len: u64) -> io::Result<Option<Bytes>> {
     Ok(None)
-}
-
-#[cfg(target_os = "linux")]
-fn libc_einval() -> i32 {
-    rustix::io::Errno::INVAL.raw_os_error()
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::fs;
 
     fn sample(dir: &Path, len: usize) -> (std::path::PathBuf, Vec<u8>) {
         let data: Vec<u8> = (0..len).map(|i| (i * 31 % 253) as u8).collect();
@@ -181,9 +181,15 @@ mod tests {
             let want = &data[off..off + n];
             assert_eq!(read_range(&path, off as u64, n as u64).unwrap(), want);
             // Where the filesystem does direct I/O, the direct read itself.
-            if let Some(got) = read_direct(&path, off as u64, n as u64).unwrap() {
+            let f = File::open(&path).unwrap();
+            if let Some(got) = read_direct(&f, off as u64, n as u64).unwrap() {
                 assert_eq!(got, want, "direct read of {n} bytes at {off}");
             }
+            // The file is back in cached mode afterwards.
+            #[cfg(target_os = "linux")]
+            assert!(!rustix::fs::fcntl_getfl(&f)
+                .unwrap()
+                .contains(rustix::fs::OFlags::DIRECT));
         }
         assert_eq!(read_object(&path).unwrap(), data);
     }
@@ -200,8 +206,9 @@ mod tests {
     }
 
     #[test]
-    fn tmpfs_falls_back_to_the_cache() {
-        // /dev/shm is tmpfs on Linux, which refuses O_DIRECT.
+    fn tmpfs_reads_whole_objects_and_ranges() {
+        // /dev/shm is tmpfs on Linux, which refuses O_DIRECT before Linux 6.6
+        // and accepts it since: either way the reads must work.
         let Ok(dir) = tempfile::tempdir_in("/dev/shm") else {
             return;
         };
