@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use lifeboat_ops::check::{check, CheckOptions, Severity};
 use lifeboat_ops::forget::RetentionPolicy;
 use lifeboat_ops::prune::{prune, PruneOptions};
-use lifeboat_ops::{extend_locks, stats, Progress};
+use lifeboat_ops::{extend_locks, replicate, stats, Progress};
 use lifeboat_repo::{ChunkingParams, Credential, InitOptions, KdfParams, LockPolicy, Repository};
 use lifeboat_store::LockMode;
 use std::path::PathBuf;
@@ -50,6 +50,13 @@ pub enum RepoCommand {
         #[arg(long)]
         new_key_file: Option<PathBuf>,
     },
+    /// Copy what this repository holds and the replica lacks into a second
+    /// repository (another region, cloud or disk), creating it if empty.
+    Replicate {
+        /// The replica: a path, file:///path or s3://bucket/prefix.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +76,11 @@ pub struct InitArgs {
     /// Fixed chunk size for block devices and images, in KiB.
     #[arg(long, default_value_t = 64)]
     fixed_chunk_kib: u32,
+    /// Also write a recovery key file here (created 0600, never overwritten):
+    /// a second, random credential that opens the repository for a
+    /// break-glass restore when the passphrase store is gone. Keep it offline.
+    #[arg(long)]
+    recovery_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +163,7 @@ pub async fn run(g: &GlobalArgs, cmd: RepoCommand) -> Result<u8> {
             Ok(0)
         }
         RepoCommand::Prune(a) => run_prune(g, a).await,
+        RepoCommand::Replicate { to } => run_replicate(g, &to).await,
         RepoCommand::ExtendLocks => {
             let repo = g.open().await?;
             let progress = Arc::new(Progress::default());
@@ -276,9 +289,37 @@ async fn init(g: &GlobalArgs, a: InitArgs) -> Result<u8> {
         kdf: None,
     };
     let location = store.location();
-    let repo = Repository::init(store, &cred, opts)
-        .await
-        .with_context(|| format!("cannot create a repository at {location}"))?;
+    // The recovery key is on disk before the repository exists, so a
+    // repository never holds a key object whose secret was lost.
+    let recovery = match &a.recovery_key_file {
+        Some(path) => Some((path, write_recovery_key(path)?)),
+        None => None,
+    };
+    let created = Repository::init(store, &cred, opts).await;
+    let repo = match created {
+        Ok(repo) => repo,
+        Err(e) => {
+            if let Some((path, _)) = &recovery {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e).with_context(|| format!("cannot create a repository at {location}"));
+        }
+    };
+    let recovery_key = match recovery {
+        Some((path, key)) => {
+            let id = repo
+                .add_key(&key, KdfParams::for_credential(&key)?)
+                .await
+                .with_context(|| {
+                    format!(
+                        "the repository was created but its recovery key was not added ({} is not usable; add one with `lifeboat repo add-key --new-key-file`)",
+                        path.display()
+                    )
+                })?;
+            Some((path, id))
+        }
+        None => None,
+    };
     if g.json {
         print_json(repo.config())?;
     } else {
@@ -286,6 +327,13 @@ async fn init(g: &GlobalArgs, a: InitArgs) -> Result<u8> {
             "created repository {} at {location}",
             repo.config().id.short()
         );
+        if let Some((path, id)) = &recovery_key {
+            println!(
+                "recovery key {} written to {}: keep it offline, apart from the passphrase",
+                id.short(),
+                path.display()
+            );
+        }
         if let Some(p) = repo.config().object_lock {
             println!(
                 "every object is written with {} Object Lock for {} days",
@@ -411,4 +459,57 @@ async fn run_prune(g: &GlobalArgs, a: PruneArgs) -> Result<u8> {
         r.packs_recent
     );
     Ok(0)
+}
+
+async fn run_replicate(g: &GlobalArgs, to: &str) -> Result<u8> {
+    let repo = g.open().await?;
+    let dst = lifeboat_store_s3::open_url(to, None)
+        .await
+        .with_context(|| format!("cannot open the replica {to}"))?;
+    let (replica, initialized) = replicate::open_replica(&repo, dst, &g.credential()?).await?;
+    let progress = Arc::new(Progress::default());
+    let reporter = Reporter::start(progress.clone(), g.json);
+    let r = replicate::replicate(&repo, &replica, progress).await?;
+    drop(reporter);
+    if g.json {
+        print_json(&serde_json::json!({ "initialized": initialized, "report": r }))?;
+    } else {
+        println!(
+            "{}{} pack(s), {} index file(s), {} snapshot(s) copied ({}), {} already present",
+            if initialized { "replica created; " } else { "" },
+            r.packs_copied,
+            r.indexes_copied,
+            r.snapshots_copied,
+            bytes(r.bytes_copied),
+            r.already_present
+        );
+    }
+    Ok(0)
+}
+
+/// Write a fresh recovery key (32 random bytes, as 64 hex digits and a
+/// newline: printable, and the file's bytes are the key) to a new file that
+/// only its owner can read.
+fn write_recovery_key(path: &std::path::Path) -> Result<Credential> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut raw = [0u8; 32];
+    getrandom::getrandom(&mut raw).context("no randomness for the recovery key")?;
+    let mut text: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    text.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "cannot create the recovery key file {} (it must not exist yet)",
+                path.display()
+            )
+        })?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write the recovery key file {}", path.display()))?;
+    Ok(Credential::KeyFile(text.into_bytes()))
 }

@@ -54,3 +54,42 @@ pub fn force_governance_retention(
             .map_err(|e| format!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))
     })
 }
+
+/// Every version of every object in a bucket, as (key, version id), sorted:
+/// two listings that compare equal saw no write, overwrite or delete between them.
+pub fn object_versions(bucket: &str) -> Result<Vec<(String, String)>, String> {
+    block_on(async {
+        let client = client().await;
+        let mut out = Vec::new();
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = client
+                .list_object_versions()
+                .bucket(bucket)
+                .set_key_marker(key_marker.clone())
+                .set_version_id_marker(version_marker.clone())
+                .send()
+                .await
+                .map_err(|e| format!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            for v in page.versions() {
+                out.push((
+                    v.key().unwrap_or_default().to_string(),
+                    v.version_id().unwrap_or_default().to_string(),
+                ));
+            }
+            for m in page.delete_markers() {
+                out.push((
+                    format!("{} (delete marker)", m.key().unwrap_or_default()),
+                    m.version_id().unwrap_or_default().to_string(),
+                ));
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+        }
+        out.sort();
+        Ok(out)
+    })
+}
