@@ -4,6 +4,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use uncached::{read_object, read_range, uncache, UNCACHE_FROM};
 
@@ -12,6 +13,20 @@ mod uncached;
 /// Temporary files live here until they are renamed into place, so a crash
 /// leaves only files that are never mistaken for objects.
 const TMP_DIR: &str = ".tmp";
+
+/// Objects are readable by their owner only: `keys/` holds the wrapped
+/// master key, and the rest is the owner's data (restic and kopia do the same).
+const FILE_MODE: u32 = 0o600;
+/// Directories the store creates, the root included.
+const DIR_MODE: u32 = 0o700;
+
+/// `create_dir_all`, but every directory it creates is `DIR_MODE`.
+fn create_private_dirs(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(path)
+}
 
 /// A repository in a local directory: the embedded default.
 ///
@@ -76,16 +91,20 @@ impl LocalStore {
 
 fn write_atomically(root: &Path, path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp_dir = root.join(TMP_DIR);
-    fs::create_dir_all(&tmp_dir)?;
+    create_private_dirs(&tmp_dir)?;
     let parent = path
         .parent()
         .ok_or_else(|| io::Error::other("object path has no parent"))?;
-    fs::create_dir_all(parent)?;
+    create_private_dirs(parent)?;
     let mut rnd = [0u8; 12];
     getrandom::getrandom(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
     let tmp = tmp_dir.join(hex::encode(rnd));
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         if data.len() >= UNCACHE_FROM {
@@ -159,7 +178,7 @@ impl ObjectStore for LocalStore {
     async fn create(&self) -> Result<(), StoreError> {
         let root = self.root.clone();
         blocking(move || {
-            fs::create_dir_all(&root).map_err(|e| StoreError::io(root.display().to_string(), e))
+            create_private_dirs(&root).map_err(|e| StoreError::io(root.display().to_string(), e))
         })
         .await
     }
@@ -338,6 +357,30 @@ mod tests {
             store.ensure_lock_support().await,
             Err(StoreError::Unsupported { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn objects_are_private_to_their_owner_under_umask_022() {
+        use std::os::unix::fs::PermissionsExt;
+        // The usual umask, which left objects 0644 and directories 0755.
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let store = LocalStore::new(&root);
+        store.create().await.unwrap();
+        for key in ["config", "keys/0123", "data/ab/abc", "locks/42"] {
+            store
+                .put(key, Bytes::from_static(b"x"), &PutOptions::default())
+                .await
+                .unwrap();
+        }
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for key in ["config", "keys/0123", "data/ab/abc", "locks/42"] {
+            assert_eq!(mode(&root.join(key)), 0o600, "{key}");
+        }
+        for d in ["", "keys", "data", "data/ab", "locks", TMP_DIR] {
+            assert_eq!(mode(&root.join(d)), 0o700, "directory {d:?}");
+        }
     }
 
     #[tokio::test]
