@@ -223,6 +223,8 @@ pub async fn failover(g: &GlobalArgs, a: FailoverArgs) -> Result<u8> {
         requested_by: lifeboat_steps::request::RequestedBy::Runbook,
         source_cluster: a.source_cluster.clone(),
         snapshot: Some(a.snapshot.clone()),
+        // Run here with the operator's own credentials; no trigger in between.
+        sender: None,
     };
     let machine = load_machine(&a.definition)?;
     if !g.json {

@@ -330,6 +330,10 @@ pub mod seeds {
                 duration_secs: 1.25,
             },
             cluster: None,
+            repository: Some(lifeboat_repo::RepoFingerprint {
+                config: Id([9; 32]),
+                keys: Id([10; 32]),
+            }),
         }
     }
 
@@ -337,6 +341,7 @@ pub mod seeds {
         let mut minimal = snapshot_value();
         minimal.parent = None;
         minimal.tags.clear();
+        minimal.repository = None;
         vec![json(&snapshot_value()), json(&minimal)]
     }
 

@@ -220,8 +220,13 @@ async fn delete_removes_every_version() -> Result<()> {
     store
         .put("obj", Bytes::from_static(b"one"), &PutOptions::default())
         .await?;
-    store
-        .put("obj", Bytes::from_static(b"two"), &PutOptions::default())
+    // A second version, written behind the store's back (it never overwrites).
+    admin
+        .put_object()
+        .bucket(&bucket)
+        .key("r/obj")
+        .body(Bytes::from_static(b"two").into())
+        .send()
         .await?;
     store
         .put(
@@ -237,6 +242,57 @@ async fn delete_removes_every_version() -> Result<()> {
     ensure!(store.get("obj").await.is_err_and(|e| e.is_not_found()));
     // Only the exact key goes, not every key it is a prefix of.
     assert_eq!(store.get("obj-sibling").await?, "x");
+    Ok(())
+}
+
+/// moto answers a second `If-None-Match: *` create with 412, as S3 does.
+#[tokio::test]
+async fn existing_objects_are_never_overwritten() -> Result<()> {
+    let admin = admin_client().await;
+    let bucket = create_bucket(&admin, "create-new", true).await?;
+    let store = S3Store::connect(&bucket, "repo").await?;
+    let r = retention(LockMode::Compliance, Duration::hours(1));
+    for key in ["config", "keys/k1", "snapshots/s1", "data/ab/abc"] {
+        store
+            .put(key, Bytes::from_static(b"original"), &locked(r))
+            .await?;
+        match store
+            .put(
+                key,
+                Bytes::from_static(b"replacement"),
+                &PutOptions::default(),
+            )
+            .await
+        {
+            Err(StoreError::AlreadyExists { location, key: k }) => {
+                assert_eq!(location, format!("s3://{bucket}/repo"));
+                assert_eq!(k, key);
+            }
+            other => bail!("overwriting {key}: expected AlreadyExists, got {other:?}"),
+        }
+        assert_eq!(store.get(key).await?, "original", "{key}");
+        assert_eq!(
+            version_count(&admin, &bucket, &format!("repo/{key}")).await?,
+            1,
+            "{key} got a second version"
+        );
+    }
+    // Lock records are refreshed in place.
+    store
+        .put(
+            "locks/l1",
+            Bytes::from_static(b"one"),
+            &PutOptions::default(),
+        )
+        .await?;
+    store
+        .put(
+            "locks/l1",
+            Bytes::from_static(b"two"),
+            &PutOptions::default(),
+        )
+        .await?;
+    assert_eq!(store.get("locks/l1").await?, "two");
     Ok(())
 }
 

@@ -78,7 +78,10 @@ pub fn execution_arn(state_machine_arn: &str, name: &str) -> Result<String, AwsE
 ///
 /// When Step Functions refuses because an execution of that name exists
 /// (`ExecutionAlreadyExists`: it has closed, or it was started with another
-/// input), that execution is described and returned with `already_started`.
+/// input), that execution is described: with the same input (as JSON) it is
+/// returned with `already_started`; with another input the name (an
+/// idempotency key) was reused for a different request, and the call fails
+/// with [`AwsError::InvalidInput`] naming the execution.
 /// For a standard workflow, a request with the same name *and input* as a
 /// running execution is answered by Step Functions itself as though it
 /// started it, with the running one's ARN and start date: then
@@ -126,6 +129,12 @@ pub async fn start_execution(
         .send()
         .await
         .map_err(|e| from_sdk(&what, e))?;
+    if !same_input(out.input(), input_json) {
+        return Err(AwsError::InvalidInput(format!(
+            "{what}: an execution of that name (idempotency key) already exists \
+             with a different request; use a new idempotency key for a new request"
+        )));
+    }
     tracing::info!(
         execution = out.execution_arn(),
         status = out.status().as_str(),
@@ -136,6 +145,17 @@ pub async fn start_execution(
         start_date: to_chrono(&what, out.start_date())?,
         already_started: true,
     })
+}
+
+/// Whether an existing execution's input is the request's: equal as JSON, so
+/// that formatting does not matter. An execution whose input is not shown
+/// (DescribeExecution leaves it out above 256 KiB) counts as different.
+fn same_input(existing: Option<&str>, ours: &str) -> bool {
+    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).ok();
+    match (existing.and_then(parse), parse(ours)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn to_chrono(what: &str, t: &aws_sdk_sfn::primitives::DateTime) -> Result<DateTime<Utc>, AwsError> {
@@ -192,6 +212,17 @@ mod tests {
         assert_ne!(execution_name("a-b"), execution_name("a b"));
         let long = "y".repeat(200);
         assert_ne!(execution_name(&long), execution_name(&format!("{long}z")));
+    }
+
+    #[test]
+    fn a_repeated_name_counts_as_the_same_request_only_with_the_same_input() {
+        let ours = r#"{"action":"restore","cluster":"dr","idempotency_key":"k"}"#;
+        let reformatted = r#"{ "cluster": "dr", "idempotency_key": "k", "action": "restore" }"#;
+        assert!(same_input(Some(reformatted), ours));
+        let other =
+            r#"{"action":"restore","cluster":"dr","idempotency_key":"k","snapshot":"ab12"}"#;
+        assert!(!same_input(Some(other), ours));
+        assert!(!same_input(None, ours));
     }
 
     #[test]

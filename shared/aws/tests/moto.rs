@@ -300,16 +300,21 @@ async fn an_execution_name_starts_one_execution() {
         lifeboat_aws::sfn::execution_arn(&sm, &name).unwrap()
     );
 
-    // Same name, other input: Step Functions refuses (ExecutionAlreadyExists)
-    // and the existing execution is returned.
+    // Same name, other input: Step Functions refuses (ExecutionAlreadyExists),
+    // and so does the starter: the key was reused for a different request.
     let other_input =
         r#"{"version":1,"action":"backup","cluster":"shop-prod","tags":{"retry":"1"}}"#;
-    let again = lifeboat_aws::start_execution(&sdk, &sm, &name, other_input)
+    let reused = lifeboat_aws::start_execution(&sdk, &sm, &name, other_input)
         .await
-        .unwrap();
-    assert!(again.already_started);
-    assert_eq!(again.execution_arn, first.execution_arn);
-    assert_eq!(again.start_date, first.start_date);
+        .unwrap_err();
+    assert!(
+        matches!(reused, lifeboat_aws::AwsError::InvalidInput(_)),
+        "{reused:?}"
+    );
+    assert!(
+        reused.to_string().contains("different request") && reused.to_string().contains(&name),
+        "{reused}"
+    );
 
     // Same name and input while it runs: Step Functions (and moto) answer as
     // though they started it, with the same ARN; already_started cannot tell.
@@ -331,6 +336,13 @@ async fn an_execution_name_starts_one_execution() {
         .unwrap();
     assert!(after.already_started);
     assert_eq!(after.execution_arn, first.execution_arn);
+    assert_eq!(after.start_date, first.start_date);
+    // The same request, formatted differently, is still the same request.
+    let reformatted = r#"{ "cluster": "shop-prod", "action": "backup", "version": 1 }"#;
+    let found = lifeboat_aws::start_execution(&sdk, &sm, &name, reformatted)
+        .await
+        .unwrap();
+    assert!(found.already_started);
 }
 
 #[tokio::test]

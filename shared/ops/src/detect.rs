@@ -78,6 +78,7 @@ mod tests {
                 ..Default::default()
             },
             cluster: None,
+            repository: None,
         }
     }
 

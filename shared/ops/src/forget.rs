@@ -111,6 +111,7 @@ mod tests {
                 parent: None,
                 summary: SnapshotSummary::default(),
                 cluster: None,
+                repository: None,
             },
         )
     }

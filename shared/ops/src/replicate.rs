@@ -11,7 +11,7 @@
 
 use crate::{OpsError, Progress};
 use lifeboat_repo::{Credential, FileKind, Repository};
-use lifeboat_store::{ObjectStore, PutOptions, StoreError};
+use lifeboat_store::{put_content_addressed, ObjectStore, PutOptions, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -59,7 +59,9 @@ pub async fn open_replica(
             keys.push(config_key.clone());
             for key in keys {
                 let bytes = src.store().get(&key).await?;
-                dst.put(&key, bytes, &opts).await?;
+                // Keys are content-addressed; a config written meanwhile is
+                // compared with the source's below.
+                put_content_addressed(dst.as_ref(), &key, bytes, &opts).await?;
             }
             true
         }
@@ -155,7 +157,7 @@ async fn copy_all(
             set.spawn(async move {
                 let data = from.get(&key).await?;
                 let n = data.len() as u64;
-                to.put(&key, data, &opts).await?;
+                put_content_addressed(to.as_ref(), &key, data, &opts).await?;
                 Ok::<u64, StoreError>(n)
             });
         }

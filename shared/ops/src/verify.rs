@@ -40,6 +40,10 @@ pub struct Verification {
     /// API objects read back and parsed (cluster snapshots).
     pub objects_decoded: u64,
     pub duration_secs: f64,
+    /// The repository's `config` and key set when verified (absent in
+    /// older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<lifeboat_repo::RepoFingerprint>,
 }
 
 /// Verify snapshot `id` and record the outcome in the repository.
@@ -93,6 +97,7 @@ pub async fn verify_snapshot(
         objects_lock_checked: report.objects_lock_checked,
         objects_decoded,
         duration_secs: started.elapsed().as_secs_f64(),
+        fingerprint: Some(repo.fingerprint().await?),
     };
     progress.set_phase("saving verification");
     let report_id = repo.save_file(FileKind::Report, &verification).await?;

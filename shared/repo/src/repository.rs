@@ -4,7 +4,7 @@ use crate::{
 };
 use bytes::Bytes;
 use chrono::{Duration, Utc};
-use lifeboat_store::{ObjectStore, PutOptions, Retention, StoreError};
+use lifeboat_store::{put_content_addressed, ObjectStore, PutOptions, Retention, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
@@ -161,13 +161,23 @@ impl Repository {
             None => KdfParams::for_credential(cred)?,
         };
         repo.key_id = Some(repo.add_key(cred, kdf).await?);
-        repo.store
+        let written = repo
+            .store
             .put(
                 "config",
                 Bytes::from(repo.config.to_json()?),
                 &repo.put_options(),
             )
-            .await?;
+            .await;
+        match written {
+            // Another init got there first (between the check above and now).
+            Err(e) if e.is_already_exists() => {
+                return Err(RepoError::AlreadyExists {
+                    location: repo.store.location(),
+                })
+            }
+            other => other?,
+        }
         Ok(repo)
     }
 
@@ -227,13 +237,13 @@ impl Repository {
             .map_err(|e| RepoError::malformed("key", e))??;
         let bytes = serde_json::to_vec_pretty(&kf).map_err(|e| RepoError::malformed("key", e))?;
         let id = Id::of_file(&bytes);
-        self.store
-            .put(
-                &FileKind::Key.key(&id),
-                Bytes::from(bytes),
-                &self.put_options(),
-            )
-            .await?;
+        put_content_addressed(
+            self.store.as_ref(),
+            &FileKind::Key.key(&id),
+            Bytes::from(bytes),
+            &self.put_options(),
+        )
+        .await?;
         Ok(id)
     }
 
@@ -316,9 +326,13 @@ impl Repository {
             .map_err(|e| RepoError::malformed(kind.name(), e))?;
         let sealed = self.key.seal(&compressed)?;
         let id = Id::of_file(&sealed);
-        self.store
-            .put(&kind.key(&id), Bytes::from(sealed), &self.put_options())
-            .await?;
+        put_content_addressed(
+            self.store.as_ref(),
+            &kind.key(&id),
+            Bytes::from(sealed),
+            &self.put_options(),
+        )
+        .await?;
         Ok(id)
     }
 

@@ -42,6 +42,10 @@ pub struct Snapshot {
     /// For `cluster` snapshots: where the objects came from and what they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterSource>,
+    /// The repository's `config` and key set when the snapshot was written
+    /// (absent in older snapshots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<crate::RepoFingerprint>,
 }
 
 /// The source of a `cluster` snapshot. Its tree holds

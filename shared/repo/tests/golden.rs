@@ -91,6 +91,7 @@ async fn bless() {
             ..Default::default()
         },
         cluster: None,
+        repository: None,
     };
     repo.save_file(FileKind::Snapshot, &snap).await.unwrap();
     add_four_lane_key(&repo).await;

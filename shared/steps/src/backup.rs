@@ -86,6 +86,7 @@ pub async fn commit(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
     };
     let (id, snapshot) =
         commit_cluster(&repo, exported, plan.tags.clone(), state.started()).await?;
+    crate::fingerprints::after_snapshot(env, &repo, id, &snapshot).await;
     let released = crate::volumes::release_older_snapshots(env, &state, &snapshot).await;
     to_value(&Committed {
         snapshot: id,
@@ -100,8 +101,9 @@ pub async fn commit(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
     })
 }
 
-async fn verify_in(repo: &Repository, id: Id) -> Result<Verified, StepError> {
+async fn verify_in(env: &dyn StepEnv, repo: &Repository, id: Id) -> Result<Verified, StepError> {
     let (v, record) = verify_snapshot(repo, id, progress()).await?;
+    crate::fingerprints::after_verification(env, repo, &v).await;
     if !v.ok {
         let first: Vec<String> = v
             .problems
@@ -148,12 +150,15 @@ fn snapshot_to_verify(state: &State) -> Result<Id, StepError> {
 pub async fn verify(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
     let id = snapshot_to_verify(&state)?;
     let repo = env.repository().await?;
-    to_value(&verify_in(&repo, id).await?)
+    crate::pinned::enforce(env, &repo).await?;
+    to_value(&verify_in(env, &repo, id).await?)
 }
 
 /// Extend Object Lock retention of everything kept snapshots reference.
 pub async fn apply_lock(env: &dyn StepEnv, _state: State) -> Result<Value, StepError> {
     let repo = env.repository().await?;
+    // A config that says less than the pinned policy fails here, with an alert.
+    crate::pinned::enforce(env, &repo).await?;
     if repo.config().object_lock.is_none() {
         return to_value(&Locked {
             locked: false,
@@ -196,5 +201,6 @@ pub async fn verify_replica(env: &dyn StepEnv, state: State) -> Result<Value, St
     let store = env.replica_store().await?;
     let cred = env.credential().await?;
     let replica = Repository::open(store, &cred).await?;
-    to_value(&verify_in(&replica, id).await?)
+    crate::pinned::enforce(env, &replica).await?;
+    to_value(&verify_in(env, &replica, id).await?)
 }

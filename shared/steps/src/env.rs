@@ -25,6 +25,10 @@ pub trait StepEnv: Send + Sync {
     /// The repository's credential (the replica shares it).
     async fn credential(&self) -> Result<Credential, StepError>;
     async fn fleet(&self) -> Result<Fleet, StepError>;
+    /// The Object Lock policy the repository must have at least, pinned
+    /// outside the bucket (`LIFEBOAT_EXPECTED_LOCK`, else the fleet file's
+    /// `object_lock`); `None` when neither pins one.
+    async fn expected_lock(&self) -> Result<Option<lifeboat_repo::LockPolicy>, StepError>;
     async fn cluster(&self, name: &str, access: &ClusterAccess) -> Result<Cluster, StepError>;
     /// Send `body` to the SQS queue `queue_url`.
     async fn send(&self, queue_url: &str, body: &str) -> Result<(), StepError>;
@@ -73,6 +77,8 @@ pub struct Settings {
     pub password_secret: Option<String>,
     /// `LIFEBOAT_ALERT_TOPIC`: the SNS topic ARN that receives alerts.
     pub alert_topic: Option<String>,
+    /// `LIFEBOAT_EXPECTED_LOCK`: the pinned lock policy, `mode:days`.
+    pub expected_lock: Option<String>,
 }
 
 impl Settings {
@@ -86,6 +92,7 @@ impl Settings {
             fleet: var("LIFEBOAT_FLEET"),
             password_secret: var("LIFEBOAT_PASSWORD_SECRET"),
             alert_topic: var("LIFEBOAT_ALERT_TOPIC"),
+            expected_lock: var("LIFEBOAT_EXPECTED_LOCK"),
         }
     }
 }
@@ -193,6 +200,16 @@ impl StepEnv for Environment {
             })?
         };
         Fleet::parse(&text, loc)
+    }
+
+    async fn expected_lock(&self) -> Result<Option<lifeboat_repo::LockPolicy>, StepError> {
+        if let Some(text) = &self.settings.expected_lock {
+            return crate::pinned::parse_expected(text).map(Some);
+        }
+        if self.settings.fleet.is_none() {
+            return Ok(None);
+        }
+        Ok(self.fleet().await?.object_lock)
     }
 
     async fn cluster(&self, name: &str, access: &ClusterAccess) -> Result<Cluster, StepError> {

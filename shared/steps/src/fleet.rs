@@ -45,6 +45,50 @@ pub struct FleetCluster {
     /// next EBS incremental; 0 keeps none, and EBS copies are then full).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_snapshots_kept: Option<u32>,
+    /// Who may restore into this cluster, and from which clusters'
+    /// snapshots. Empty (the default): nobody; every restore request for
+    /// this cluster is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_from: Vec<RestoreGrant>,
+}
+
+/// One grant of a cluster's `restore_from`: these requesters may restore
+/// snapshots of these source clusters into it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreGrant {
+    /// Who is asking, as the trigger authenticates it: an SQS message's
+    /// `SenderId` (an IAM user's unique id `AIDA…`; a role session's
+    /// `AROA…:<session name>`; `AROA…:*` for any session of the role), or
+    /// `invoke` for a direct invocation of the trigger function, which IAM
+    /// (`lambda:InvokeFunction`) authorizes.
+    pub requesters: Vec<String>,
+    /// Clusters (names in this file) whose snapshots they may restore here.
+    pub sources: Vec<String>,
+}
+
+/// The requester name of a direct invocation of the trigger function.
+pub const INVOKE_REQUESTER: &str = "invoke";
+
+/// Whether `pattern` from a grant names `requester`: equal, or `AROA…:*`
+/// for any session of that role.
+fn requester_matches(pattern: &str, requester: &str) -> bool {
+    match pattern.strip_suffix(":*") {
+        Some(role) if !role.is_empty() => requester
+            .strip_prefix(role)
+            .is_some_and(|rest| rest.starts_with(':') && rest.len() > 1),
+        _ => pattern == requester,
+    }
+}
+
+impl FleetCluster {
+    /// Whether `requester` may restore snapshots of `source` into this cluster.
+    pub fn may_restore(&self, requester: &str, source: &str) -> bool {
+        self.restore_from.iter().any(|g| {
+            g.sources.iter().any(|s| s == source)
+                && g.requesters.iter().any(|p| requester_matches(p, requester))
+        })
+    }
 }
 
 /// One region's repository.
@@ -62,9 +106,30 @@ pub struct Fleet {
     pub clusters: BTreeMap<String, FleetCluster>,
     #[serde(default)]
     pub regions: BTreeMap<String, FleetRegion>,
+    /// The Object Lock policy every repository must have (its `config` must
+    /// say at least this): pinned here, outside the bucket, so that a
+    /// replaced `config` cannot turn locking off unnoticed.
+    /// `LIFEBOAT_EXPECTED_LOCK` (`compliance:30`) takes precedence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<lifeboat_repo::LockPolicy>,
+    /// The SQS queue URLs a request's `reply_to` may name. Empty: no
+    /// request may ask for a reply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reply_queues: Vec<String>,
 }
 
 impl Fleet {
+    /// A fleet file with nothing in it: no clusters, no grants, no reply queues.
+    pub fn empty() -> Fleet {
+        Fleet {
+            version: 1,
+            clusters: BTreeMap::new(),
+            regions: BTreeMap::new(),
+            object_lock: None,
+            reply_queues: Vec::new(),
+        }
+    }
+
     /// Parse a fleet file; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Fleet, StepError> {
         let fleet: Fleet = serde_json::from_str(text)
@@ -109,6 +174,32 @@ impl Fleet {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn restore_grants_name_requesters_and_source_clusters() {
+        let f = Fleet::parse(
+            r#"{"version":1,"clusters":{
+                "dr":{"access":{"eks":{"name":"dr"}},"restore_from":[
+                  {"requesters":["AROAEXAMPLEROLE:*","AIDAEXAMPLEUSER"],"sources":["prod"]},
+                  {"requesters":["invoke"],"sources":["prod","dr"]}]},
+                "prod":{"access":{"eks":{"name":"prod"}}}}}"#,
+            "test",
+        )
+        .unwrap();
+        let dr = f.cluster("dr").unwrap();
+        assert!(dr.may_restore("AROAEXAMPLEROLE:runbook-7", "prod"));
+        assert!(dr.may_restore("AIDAEXAMPLEUSER", "prod"));
+        assert!(dr.may_restore("invoke", "dr"));
+        // The right requester, the wrong source.
+        assert!(!dr.may_restore("AIDAEXAMPLEUSER", "dr"));
+        // Another role, a role id without a session, a prefix of the role id.
+        assert!(!dr.may_restore("AROAOTHERROLE:runbook", "prod"));
+        assert!(!dr.may_restore("AROAEXAMPLEROLE", "prod"));
+        assert!(!dr.may_restore("AROAEXAMPLEROLE:", "prod"));
+        assert!(!dr.may_restore("AROAEXAMPLE:x", "prod"));
+        // No grants: nobody.
+        assert!(!f.cluster("prod").unwrap().may_restore("invoke", "prod"));
+    }
 
     #[test]
     fn every_kind_of_access_parses_and_unknown_names_are_listed() {

@@ -10,15 +10,20 @@
 //! definitions' Retry and Catch match.
 
 mod alerts;
+pub mod authorize;
 mod backup;
 mod dispatch;
 pub mod env;
 mod error;
+pub mod fingerprints;
 pub mod fleet;
+pub mod pinned;
 mod report;
 pub mod request;
 mod restore;
 pub mod state;
+#[cfg(test)]
+mod test_env;
 pub mod trigger;
 pub mod volumes;
 

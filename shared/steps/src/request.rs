@@ -67,6 +67,11 @@ pub struct Request {
     /// A snapshot id, unique prefix or `latest` (restore, verify).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// Who sent the request, as the trigger authenticated it (an SQS
+    /// `SenderId`, `invoke`, `schedule`). Set by the trigger only: it is not
+    /// one of [`FIELDS`], so a message that carries it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
 }
 
 /// Every field of a request, with its JSON type, whether it is required, and

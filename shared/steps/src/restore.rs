@@ -62,6 +62,9 @@ pub async fn resolve(env: &dyn StepEnv, state: State) -> Result<Value, StepError
             snapshot.kind
         )));
     }
+    // An explicit id must be a snapshot of the source cluster: the request
+    // was authorized for that source only.
+    check_source(&id, &snapshot, source)?;
     let rpo = (state.started() - snapshot.time).num_milliseconds() as f64 / 1000.0;
     to_value(&Resolved {
         snapshot: id,
@@ -73,6 +76,21 @@ pub async fn resolve(env: &dyn StepEnv, state: State) -> Result<Value, StepError
         verified,
         rpo_secs: rpo.max(0.0),
     })
+}
+
+/// Refuse a snapshot taken of another cluster than `source`.
+fn check_source(id: &Id, snapshot: &Snapshot, source: &str) -> Result<(), StepError> {
+    if snapshot.hostname == source {
+        return Ok(());
+    }
+    Err(StepError::new(
+        crate::ErrorKind::PermissionDenied,
+        format!(
+            "field `snapshot`: {} is a snapshot of cluster {:?}, not of the source cluster {source:?}",
+            id.short(),
+            snapshot.hostname
+        ),
+    ))
 }
 
 /// The newest cluster snapshot of `cluster`.
@@ -242,4 +260,36 @@ pub async fn check_readiness(env: &dyn StepEnv, state: State) -> Result<Value, S
         )));
     }
     to_value(&report)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn snapshot_of(hostname: &str) -> Snapshot {
+        Snapshot {
+            version: 1,
+            kind: "cluster".into(),
+            time: chrono::Utc::now(),
+            hostname: hostname.into(),
+            paths: Vec::new(),
+            tags: Default::default(),
+            tree: Id::of_file(b"tree"),
+            parent: None,
+            summary: Default::default(),
+            cluster: None,
+            repository: None,
+        }
+    }
+
+    #[test]
+    fn an_explicit_snapshot_of_another_cluster_is_refused() {
+        let id = Id::of_file(b"snap");
+        check_source(&id, &snapshot_of("prod"), "prod").unwrap();
+        let err = check_source(&id, &snapshot_of("payments"), "prod").unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::PermissionDenied);
+        assert!(err.message.contains("\"payments\""), "{}", err.message);
+        assert!(err.message.contains("\"prod\""), "{}", err.message);
+    }
 }

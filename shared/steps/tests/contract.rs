@@ -174,6 +174,28 @@ fn every_step_event_is_a_state_its_step_accepts() {
 
 struct Recorder;
 
+/// Grants what the sample events ask for; a refusal fails the test.
+struct SampleGate;
+
+#[async_trait]
+impl lifeboat_steps::authorize::Gate for SampleGate {
+    async fn fleet(&self) -> Result<lifeboat_steps::Fleet, StepError> {
+        lifeboat_steps::Fleet::parse(
+            r#"{"version":1,"clusters":{
+                "shop-prod":{"access":{"eks":{"name":"shop-prod"}}},
+                "shop-dr":{"access":{"eks":{"name":"shop-dr"}},"restore_from":[
+                  {"requesters":["invoke"],"sources":["shop-prod"]}]},
+                "shop-preview-42":{"access":{"eks":{"name":"shop-preview-42"}},"restore_from":[
+                  {"requesters":["AROAEXAMPLEROLEID:*"],"sources":["shop-prod"]}]}},
+              "reply_queues":["https://sqs.us-east-1.amazonaws.com/123456789012/ci-results"]}"#,
+            "sample",
+        )
+    }
+    async fn refuse(&self, r: &lifeboat_steps::authorize::Refused) -> Result<(), StepError> {
+        panic!("sample event refused: {r:?}")
+    }
+}
+
 #[async_trait]
 impl Starter for Recorder {
     async fn start(&self, machine: Machine, name: &str, _: &Value) -> Result<Started, StepError> {
@@ -194,7 +216,9 @@ async fn every_trigger_event_is_handled_and_only_invalid_messages_fail() {
         ("events/trigger/schedule.eventbridge.json", 0, "Backup"),
         ("events/trigger/failover.json", 0, "Restore"),
     ] {
-        let (resp, outcomes) = handle_event(&Recorder, &json(file)).await.unwrap();
+        let (resp, outcomes) = handle_event(&Recorder, &SampleGate, &json(file), "sample-request")
+            .await
+            .unwrap();
         assert_eq!(
             resp.batch_item_failures.len(),
             failures,

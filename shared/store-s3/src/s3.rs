@@ -32,6 +32,7 @@ const BUCKET_KEY: &str = "(bucket)";
 /// A repository in an S3 bucket (or any S3-compatible store), under a key prefix.
 ///
 /// Every object is written with a single PutObject carrying a CRC32C checksum,
+/// `If-None-Match: *` (so an existing key is never replaced; `locks/` excepted),
 /// and with Object Lock retention when asked. Deleting removes every version of a
 /// key, because Object Lock buckets are versioned and a plain DeleteObject would
 /// only hide the data behind a delete marker.
@@ -278,6 +279,11 @@ impl ObjectStore for S3Store {
             // Object Lock requires an integrity header; it also protects every pack.
             .checksum_algorithm(ChecksumAlgorithm::Crc32C)
             .body(ByteStream::from(data));
+        // Objects are created, never replaced: S3 answers 412 when the key exists.
+        // The bucket policy denies a PutObject without this header outside locks/.
+        if !lifeboat_store::may_overwrite(key) {
+            req = req.if_none_match("*");
+        }
         if let Some(r) = opts.retention {
             req = req
                 .object_lock_mode(object_lock_mode(r.mode))

@@ -18,6 +18,10 @@ pub enum StoreError {
         key: String,
         detail: String,
     },
+    /// A write would replace an existing object. Objects are created once and
+    /// never overwritten (only `locks/` may be; see [`crate::may_overwrite`]).
+    #[error("object {key} already exists in {location}; objects are never overwritten")]
+    AlreadyExists { location: String, key: String },
     /// The store itself (directory, bucket) does not exist.
     #[error("repository store {location} does not exist")]
     StoreMissing { location: String },
@@ -66,6 +70,11 @@ impl StoreError {
     /// Whether this is a "no such object" error.
     pub fn is_not_found(&self) -> bool {
         matches!(self, StoreError::NotFound { .. })
+    }
+
+    /// Whether a write was refused because the object already exists.
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, StoreError::AlreadyExists { .. })
     }
 
     pub(crate) fn io(path: impl Into<String>, source: io::Error) -> Self {

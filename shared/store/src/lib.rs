@@ -20,5 +20,7 @@ pub use error::StoreError;
 pub use local::LocalStore;
 pub use memory::MemoryStore;
 pub use retention::{LockMode, Retention};
-pub use traits::{ObjectInfo, ObjectStore, PutOptions};
+pub use traits::{
+    may_overwrite, put_content_addressed, ObjectInfo, ObjectStore, PutOptions, MUTABLE_PREFIX,
+};
 pub use url::StoreUrl;

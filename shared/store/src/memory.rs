@@ -101,6 +101,12 @@ impl ObjectStore for MemoryStore {
         }
         let mut objects = self.objects();
         if let Some(existing) = objects.get(key) {
+            if !crate::may_overwrite(key) {
+                return Err(StoreError::AlreadyExists {
+                    location: "memory".into(),
+                    key: key.to_string(),
+                });
+            }
             if let Some(r) = existing.retention.filter(|r| r.is_active(Utc::now())) {
                 return Err(StoreError::Locked {
                     location: "memory".into(),
@@ -243,6 +249,35 @@ mod tests {
         assert_eq!(store.head("a").await.unwrap().retention, Some(longer));
         store.force_retention("a", None);
         store.delete("a").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn existing_objects_are_never_overwritten_but_locks_are() {
+        let store = MemoryStore::new();
+        let opts = PutOptions::default();
+        store
+            .put("config", Bytes::from_static(b"one"), &opts)
+            .await
+            .unwrap();
+        let err = store
+            .put("config", Bytes::from_static(b"two"), &opts)
+            .await
+            .unwrap_err();
+        assert!(err.is_already_exists(), "{err}");
+        assert_eq!(store.get("config").await.unwrap(), "one");
+        // A content-addressed write of an object already there is done.
+        crate::put_content_addressed(&store, "config", Bytes::from_static(b"one"), &opts)
+            .await
+            .unwrap();
+        store
+            .put("locks/a", Bytes::from_static(b"1"), &opts)
+            .await
+            .unwrap();
+        store
+            .put("locks/a", Bytes::from_static(b"2"), &opts)
+            .await
+            .unwrap();
+        assert_eq!(store.get("locks/a").await.unwrap(), "2");
     }
 
     #[tokio::test]

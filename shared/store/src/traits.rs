@@ -4,6 +4,38 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use std::fmt::Debug;
 
+/// The only prefix whose objects may be replaced by a write: lock records are
+/// refreshed in place. The bucket policy in `infra/template.yaml` makes the same
+/// exception.
+pub const MUTABLE_PREFIX: &str = "locks/";
+
+/// Whether a write to `key` may replace an existing object.
+pub fn may_overwrite(key: &str) -> bool {
+    key.starts_with(MUTABLE_PREFIX)
+}
+
+/// Write `data` as a content-addressed object (one whose key names its content
+/// hash): an object already stored under the key holds the same bytes, so
+/// [`StoreError::AlreadyExists`] means the write is already done (a retry, a
+/// concurrent writer of the same object).
+pub async fn put_content_addressed(
+    store: &dyn ObjectStore,
+    key: &str,
+    data: Bytes,
+    opts: &PutOptions,
+) -> Result<(), StoreError> {
+    match store.put(key, data, opts).await {
+        Err(e) if e.is_already_exists() => {
+            tracing::debug!(
+                key,
+                "object already stored (content-addressed); not rewritten"
+            );
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 /// Options for writing one object.
 #[derive(Debug, Clone, Default)]
 pub struct PutOptions {
@@ -42,7 +74,10 @@ pub trait ObjectStore: Send + Sync + Debug {
     /// Check that the backend can enforce Object Lock, or explain why not.
     async fn ensure_lock_support(&self) -> Result<(), StoreError>;
 
-    /// Write an object atomically. Overwriting an existing key replaces it.
+    /// Create an object atomically. Objects are immutable: when `key` already
+    /// exists the write fails with [`StoreError::AlreadyExists`] and the stored
+    /// object is left as it was, except for keys under [`MUTABLE_PREFIX`]
+    /// (`locks/`), which are replaced.
     async fn put(&self, key: &str, data: Bytes, opts: &PutOptions) -> Result<(), StoreError>;
 
     /// Read a whole object.

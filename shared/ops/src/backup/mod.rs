@@ -185,6 +185,7 @@ pub async fn backup(
             duration_secs: started.elapsed().as_secs_f64(),
         },
         cluster: None,
+        repository: Some(repo.fingerprint().await?),
     };
     let snapshot_id = repo.save_file(FileKind::Snapshot, &snapshot).await?;
     lock.release().await?;

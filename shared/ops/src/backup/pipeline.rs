@@ -505,9 +505,13 @@ async fn upload_pack(repo: Repository, builder: PackBuilder) -> Result<Uploaded,
         .map_err(|e| OpsError::Pipeline(e.to_string()))??;
     let size = bytes.len() as u64;
     let bytes = Bytes::from(bytes);
-    repo.store()
-        .put(&FileKind::Pack.key(&id), bytes.clone(), &repo.put_options())
-        .await?;
+    lifeboat_store::put_content_addressed(
+        repo.store().as_ref(),
+        &FileKind::Pack.key(&id),
+        bytes.clone(),
+        &repo.put_options(),
+    )
+    .await?;
     tracing::debug!(pack = %id.short(), size, blobs = blobs.len(), "pack uploaded");
     // A store that keeps no reference once the object is stored (the local
     // directory; not the in-memory one) gives the memory back, emptied

@@ -178,6 +178,7 @@ async fn save_snapshot(
         parent: None,
         summary: exported.summary.clone(),
         cluster: Some(exported.cluster.clone()),
+        repository: Some(repo.fingerprint().await?),
     };
     let id = repo.save_file(FileKind::Snapshot, &snapshot).await?;
     tracing::info!(snapshot = %id.short(), objects = snapshot.summary.files, new = snapshot.summary.bytes_new, "cluster snapshot saved");

@@ -57,6 +57,9 @@ impl Failure {
         let detail = self.detail();
         if code == "NoSuchBucket" {
             StoreError::StoreMissing { location }
+        } else if code == "PreconditionFailed" || self.status == Some(412) {
+            // Only conditional writes (If-None-Match: *) send a precondition.
+            StoreError::AlreadyExists { location, key }
         } else if matches!(code, "NoSuchKey" | "NotFound" | "NoSuchVersion")
             || self.status == Some(404)
         {
@@ -94,6 +97,7 @@ impl Failure {
                     | "ServiceUnavailable"
                     | "RequestLimitExceeded"
                     | "TooManyRequestsException"
+                    | "ConditionalRequestConflict"
             )
         {
             StoreError::Transient {

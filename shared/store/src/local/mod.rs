@@ -70,6 +70,11 @@ impl LocalStore {
                 location: self.location(),
                 key: key.to_string(),
             }
+        } else if e.kind() == io::ErrorKind::AlreadyExists {
+            StoreError::AlreadyExists {
+                location: self.location(),
+                key: key.to_string(),
+            }
         } else if e.kind() == io::ErrorKind::PermissionDenied {
             StoreError::AccessDenied {
                 location: self.location(),
@@ -89,7 +94,27 @@ impl LocalStore {
     }
 }
 
-fn write_atomically(root: &Path, path: &Path, data: &[u8]) -> io::Result<()> {
+/// Move the finished temporary file to its final name. An object outside
+/// [`crate::MUTABLE_PREFIX`] is created, never replaced: `renameat2` with
+/// `RENAME_NOREPLACE` (or, where the filesystem lacks it, a hard link) fails
+/// with `AlreadyExists` when the name is taken.
+fn publish(tmp: &Path, path: &Path, overwrite: bool) -> io::Result<()> {
+    if overwrite {
+        return fs::rename(tmp, path);
+    }
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    use rustix::io::Errno;
+    match renameat_with(CWD, tmp, CWD, path, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(e) if e == Errno::INVAL || e == Errno::NOSYS || e == Errno::NOTSUP => {
+            fs::hard_link(tmp, path)?;
+            fs::remove_file(tmp)
+        }
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+fn write_atomically(root: &Path, path: &Path, data: &[u8], overwrite: bool) -> io::Result<()> {
     let tmp_dir = root.join(TMP_DIR);
     create_private_dirs(&tmp_dir)?;
     let parent = path
@@ -111,7 +136,7 @@ fn write_atomically(root: &Path, path: &Path, data: &[u8]) -> io::Result<()> {
             uncache(&f, 0, 0);
         }
         drop(f);
-        fs::rename(&tmp, path)?;
+        publish(&tmp, path, overwrite)?;
         fs::File::open(parent)?.sync_all()
     })();
     if result.is_err() {
@@ -200,8 +225,10 @@ impl ObjectStore for LocalStore {
         let root = self.root.clone();
         let this = self.clone();
         let key = key.to_string();
+        let overwrite = crate::may_overwrite(&key);
         blocking(move || {
-            write_atomically(&root, &path, &data).map_err(|e| this.not_found_or_io(&key, &path, e))
+            write_atomically(&root, &path, &data, overwrite)
+                .map_err(|e| this.not_found_or_io(&key, &path, e))
         })
         .await
     }
@@ -345,6 +372,39 @@ mod tests {
         store.delete("data/ab/abc").await.unwrap();
         assert!(store.get("data/ab/abc").await.unwrap_err().is_not_found());
         store.delete("data/ab/abc").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn existing_objects_are_never_overwritten_but_locks_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("repo"));
+        store.create().await.unwrap();
+        let opts = PutOptions::default();
+        store
+            .put("config", Bytes::from_static(b"one"), &opts)
+            .await
+            .unwrap();
+        let err = store
+            .put("config", Bytes::from_static(b"two"), &opts)
+            .await
+            .unwrap_err();
+        assert!(err.is_already_exists(), "{err}");
+        assert!(err.to_string().contains("config"), "{err}");
+        assert_eq!(store.get("config").await.unwrap(), "one");
+        // The refused write leaves no temporary file behind.
+        assert_eq!(
+            fs::read_dir(dir.path().join("repo/.tmp")).unwrap().count(),
+            0
+        );
+        store
+            .put("locks/l1", Bytes::from_static(b"one"), &opts)
+            .await
+            .unwrap();
+        store
+            .put("locks/l1", Bytes::from_static(b"two"), &opts)
+            .await
+            .unwrap();
+        assert_eq!(store.get("locks/l1").await.unwrap(), "two");
     }
 
     #[tokio::test]
