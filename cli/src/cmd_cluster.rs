@@ -11,6 +11,7 @@ use lifeboat_kube::restore::order::Stage;
 use lifeboat_kube::restore::{ApplyOptions, Existing, Outcome};
 use lifeboat_kube::{Cluster, ClusterResources, Scope};
 use lifeboat_ops::cluster::{backup_cluster, restore_cluster, ClusterBackupOptions, RestoreReport};
+use lifeboat_ops::series::Series;
 use lifeboat_ops::Progress;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -80,6 +81,7 @@ pub async fn backup(g: &GlobalArgs, a: BackupArgs) -> Result<u8> {
         },
         tags: a.tags.into_iter().collect(),
         cluster_name: a.cluster_name,
+        full: None,
     };
     let out = backup_cluster(&repo, &cluster, opts, progress).await?;
     drop(reporter);
@@ -116,7 +118,8 @@ pub async fn backup(g: &GlobalArgs, a: BackupArgs) -> Result<u8> {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// The snapshot: id, unique id prefix, or `latest` (the newest cluster snapshot).
+    /// The snapshot: id, unique id prefix, or `latest` (the newest full-scope
+    /// cluster snapshot: one taken without namespace, resource or label filters).
     pub snapshot: String,
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -150,6 +153,13 @@ pub struct RestoreArgs {
     /// Objects created at once.
     #[arg(long, default_value_t = 16)]
     pub parallelism: usize,
+    /// Re-create PersistentVolumes whose data is not restored as they were,
+    /// pointing at the source's storage (its disk, NFS export, ...), with
+    /// reclaim policy Retain. Without it they are left out and their claims
+    /// provisioned anew, empty: the target never writes or deletes the
+    /// source's disks.
+    #[arg(long)]
+    pub reattach_volumes: bool,
 }
 
 /// Exit code of a restore that ran but could not restore every object.
@@ -158,12 +168,18 @@ pub const EXIT_OBJECTS_FAILED: u8 = 4;
 pub async fn restore(g: &GlobalArgs, a: RestoreArgs) -> Result<u8> {
     let repo = g.open().await?;
     let (id, snap) = if a.snapshot == "latest" {
+        // Full-scope only: a backup of a few namespaces is not "the cluster".
         repo.snapshots()
             .await?
             .into_iter()
-            .rev()
-            .find(|(_, s)| s.kind == "cluster")
-            .ok_or_else(|| anyhow::anyhow!("the repository has no cluster snapshot"))?
+            .filter(|(_, s)| s.kind == "cluster" && Series::Full.contains(s))
+            .max_by_key(|(_, s)| s.time)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the repository has no full-scope cluster snapshot (one taken without \
+                     namespace, resource or label filters); name the snapshot by its id"
+                )
+            })?
     } else {
         repo.resolve_snapshot(&a.snapshot).await?
     };
@@ -188,6 +204,8 @@ pub async fn restore(g: &GlobalArgs, a: RestoreArgs) -> Result<u8> {
             keep_node_ports: a.keep_node_ports,
             keep_cluster_ips: a.keep_cluster_ips,
             volume_sources: Default::default(),
+            reattach_volumes: a.reattach_volumes,
+            never_reattach: Default::default(),
         },
         parallelism: a.parallelism,
         crd_timeout: Duration::from_secs(60),
@@ -212,11 +230,12 @@ pub async fn restore(g: &GlobalArgs, a: RestoreArgs) -> Result<u8> {
     Ok(if r.failed() { EXIT_OBJECTS_FAILED } else { 0 })
 }
 
-/// One line per object that was not simply created (all of them with -v or
-/// in a dry run), then the counts.
+/// One line per object that was not simply created, or was created with a
+/// note (a claim provisioned anew, a volume re-attached); all of them with
+/// -v or in a dry run; then the counts.
 fn print_report(r: &RestoreReport, all: bool) {
     for i in &r.items {
-        if !(all || r.dry_run || i.outcome != Outcome::Created) {
+        if !(all || r.dry_run || i.outcome != Outcome::Created || !i.reason.is_empty()) {
             continue;
         }
         let target = i

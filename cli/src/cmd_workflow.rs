@@ -66,9 +66,15 @@ pub struct FailoverArgs {
     /// The cluster whose snapshots to restore (default: --cluster).
     #[arg(long)]
     pub source_cluster: Option<String>,
-    /// A snapshot id or prefix (default: the latest verified one).
+    /// A snapshot id or prefix (default: the latest verified full-scope one).
     #[arg(long, default_value = "latest")]
     pub snapshot: String,
+    /// Re-create the PersistentVolumes of claims the backup left out by
+    /// policy (not CSI) as they were, pointing at the source's storage,
+    /// with reclaim policy Retain (default: their claims are provisioned
+    /// anew, empty). Claims whose copy failed are never re-attached.
+    #[arg(long)]
+    pub reattach_volumes: bool,
     /// The fleet file (else LIFEBOAT_FLEET).
     #[arg(long, env = "LIFEBOAT_FLEET")]
     pub fleet: Option<String>,
@@ -225,6 +231,7 @@ pub async fn failover(g: &GlobalArgs, a: FailoverArgs) -> Result<u8> {
         snapshot: Some(a.snapshot.clone()),
         // Run here with the operator's own credentials; no trigger in between.
         sender: None,
+        reattach_volumes: a.reattach_volumes,
     };
     let machine = load_machine(&a.definition)?;
     if !g.json {
@@ -338,7 +345,10 @@ fn print_report(report: Option<&Value>) {
         println!("copy FAILED:    {}", v.as_str().unwrap_or("-"));
     }
     for v in list("/volumes_not_copied") {
-        println!("not copied:     {}", v.as_str().unwrap_or("-"));
+        println!("NOT copied:     {}", v.as_str().unwrap_or("-"));
+    }
+    for v in list("/volumes_left_out") {
+        println!("left out:       {}", v.as_str().unwrap_or("-"));
     }
     for v in list("/volumes_restored") {
         let g = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);

@@ -119,6 +119,8 @@ fn normalise(t: &ResourceType, obj: Value) -> Value {
         ("", "PersistentVolume") => {
             remove(&mut v, "/spec/claimRef/uid");
             remove(&mut v, "/spec/claimRef/resourceVersion");
+            // Re-attached volumes are always Retain (checked on its own).
+            remove(&mut v, "/spec/persistentVolumeReclaimPolicy");
         }
         ("batch", "Job") => {
             remove(&mut v, "/spec/selector");
@@ -327,6 +329,8 @@ fn fixture_application_restores_into_another_cluster_field_by_field() {
     .trim()
     .is_empty());
 
+    // The fixture's volumes point nowhere: re-attaching them is harmless
+    // here, and lets every PV and PVC compare field by field.
     let out = env.run(&[
         "restore",
         &snap,
@@ -334,6 +338,7 @@ fn fixture_application_restores_into_another_cluster_field_by_field() {
         &dr,
         "--json",
         "--restore-status",
+        "--reattach-volumes",
     ]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let items = report_items(&report);
@@ -341,6 +346,33 @@ fn fixture_application_restores_into_another_cluster_field_by_field() {
     assert!(
         failed.is_empty() && out.status.success(),
         "failures: {failed:#?}"
+    );
+    // Re-attached volumes never delete the source's disk, and say so.
+    let ledger = item(
+        &items,
+        "PersistentVolume",
+        None,
+        "lifeboat-fixture-payments-ledger",
+    );
+    assert!(
+        ledger["reason"]
+            .as_str()
+            .unwrap()
+            .contains("reclaim policy Retain (was Delete)"),
+        "{ledger}"
+    );
+    assert_eq!(
+        kubectl(
+            "dr",
+            &[
+                "get",
+                "pv",
+                "lifeboat-fixture-payments-ledger",
+                "-o",
+                "jsonpath={.spec.persistentVolumeReclaimPolicy}"
+            ]
+        ),
+        "Retain"
     );
     let counts = by_outcome(&items);
     assert!(counts["created"] > 50, "{counts:?}");
@@ -394,6 +426,95 @@ fn fixture_application_restores_into_another_cluster_field_by_field() {
         !c.contains_key("created") && !c.contains_key("failed"),
         "{c:?}"
     );
+    fixture("delete", "dr");
+}
+
+/// Without `--reattach-volumes`, no PersistentVolume whose data is not
+/// restored is re-created in the target (it would point at the source's
+/// disk); each claim is provisioned anew, and the report says so per claim.
+#[test]
+fn restore_leaves_out_volumes_without_data_unless_asked() {
+    let Some(Setup {
+        _one,
+        env,
+        primary,
+        dr,
+    }) = setup(true)
+    else {
+        return;
+    };
+    let backup = env.json(&[
+        "backup",
+        "--kubeconfig",
+        &primary,
+        "--include-namespaces",
+        FIXTURE_NAMESPACES,
+    ]);
+    let snap = backup["snapshot"].as_str().unwrap().to_string();
+    let out = env.run(&["restore", &snap, "--kubeconfig", &dr, "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = report_items(&report);
+    let failed: Vec<&Value> = items.iter().filter(|i| i["outcome"] == "failed").collect();
+    assert!(failed.is_empty(), "failures: {failed:#?}");
+    let volumes: Vec<&Value> = items
+        .iter()
+        .filter(|i| i["object"]["kind"] == "PersistentVolume")
+        .collect();
+    assert!(volumes.len() >= 6, "{volumes:#?}");
+    for v in &volumes {
+        assert_eq!(v["outcome"], "skipped", "{v}");
+        assert!(
+            v["reason"].as_str().unwrap().contains("source's storage"),
+            "{v}"
+        );
+    }
+    let ledger = item(
+        &items,
+        "PersistentVolume",
+        None,
+        "lifeboat-fixture-payments-ledger",
+    );
+    assert!(
+        ledger["reason"]
+            .as_str()
+            .unwrap()
+            .contains("csi hostpath.csi.k8s.io 7f3c9a52-lifeboat-fixture-payments-ledger"),
+        "{ledger}"
+    );
+    let claim = item(&items, "PersistentVolumeClaim", Some("payments"), "ledger");
+    assert_eq!(claim["outcome"], "created", "{claim}");
+    assert!(
+        claim["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("provisioned anew, empty"),
+        "{claim}"
+    );
+    let fixture_pvs = kubectl(
+        "dr",
+        &[
+            "get",
+            "pv",
+            "-l",
+            "lifeboat-fixture=cluster-app",
+            "-o",
+            "name",
+        ],
+    );
+    assert!(fixture_pvs.trim().is_empty(), "{fixture_pvs}");
+    let volume_name = kubectl(
+        "dr",
+        &[
+            "get",
+            "pvc",
+            "ledger",
+            "-n",
+            "payments",
+            "-o",
+            "jsonpath={.spec.volumeName}",
+        ],
+    );
+    assert_ne!(volume_name, "lifeboat-fixture-payments-ledger");
     fixture("delete", "dr");
 }
 

@@ -269,18 +269,21 @@ fn volumes_backed_up_incrementally_and_restored_into_another_region() {
         &json!({"version": 1,
             "clusters": {
                 "primary": {"access": {"kubeconfig": {"path": kubeconfig("primary")}},
-                            "region": "us-east-1"},
+                            "region": "us-east-1",
+                            "scope": {"include_namespaces": [ns]}},
                 "dr": {"access": {"kubeconfig": {"path": kubeconfig("dr")}},
                        "region": "us-west-2"}},
             "regions": {
                 "us-east-1": {"repository": env.repo},
                 "us-west-2": {"repository": dr_repo}}}),
     );
+    // The fleet's scope: full-scope snapshots, which the failover's
+    // `latest` takes.
     let input = env.path("backup.json");
     write_json(
         &input,
         &json!({"version": 1, "action": "backup", "cluster": "primary",
-            "scope": {"include_namespaces": [ns]}, "requested_by": "ci"}),
+            "requested_by": "schedule"}),
     );
 
     // Full copy.

@@ -102,7 +102,8 @@ fn scenario(env: &Env, prefix: &str, dr_repo: &str, locked: bool) {
         &fleet,
         &json!({"version": 1,
             "clusters": {
-                "primary": {"access": {"kubeconfig": {"path": kubeconfig("primary")}}},
+                "primary": {"access": {"kubeconfig": {"path": kubeconfig("primary")}},
+                            "scope": {"include_namespaces": [ns]}},
                 "dr": {"access": {"kubeconfig": {"path": kubeconfig("dr")}}}},
             "regions": {
                 "us-east-1": {"repository": env.repo},
@@ -112,8 +113,7 @@ fn scenario(env: &Env, prefix: &str, dr_repo: &str, locked: bool) {
     write_json(
         &input,
         &json!({"version": 1, "action": "backup", "cluster": "primary",
-            "scope": {"include_namespaces": [ns]}, "idempotency_key": format!("test-{ns}"),
-            "requested_by": "ci"}),
+            "idempotency_key": format!("test-{ns}"), "requested_by": "schedule"}),
     );
     let (code, execution) = run_backup(env, &input, &fleet, dr_repo);
     assert_eq!(code, 0, "{execution:#}");

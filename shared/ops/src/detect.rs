@@ -1,7 +1,8 @@
 //! Signs of attack, read from two consecutive snapshots of one source: data
 //! that suddenly stops compressing (encrypted by ransomware) and mass deletions.
 
-use lifeboat_repo::Snapshot;
+use crate::series::series_key;
+use lifeboat_repo::{Id, Snapshot};
 use serde::{Deserialize, Serialize};
 
 /// New data below this size is too little to judge compression by.
@@ -21,12 +22,35 @@ fn stored_ratio(s: &Snapshot) -> Option<f64> {
         .then(|| s.summary.bytes_stored as f64 / s.summary.bytes_new as f64)
 }
 
-/// What looks wrong in `current` compared with `previous`.
+/// The snapshot `current` is judged against: the newest earlier snapshot
+/// of its series ([`series_key`]: same kind and source and, for a cluster,
+/// same scope). A CI backup of one namespace is never compared with the
+/// cluster's full backup, nor the other way round.
+pub fn previous_in_series(snapshots: &[(Id, Snapshot)], current: Id) -> Option<&Snapshot> {
+    let (_, cur) = snapshots.iter().find(|(i, _)| *i == current)?;
+    let key = series_key(cur);
+    snapshots
+        .iter()
+        .filter(|(i, s)| *i != current && s.time < cur.time && series_key(s) == key)
+        .max_by_key(|(_, s)| s.time)
+        .map(|(_, s)| s)
+}
+
+/// What looks wrong in `current` compared with `previous`. Snapshots of
+/// different series are not comparable: nothing is reported for them.
 pub fn anomalies(previous: Option<&Snapshot>, current: &Snapshot) -> Vec<Anomaly> {
     let mut out = Vec::new();
     let Some(prev) = previous else {
         return out;
     };
+    if series_key(prev) != series_key(current) {
+        tracing::warn!(
+            previous = %series_key(prev),
+            current = %series_key(current),
+            "anomaly detection skipped: the snapshots are of different series"
+        );
+        return out;
+    }
     let (before, now) = (prev.summary.files, current.summary.files);
     if before >= MIN_OBJECTS && (now as f64) < before as f64 * 0.7 {
         out.push(Anomaly {
@@ -59,7 +83,7 @@ pub fn anomalies(previous: Option<&Snapshot>, current: &Snapshot) -> Vec<Anomaly
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lifeboat_repo::{Id, SnapshotSummary};
+    use lifeboat_repo::SnapshotSummary;
 
     fn snap(files: u64, new: u64, stored: u64) -> Snapshot {
         Snapshot {

@@ -1,5 +1,6 @@
 //! Which snapshots a GFS (grandfather-father-son) policy keeps.
 
+use crate::series::series_key;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use lifeboat_repo::{Id, Snapshot};
 use serde::Serialize;
@@ -33,9 +34,11 @@ pub struct Decision {
     pub reasons: Vec<&'static str>,
 }
 
-/// Snapshots are grouped by kind, host and paths; each group keeps its own GFS set.
+/// Snapshots are grouped by series (kind, host, paths and, for cluster
+/// snapshots, scope: [`series_key`]); each group keeps its own GFS set, so
+/// partial snapshots never crowd out the full ones.
 fn group_of(s: &Snapshot) -> String {
-    format!("{} {} {}", s.kind, s.hostname, s.paths.join(","))
+    series_key(s)
 }
 
 /// Apply `policy` to `snapshots` (any order). An empty policy keeps everything.

@@ -25,6 +25,7 @@ pub mod replicate;
 pub mod restore;
 pub mod sample_data;
 pub mod sample_volume;
+pub mod series;
 pub mod stats;
 #[cfg(test)]
 mod testing;

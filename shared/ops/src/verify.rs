@@ -7,6 +7,7 @@
 
 use crate::check::{check, CheckOptions, Problem, Severity};
 use crate::cluster::load_objects;
+use crate::series::Series;
 use crate::{OpsError, Progress};
 use chrono::{DateTime, Utc};
 use lifeboat_repo::{FileKind, Id, Repository, Snapshot};
@@ -134,17 +135,20 @@ pub async fn verifications(repo: &Repository) -> Result<Vec<Verification>, OpsEr
     Ok(out)
 }
 
-/// The newest snapshot of `source` that passed verification in this
-/// repository, with its verification.
+/// The newest snapshot of `source` in `series` that passed verification in
+/// this repository, with its verification. A restore's `latest` is
+/// [`Series::Full`]: a CI backup of one namespace never stands in for the
+/// cluster.
 pub async fn latest_verified(
     repo: &Repository,
     source: &str,
+    series: &Series,
 ) -> Result<Option<(Id, Snapshot, Verification)>, OpsError> {
     let location = repo.store().location();
     let verified = verifications(repo).await?;
     let mut best: Option<(Id, Snapshot, Verification)> = None;
     for (id, snap) in repo.snapshots().await? {
-        if snap.hostname != source {
+        if snap.hostname != source || !series.contains(&snap) {
             continue;
         }
         let Some(v) = verified

@@ -20,6 +20,7 @@
 
 mod blob;
 mod chunker;
+pub mod cluster_scope;
 mod config;
 mod crypto;
 mod error;
@@ -46,5 +47,7 @@ pub use keyfile::{KdfParams, KeyFile};
 pub use lock::{LockGuard, LockKind, LockRecord};
 pub use pack::{parse_pack, parse_pack_header, PackBlob, PackBuilder, PACK_MAGIC};
 pub use repository::{FileKind, InitOptions, Repository, SealedBlob};
-pub use snapshot::{ClusterResource, ClusterSource, Snapshot, SnapshotSummary, VolumeData};
+pub use snapshot::{
+    ClusterResource, ClusterSource, MissingVolume, Snapshot, SnapshotSummary, VolumeData,
+};
 pub use tree::{ChunkRef, Node, NodeType, Tree};

@@ -66,6 +66,30 @@ pub struct ClusterSource {
     /// tree. Absent in snapshots without volume data.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeData>,
+    /// Whether `scope` is the cluster's whole configured scope (nothing left
+    /// out by the request beyond the defaults). Absent in older snapshots:
+    /// see [`ClusterSource::is_full`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full: Option<bool>,
+    /// The id of `scope` (`cluster_scope::scope_id`). Absent in older
+    /// snapshots: computed from `scope` then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_id: Option<String>,
+    /// Claims in scope whose data the backup was asked to copy but could
+    /// not (the snapshot or the copy failed): the snapshot is partial for
+    /// them. Absent when none, and in older snapshots.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_missing: Vec<MissingVolume>,
+}
+
+/// A claim in scope whose data a cluster snapshot does not hold although it
+/// should: its VolumeSnapshot or its copy failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingVolume {
+    pub namespace: String,
+    pub claim: String,
+    /// What failed, as the backup reported it.
+    pub reason: String,
 }
 
 /// One volume's data in a cluster snapshot: which claim it served, the CSI

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 /// The kind of the alert for a failed workflow; anomalies keep their own.
 pub const WORKFLOW_FAILED: &str = "workflow-failed";
-/// The kind of the alert for a partial backup: volumes whose copy failed.
+/// The kind of the alert for a partial backup: volumes asked for whose
+/// snapshot or copy failed.
 pub const VOLUMES_NOT_COPIED: &str = "volumes-not-copied";
 
 /// One alert.
@@ -55,15 +56,25 @@ pub fn alerts_for(r: &WorkflowReport) -> Vec<Alert> {
             published: None,
         });
     }
-    if let Some(c) = r.stored.as_ref().filter(|c| !c.volumes_failed.is_empty()) {
+    let missing: Vec<&String> = r
+        .stored
+        .iter()
+        .flat_map(|c| &c.volumes_failed)
+        .chain(&r.volumes_not_copied)
+        .collect();
+    if !missing.is_empty() {
         out.push(Alert {
             kind: VOLUMES_NOT_COPIED.into(),
             subject: format!(
                 "Lifeboat: backup of cluster {} is partial: {} volume(s) not copied",
                 r.cluster,
-                c.volumes_failed.len()
+                missing.len()
             ),
-            message: c.volumes_failed.join("\n"),
+            message: missing
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
             published: None,
         });
     }

@@ -10,6 +10,7 @@ use lifeboat_ops::extend_locks::extend_locks;
 use lifeboat_ops::replicate::{open_replica, replicate as replicate_repo};
 use lifeboat_ops::verify::verify_snapshot;
 use lifeboat_ops::Progress;
+use lifeboat_repo::cluster_scope::scope_id;
 use lifeboat_repo::{Id, Repository};
 use serde_json::Value;
 use std::sync::Arc;
@@ -37,14 +38,17 @@ pub async fn prepare(env: &dyn StepEnv, state: State) -> Result<Value, StepError
     if let Some(name) = state.execution.as_ref().and_then(|e| e.name.clone()) {
         tags.insert("lifeboat.execution".into(), name);
     }
+    let scope = state
+        .request
+        .scope
+        .clone()
+        .unwrap_or_else(|| entry.scope.clone());
     to_value(&Plan {
         cluster: state.request.cluster.clone(),
         access: entry.access.clone(),
-        scope: state
-            .request
-            .scope
-            .clone()
-            .unwrap_or_else(|| entry.scope.clone()),
+        // Full: the fleet's scope for the cluster, not narrowed by the request.
+        full: Some(scope_id(&to_value(&scope)?) == scope_id(&to_value(&entry.scope)?)),
+        scope,
         tags,
         repository: repo.store().location(),
         region: entry.region.clone(),
@@ -64,6 +68,7 @@ pub async fn export_state(env: &dyn StepEnv, state: State) -> Result<Value, Step
             scope: plan.scope.clone(),
             tags: plan.tags.clone(),
             cluster_name: Some(plan.cluster.clone()),
+            full: plan.full,
         },
         progress(),
     )
@@ -77,15 +82,17 @@ pub async fn commit(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
     let exported = State::need(&state.export, "export", "export-state")?;
     let repo = env.repository().await?;
     let (volumes, volumes_failed) = crate::volumes::copied_volumes(&repo, &state).await?;
-    let with_volumes;
-    let exported = if volumes.is_empty() {
-        exported
+    let mut exported = if volumes.is_empty() {
+        exported.clone()
     } else {
-        with_volumes = attach_volumes(&repo, exported, volumes).await?;
-        &with_volumes
+        attach_volumes(&repo, exported, volumes).await?
     };
+    // The snapshot itself names the claims it should hold but does not.
+    let not_copied = state.volumes.iter().flat_map(|v| &v.not_copied);
+    exported.cluster.volumes_missing =
+        crate::volumes::missing_volumes(not_copied.chain(&volumes_failed));
     let (id, snapshot) =
-        commit_cluster(&repo, exported, plan.tags.clone(), state.started()).await?;
+        commit_cluster(&repo, &exported, plan.tags.clone(), state.started()).await?;
     crate::fingerprints::after_snapshot(env, &repo, id, &snapshot).await;
     let released = crate::volumes::release_older_snapshots(env, &state, &snapshot).await;
     to_value(&Committed {

@@ -161,7 +161,7 @@ fn volume_kind(e: &lifeboat_volume::VolumeError) -> ErrorKind {
     match e {
         V::Kube(k) => kube_kind(k),
         V::Ebs { denied: true, .. } => ErrorKind::PermissionDenied,
-        V::Invalid(_) | V::Unsupported(_) => ErrorKind::InvalidInput,
+        V::Invalid(_) | V::Unsupported(_) | V::NoData(_) => ErrorKind::InvalidInput,
         _ if e.is_retryable() => ErrorKind::Retryable,
         _ => ErrorKind::Failed,
     }

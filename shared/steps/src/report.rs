@@ -10,7 +10,7 @@ use crate::state::{to_value, Committed, Failure, Locked, Replicated, State, Veri
 use crate::StepError;
 use chrono::{DateTime, Utc};
 use lifeboat_kube::restore::Outcome;
-use lifeboat_ops::detect::{anomalies, Anomaly};
+use lifeboat_ops::detect::{anomalies, previous_in_series, Anomaly};
 use lifeboat_repo::{FileKind, Id, Repository};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -21,8 +21,9 @@ pub const WORKFLOW_REPORT_KIND: &str = "workflow";
 
 /// `outcome`: everything done.
 pub const OUTCOME_SUCCEEDED: &str = "succeeded";
-/// `outcome`: a backup committed without some volumes, whose copy failed
-/// (`stored.volumes_failed`).
+/// `outcome`: a backup committed without some volumes it was asked to
+/// protect: their copy failed (`stored.volumes_failed`), or their snapshot
+/// did (`volumes_not_copied`).
 pub const OUTCOME_PARTIAL: &str = "partial";
 /// `outcome`: the workflow failed (`failure`).
 pub const OUTCOME_FAILED: &str = "failed";
@@ -59,8 +60,15 @@ pub struct WorkflowReport {
     pub replica: Option<Replicated>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica_verified: Option<Verified>,
+    /// Claims asked for whose data is not in the snapshot (their snapshot
+    /// or its planning failed): with `stored.volumes_failed`, what makes a
+    /// backup partial.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes_not_copied: Vec<String>,
+    /// Claims the policy leaves out (not bound, not CSI), with the reason;
+    /// listed, and the backup is not partial for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_left_out: Vec<String>,
     /// Application groups: snapshotted together (a VolumeGroupSnapshot) or
     /// one by one, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -113,18 +121,7 @@ pub async fn report(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
     let mut r = WorkflowReport {
         kind: WORKFLOW_REPORT_KIND.into(),
         action: request.action,
-        outcome: if state.failure.is_some() {
-            OUTCOME_FAILED
-        } else if state
-            .commit
-            .as_ref()
-            .is_some_and(|c| !c.volumes_failed.is_empty())
-        {
-            OUTCOME_PARTIAL
-        } else {
-            OUTCOME_SUCCEEDED
-        }
-        .into(),
+        outcome: outcome_of(&state).into(),
         cluster: request.cluster.clone(),
         execution: state.execution.as_ref().and_then(|e| e.name.clone()),
         started,
@@ -150,6 +147,11 @@ pub async fn report(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
             .volumes
             .as_ref()
             .map(|v| v.not_copied.clone())
+            .unwrap_or_default(),
+        volumes_left_out: state
+            .volumes
+            .as_ref()
+            .map(|v| v.left_out.clone())
             .unwrap_or_default(),
         volume_groups: state
             .volumes
@@ -207,6 +209,30 @@ pub async fn report(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
     to_value(&r)
 }
 
+/// The outcome of a workflow: failed when a step failed; partial when a
+/// backup left out a volume it was asked to protect because something
+/// failed (a copy: `volumes_failed`; a VolumeSnapshot, a claim that could
+/// not be read, a copy that could not be planned: `not_copied`); else
+/// succeeded. Claims the policy leaves out (`left_out`: not bound, not
+/// CSI) never make a backup partial.
+pub fn outcome_of(state: &State) -> &'static str {
+    let failed_copies = state
+        .commit
+        .as_ref()
+        .is_some_and(|c| !c.volumes_failed.is_empty());
+    let not_copied = state
+        .volumes
+        .as_ref()
+        .is_some_and(|v| !v.not_copied.is_empty());
+    if state.failure.is_some() {
+        OUTCOME_FAILED
+    } else if failed_copies || not_copied {
+        OUTCOME_PARTIAL
+    } else {
+        OUTCOME_SUCCEEDED
+    }
+}
+
 fn restored_counts(state: &State) -> BTreeMap<Outcome, u64> {
     let mut out = BTreeMap::new();
     for r in [&state.foundation, &state.workloads].into_iter().flatten() {
@@ -217,7 +243,9 @@ fn restored_counts(state: &State) -> BTreeMap<Outcome, u64> {
     out
 }
 
-/// Anomalies of snapshot `id` against the previous snapshot of its source.
+/// Anomalies of snapshot `id` against the previous snapshot of its series
+/// (same cluster and scope: a one-namespace CI backup is not compared with
+/// the full one).
 async fn detect(repo: &Repository, id: Id) -> Vec<Anomaly> {
     let snapshots = match repo.snapshots().await {
         Ok(s) => s,
@@ -229,15 +257,105 @@ async fn detect(repo: &Repository, id: Id) -> Vec<Anomaly> {
     let Some((_, current)) = snapshots.iter().find(|(i, _)| *i == id) else {
         return vec![];
     };
-    let previous = snapshots
-        .iter()
-        .filter(|(i, s)| {
-            *i != id
-                && s.hostname == current.hostname
-                && s.kind == current.kind
-                && s.time < current.time
-        })
-        .max_by_key(|(_, s)| s.time)
-        .map(|(_, s)| s);
-    anomalies(previous, current)
+    anomalies(previous_in_series(&snapshots, id), current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::{alerts_for, VOLUMES_NOT_COPIED};
+    use serde_json::json;
+
+    const NOT_FOUND: &str =
+        "payments/ledger: volumesnapshot payments/lifeboat-ledger-3f2a failed: \
+                             NotFound: volume 7f3c9a52-lifeboat-fixture-payments-ledger not found";
+    const NOT_CSI: &str =
+        "shop/shared-assets: persistentvolumeclaim shop/shared-assets: its volume \
+                           lifeboat-fixture-shop-assets is not a CSI volume (nfs)";
+
+    fn backup_state(not_copied: &[&str], left_out: &[&str], failed: &[&str]) -> State {
+        State::parse(json!({
+            "version": 1, "action": "backup", "cluster": "primary",
+            "volumes": {"count": 1, "items": [], "not_copied": not_copied, "left_out": left_out},
+            "commit": {"snapshot": "00".repeat(32), "time": "2026-12-07T01:00:00Z",
+                       "objects": 90, "bytes": 1, "bytes_new": 1, "bytes_stored": 1,
+                       "volumes_failed": failed}
+        }))
+        .unwrap()
+    }
+
+    fn report_of(state: &State) -> WorkflowReport {
+        let mut r: WorkflowReport = serde_json::from_value(json!({
+            "kind": WORKFLOW_REPORT_KIND, "action": "backup", "outcome": outcome_of(state),
+            "cluster": "primary", "started": "2026-12-07T01:00:00Z",
+            "finished": "2026-12-07T01:05:00Z", "duration_secs": 300.0
+        }))
+        .unwrap();
+        r.stored = state.commit.clone();
+        r.volumes_not_copied = state
+            .volumes
+            .iter()
+            .flat_map(|v| v.not_copied.clone())
+            .collect();
+        r.volumes_left_out = state
+            .volumes
+            .iter()
+            .flat_map(|v| v.left_out.clone())
+            .collect();
+        r
+    }
+
+    #[test]
+    fn a_volume_whose_snapshot_failed_makes_the_backup_partial_with_an_alert() {
+        let state = backup_state(&[NOT_FOUND], &[NOT_CSI], &[]);
+        assert_eq!(outcome_of(&state), OUTCOME_PARTIAL);
+        let alerts = alerts_for(&report_of(&state));
+        let alert = alerts
+            .iter()
+            .find(|a| a.kind == VOLUMES_NOT_COPIED)
+            .expect("no volumes-not-copied alert");
+        assert!(
+            alert.message.contains("payments/ledger"),
+            "{}",
+            alert.message
+        );
+        assert!(
+            !alert.message.contains("shop/shared-assets"),
+            "{}",
+            alert.message
+        );
+        assert!(
+            alert.subject.contains("1 volume(s) not copied"),
+            "{}",
+            alert.subject
+        );
+    }
+
+    #[test]
+    fn claims_left_out_by_policy_leave_the_backup_succeeded_and_are_listed() {
+        let state = backup_state(&[], &[NOT_CSI], &[]);
+        assert_eq!(outcome_of(&state), OUTCOME_SUCCEEDED);
+        let r = report_of(&state);
+        assert!(alerts_for(&r).is_empty());
+        let listed = serde_json::to_value(&r).unwrap();
+        assert_eq!(listed["volumes_left_out"], json!([NOT_CSI]));
+    }
+
+    #[test]
+    fn a_failed_copy_makes_the_backup_partial_and_a_failure_failed() {
+        let state = backup_state(
+            &[],
+            &[],
+            &["shop/data-0: Lifeboat.Failed: the mover Job failed"],
+        );
+        assert_eq!(outcome_of(&state), OUTCOME_PARTIAL);
+        let alerts = alerts_for(&report_of(&state));
+        assert_eq!(alerts.len(), 1);
+        assert!(alerts[0].message.contains("shop/data-0"));
+        let mut failed = backup_state(&[NOT_FOUND], &[], &[]);
+        failed.failure = Some(
+            serde_json::from_value(json!({"Error": "Lifeboat.Failed", "Cause": "x"})).unwrap(),
+        );
+        assert_eq!(outcome_of(&failed), OUTCOME_FAILED);
+    }
 }

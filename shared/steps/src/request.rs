@@ -72,6 +72,13 @@ pub struct Request {
     /// one of [`FIELDS`], so a message that carries it is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<String>,
+    /// Restore: re-create the PersistentVolumes of claims the policy left
+    /// out of the backup (not CSI: NFS, hostPath, ...) as they were,
+    /// pointing at the source's storage, with reclaim policy Retain.
+    /// Without it (the default) such claims are provisioned anew, empty.
+    /// Claims whose copy failed are never re-attached.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reattach_volumes: bool,
 }
 
 /// Every field of a request, with its JSON type, whether it is required, and
@@ -87,6 +94,7 @@ pub const FIELDS: &[(&str, &str, bool)] = &[
     ("requested_by", "string", false),
     ("source_cluster", "string", false),
     ("snapshot", "string", false),
+    ("reattach_volumes", "boolean", false),
 ];
 
 /// A request field that is wrong, and why.
@@ -171,6 +179,10 @@ impl Request {
                 "source_cluster",
                 "only a restore reads another cluster's snapshots; leave it out",
             )),
+            Action::Backup | Action::Verify if self.reattach_volumes => Err(bad(
+                "reattach_volumes",
+                "only a restore re-creates volumes; leave it out",
+            )),
             Action::Restore | Action::Backup | Action::Verify => Ok(()),
         }
     }
@@ -195,6 +207,7 @@ fn check_fields(map: &Map<String, Value>) -> Result<(), FieldError> {
             "integer" => value.as_u64().is_some(),
             "string" => value.is_string(),
             "object" => value.is_object(),
+            "boolean" => value.is_boolean(),
             _ => true,
         };
         if !ok {

@@ -9,8 +9,10 @@ use lifeboat_kube::restore::order::Stage;
 use lifeboat_kube::restore::{ApplyOptions, Existing};
 use lifeboat_kube::ReadinessOptions;
 use lifeboat_ops::cluster::restore_cluster;
+use lifeboat_ops::series::Series;
 use lifeboat_ops::verify::latest_verified;
 use lifeboat_ops::Progress;
+use lifeboat_repo::cluster_scope::scope_id;
 use lifeboat_repo::{FileKind, Id, Repository, Snapshot};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -20,8 +22,10 @@ use std::time::Duration;
 /// How long check-readiness waits.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Pick the snapshot. For a restore, `latest` is the newest snapshot of the
-/// source cluster that passed verification in this region's repository; for
+/// Pick the snapshot. For a restore, `latest` is the newest full-scope
+/// snapshot of the source cluster (or, when the request has a `scope`, the
+/// newest taken with that scope) that passed verification in this region's
+/// repository; for
 /// a verify request (the verify workflow), the newest snapshot of the
 /// cluster, verified before or not.
 pub async fn resolve(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
@@ -38,9 +42,12 @@ pub async fn resolve(env: &dyn StepEnv, state: State) -> Result<Value, StepError
     let spec = request.snapshot.as_deref().unwrap_or("latest");
     let (id, snapshot) = match (spec, request.action) {
         ("latest", Action::Restore) => {
-            let (id, snap, _) = latest_verified(&repo, source).await?.ok_or_else(|| {
+            let series = latest_series(request.scope.as_ref())?;
+            let found = latest_verified(&repo, source, &series).await?;
+            let (id, snap, _) = found.ok_or_else(|| {
                 StepError::not_found(format!(
-                    "no verified snapshot of cluster {source:?} in {}",
+                    "no verified {}snapshot of cluster {source:?} in {}",
+                    series.describe(),
                     repo.store().location()
                 ))
             })?;
@@ -93,6 +100,15 @@ fn check_source(id: &Id, snapshot: &Snapshot, source: &str) -> Result<(), StepEr
     ))
 }
 
+/// Which snapshots a restore's `latest` chooses among: the full-scope ones,
+/// or, when the request names a `scope`, those taken with exactly that scope.
+fn latest_series(scope: Option<&lifeboat_kube::Scope>) -> Result<Series, StepError> {
+    Ok(match scope {
+        None => Series::Full,
+        Some(s) => Series::Scope(scope_id(&to_value(s)?)),
+    })
+}
+
 /// The newest cluster snapshot of `cluster`.
 async fn latest_of_cluster(repo: &Repository, cluster: &str) -> Result<(Id, Snapshot), StepError> {
     repo.snapshots()
@@ -124,12 +140,7 @@ pub async fn restore_state(env: &dyn StepEnv, state: State) -> Result<Value, Ste
     let cluster = env
         .cluster(&resolved.target_cluster, &resolved.access)
         .await?;
-    let mut transform = lifeboat_kube::restore::actions::Transform::default();
-    if let Some(v) = &state.restored_volumes {
-        let restored: crate::volumes::RestoredVolumes =
-            crate::state::from_value(v.clone(), "restored_volumes")?;
-        transform.volume_sources = restored.sources();
-    }
+    let transform = crate::volumes::volume_transform(&state, &snapshot)?;
     let opts = ApplyOptions {
         existing: Existing::Skip,
         transform,
@@ -187,50 +198,17 @@ pub async fn restore_state(env: &dyn StepEnv, state: State) -> Result<Value, Ste
     })
 }
 
-/// The claims that were not Bound when the snapshot was taken (their status
-/// is in the snapshot): a restore cannot be expected to bind them.
-async fn pending_in_source(
-    env: &dyn StepEnv,
-    snapshot: lifeboat_repo::Id,
-) -> Result<BTreeSet<String>, StepError> {
-    let repo = env.repository().await?;
-    let snap: Snapshot = repo.load_file(FileKind::Snapshot, &snapshot).await?;
-    let Some(source) = &snap.cluster else {
-        return Ok(BTreeSet::new());
-    };
-    let items = lifeboat_ops::cluster::load_objects(
-        &repo,
-        source,
-        snap.tree,
-        &Arc::new(Progress::default()),
-    )
-    .await?;
-    Ok(items
-        .iter()
-        .filter(|i| i.resource.group.is_empty() && i.resource.resource == "persistentvolumeclaims")
-        .filter(|i| {
-            i.status
-                .as_ref()
-                .and_then(|s| s.pointer("/phase"))
-                .and_then(Value::as_str)
-                != Some("Bound")
-        })
-        .map(|i| {
-            let (ns, name) = lifeboat_kube::api::ns_name(&i.object);
-            format!("PersistentVolumeClaim/{}/{name}", ns.unwrap_or_default())
-        })
-        .collect())
-}
-
 /// Wait until the restored workloads are accepted by their controllers and
-/// their claims are bound.
+/// their claims are bound: all but those Pending in the source too, and
+/// those provisioned anew, empty (no data restored, old volume not
+/// re-attached), which the report lists as not required.
 pub async fn check_readiness(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
     let resolved = State::need(&state.resolved, "resolved", "resolve")?;
     let mut namespaces: BTreeSet<String> = BTreeSet::new();
     for r in [&state.foundation, &state.workloads].into_iter().flatten() {
         namespaces.extend(r.namespaces.iter().cloned());
     }
-    let not_required = pending_in_source(env, resolved.snapshot).await?;
+    let claims = crate::volumes::claims_to_exempt(env, &state, resolved.snapshot).await?;
     let cluster = env
         .cluster(&resolved.target_cluster, &resolved.access)
         .await?;
@@ -239,7 +217,8 @@ pub async fn check_readiness(env: &dyn StepEnv, state: State) -> Result<Value, S
         &ReadinessOptions {
             namespaces: namespaces.into_iter().collect(),
             timeout: READINESS_TIMEOUT,
-            not_required,
+            not_required: claims.pending_in_source,
+            provisioned_empty: claims.provisioned_empty,
             ..Default::default()
         },
     )

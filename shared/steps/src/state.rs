@@ -30,6 +30,11 @@ pub struct Plan {
     pub cluster: String,
     pub access: ClusterAccess,
     pub scope: Scope,
+    /// Whether `scope` is the fleet's scope for the cluster (the request did
+    /// not narrow it): recorded as the snapshot's `full`. Absent in plans of
+    /// older builds: decided from the scope then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full: Option<bool>,
     pub tags: BTreeMap<String, String>,
     /// This region's repository (for the report).
     pub repository: String,
@@ -46,9 +51,17 @@ pub struct Plan {
 pub struct Volumes {
     pub count: u64,
     pub items: Vec<Value>,
-    /// Volumes in scope whose data is not copied, each with the reason.
+    /// Volumes in scope whose data should have been copied but is not (the
+    /// claim or its volume could not be read, its VolumeSnapshot or the
+    /// planning of its copy failed), each with the reason: the backup is
+    /// partial.
     #[serde(default)]
     pub not_copied: Vec<String>,
+    /// Claims in scope the policy leaves out, each with the reason: not
+    /// bound (no volume) or not a CSI volume. Listed; the backup is not
+    /// partial for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
     /// Each application group (claims labelled `lifeboat.dev/group`):
     /// `namespace/group: volumegroupsnapshot NAME (claims ...)`, or
     /// `namespace/group: snapshotted one by one: REASON`.

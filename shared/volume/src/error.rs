@@ -43,6 +43,10 @@ pub enum VolumeError {
     /// way it is (not bound, not CSI, no snapshot class for its driver).
     #[error("{0}")]
     Unsupported(String),
+    /// The claim has no data a backup copies, by design: it is not bound,
+    /// or its volume is not a CSI volume. Left out by policy, not a failure.
+    #[error("{0}")]
+    NoData(String),
     /// A snapshot or volume reported an error of its own.
     #[error("{what} failed: {message}")]
     Failed { what: String, message: String },

@@ -7,7 +7,9 @@
 //!   controller (`status.observedGeneration >= metadata.generation`); with
 //!   [`ReadinessOptions::require_pods`] also `readyReplicas >= replicas`
 //!   (`numberReady >= desiredNumberScheduled` for a DaemonSet).
-//! - PersistentVolumeClaims: phase `Bound`.
+//! - PersistentVolumeClaims: phase `Bound`, except those Pending in the
+//!   source too ([`ReadinessOptions::not_required`]) and those a restore
+//!   provisions anew, empty ([`ReadinessOptions::provisioned_empty`]).
 //! - Jobs: not failed (no `Failed` or `FailureTarget` condition that is `True`).
 //! - Pods: ready (condition `Ready=True`) or `Succeeded`; counted always,
 //!   required only with `require_pods`.
@@ -47,6 +49,12 @@ pub const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-nod
 /// workflow steps whatever the size of the cluster.
 pub const MAX_LISTED_CHECKS: usize = 50;
 
+/// Why a check of [`ReadinessOptions::not_required`] is not required.
+const NOT_READY_IN_SOURCE: &str = "not ready in the source either";
+/// Why a check of [`ReadinessOptions::provisioned_empty`] is not required.
+const PROVISIONED_EMPTY: &str =
+    "provisioned anew, empty: its data is not restored and its old volume not re-attached";
+
 /// The shortest pause between polls, whatever [`ReadinessOptions::poll`] says.
 pub const MIN_POLL: Duration = Duration::from_millis(100);
 
@@ -65,6 +73,11 @@ pub struct ReadinessOptions {
     /// Objects not required to be ready, as `Kind/namespace/name`: those that
     /// were not ready in the source either (a claim Pending there).
     pub not_required: BTreeSet<String>,
+    /// Claims a restore provisions anew, empty, as `PersistentVolumeClaim/
+    /// namespace/name`: their data is not restored and their old volume is
+    /// not re-attached. Not required to bind (a class without a provisioner,
+    /// or waiting for a consumer, leaves them Pending); their checks say why.
+    pub provisioned_empty: BTreeSet<String>,
 }
 
 impl Default for ReadinessOptions {
@@ -75,6 +88,7 @@ impl Default for ReadinessOptions {
             poll: Duration::from_secs(5),
             require_pods: false,
             not_required: BTreeSet::new(),
+            provisioned_empty: BTreeSet::new(),
         }
     }
 }
@@ -141,8 +155,8 @@ pub struct Observed {
     pub services: Vec<Service>,
 }
 
-/// Mark the checks of `not_required` objects as not required.
-fn exempt(report: &mut ReadinessReport, not_required: &BTreeSet<String>) {
+/// Mark the checks of `not_required` objects as not required, saying `why`.
+fn exempt(report: &mut ReadinessReport, not_required: &BTreeSet<String>, why: &str) {
     if not_required.is_empty() {
         return;
     }
@@ -150,7 +164,7 @@ fn exempt(report: &mut ReadinessReport, not_required: &BTreeSet<String>) {
         let key = format!("{}/{}/{}", c.kind, c.namespace, c.name);
         if c.required && not_required.contains(&key) {
             c.required = false;
-            c.detail.push_str(" (not ready in the source either)");
+            c.detail.push_str(&format!(" ({why})"));
         }
     }
     report.checks.sort_by_key(|c| !c.required);
@@ -178,7 +192,8 @@ pub async fn check_readiness(
         match observe(cluster, opts).await {
             Ok(observed) => {
                 let mut report = evaluate(&observed, opts.require_pods);
-                exempt(&mut report, &opts.not_required);
+                exempt(&mut report, &opts.not_required, NOT_READY_IN_SOURCE);
+                exempt(&mut report, &opts.provisioned_empty, PROVISIONED_EMPTY);
                 report.waited_secs = secs(start.elapsed());
                 if report.ready {
                     return Ok(report);

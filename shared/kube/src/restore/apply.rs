@@ -82,6 +82,8 @@ impl RestoreItem {
 struct Ready {
     item: RestoreItem,
     source: ObjectRef,
+    /// What a fix-up changed that the report must say (empty: nothing).
+    note: String,
 }
 
 /// Restore `items` into `cluster`; returns one report line per object (and
@@ -108,10 +110,14 @@ pub async fn restore_objects(
         }
         let source = item.source();
         match prepare(&item.resource, &mut item.object, &ctx) {
-            Ok(Fixup::Restore) => {
+            Ok(fixup @ (Fixup::Restore | Fixup::RestoreNoted(_))) => {
+                let note = match fixup {
+                    Fixup::RestoreNoted(n) => n,
+                    _ => String::new(),
+                };
                 let p = phase_of(&item.resource);
                 if let Some(v) = phases.get_mut(p) {
-                    v.push(Ready { item, source });
+                    v.push(Ready { item, source, note });
                 }
             }
             Ok(Fixup::Skip(reason)) => {
@@ -243,10 +249,12 @@ async fn restore_one(
     abort: &AtomicBool,
     abort_reason: &std::sync::Mutex<String>,
 ) -> ItemReport {
-    let Ready { item, source } = r;
+    let Ready { item, source, note } = r;
     let (target_ns, name) = api::ns_name(&item.object);
     let res = &item.resource;
-    let mut rep = line(source, target_ns.clone(), Outcome::Failed, String::new());
+    // The note stays the reason when the object is created (or would be);
+    // a skip or a failure gives its own.
+    let mut rep = line(source, target_ns.clone(), Outcome::Failed, note);
     if abort.load(Ordering::Relaxed) {
         rep.outcome = failed(opts);
         rep.reason = format!(

@@ -12,6 +12,7 @@ use lifeboat_kube::scope::excluded_object;
 use lifeboat_kube::{
     discover, Cluster, KubeError, ObjectRef, ResourceType, Scope, ScopeFilter, ServedResource,
 };
+use lifeboat_repo::cluster_scope::{scope_id, scope_takes_everything};
 use lifeboat_repo::{
     ClusterResource, ClusterSource, FileKind, Id, LockKind, Repository, Snapshot, SnapshotSummary,
 };
@@ -31,6 +32,9 @@ pub struct ClusterBackupOptions {
     pub tags: BTreeMap<String, String>,
     /// Recorded as the cluster's name; defaults to the kubeconfig context.
     pub cluster_name: Option<String>,
+    /// Whether `scope` is the cluster's whole configured scope (recorded as
+    /// the snapshot's `full`); `None`: when it takes everything.
+    pub full: Option<bool>,
 }
 
 /// The result of a cluster backup.
@@ -228,6 +232,8 @@ async fn export_unlocked(
         })
         .collect();
     resources.sort_by_key(|r| r.key());
+    let scope = serde_json::to_value(&opts.scope)
+        .map_err(|e| OpsError::InvalidInput(format!("scope: {e}")))?;
     let name = opts
         .cluster_name
         .clone()
@@ -253,10 +259,12 @@ async fn export_unlocked(
         cluster: ClusterSource {
             name,
             server: cluster.server.clone(),
-            scope: serde_json::to_value(&opts.scope)
-                .map_err(|e| OpsError::InvalidInput(format!("scope: {e}")))?,
+            full: Some(opts.full.unwrap_or_else(|| scope_takes_everything(&scope))),
+            scope_id: Some(scope_id(&scope)),
+            scope,
             resources,
             volumes: Vec::new(),
+            volumes_missing: Vec::new(),
         },
         warnings: findings.warnings,
         warning_count: findings.warning_count,

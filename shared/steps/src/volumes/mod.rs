@@ -15,13 +15,17 @@
 
 mod backup;
 mod group;
+mod missing;
 pub mod mover;
+mod reattach;
 mod restore;
 mod snapshot;
 
 pub use backup::{
     copied_volumes, copy_volume, release_older_snapshots, Base, CopyItem, CopyResult,
 };
+pub use missing::missing_volumes;
+pub use reattach::{claims_to_exempt, volume_transform, ExemptClaims};
 pub use restore::{restore_volumes, RestoredVolume, RestoredVolumes};
 pub use snapshot::snapshot_volumes;
 

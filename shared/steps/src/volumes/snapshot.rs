@@ -15,7 +15,7 @@ use lifeboat_ops::volume::{plan_ranges, ByteRange};
 use lifeboat_repo::{Id, Repository, Snapshot};
 use lifeboat_volume::csi::{self, Claim, CsiSnapshot, GroupClass, Wait};
 use lifeboat_volume::ebs::EbsSnapshot;
-use lifeboat_volume::BlockSource;
+use lifeboat_volume::{BlockSource, VolumeError};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -111,7 +111,9 @@ fn previous_job_copy(snapshots: &[(Id, Snapshot)], cluster: &str, claim: &Claim)
 /// copies: one item per block range of each EBS volume, one per volume of
 /// any other driver. Claims labelled `lifeboat.dev/group` are snapshotted
 /// with their group; a claim that cannot be snapshotted does not fail the
-/// backup (its objects are kept, and the report names it).
+/// backup (its objects are kept, and the report names it): under
+/// `left_out` when that is the policy (not bound, not CSI), else under
+/// `not_copied`, which makes the backup partial.
 pub async fn snapshot_volumes(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
     let plan = State::need(&state.plan, "plan", "prepare")?;
     let exported = State::need(&state.export, "export", "export-state")?;
@@ -129,7 +131,13 @@ pub async fn snapshot_volumes(env: &dyn StepEnv, state: State) -> Result<Value, 
         match csi::claim(&cluster, &ns, &name).await {
             Ok(c) => resolved.push(c),
             Err(e) => {
-                volumes.not_copied.push(format!("{ns}/{name}: {e}"));
+                // Not bound, or not CSI: nothing a backup copies, by policy.
+                // Anything else is a claim asked for whose data is missing.
+                if matches!(e, VolumeError::NoData(_)) {
+                    volumes.left_out.push(format!("{ns}/{name}: {e}"));
+                } else {
+                    volumes.not_copied.push(format!("{ns}/{name}: {e}"));
+                }
                 unresolved.insert(format!("{ns}/{name}"), e.to_string());
             }
         }

@@ -80,7 +80,7 @@ async fn claim_of(cluster: &Cluster, pvc: &Value) -> Result<Claim, VolumeError> 
     let phase = str_at(pvc, "/status/phase");
     let volume = str_at(pvc, "/spec/volumeName");
     if phase != "Bound" || volume.is_empty() {
-        return Err(VolumeError::Unsupported(format!(
+        return Err(VolumeError::NoData(format!(
             "persistentvolumeclaim {namespace}/{name} is not bound (phase {}): there is no volume to snapshot",
             if phase.is_empty() { "unknown" } else { phase }
         )));
@@ -101,7 +101,7 @@ async fn claim_of(cluster: &Cluster, pvc: &Value) -> Result<Claim, VolumeError> 
                     .cloned()
             })
             .unwrap_or_else(|| "unknown".into());
-        return Err(VolumeError::Unsupported(format!(
+        return Err(VolumeError::NoData(format!(
             "persistentvolumeclaim {namespace}/{name}: its volume {volume} is not a CSI volume ({plugin}); only CSI volumes can be snapshotted"
         )));
     };

@@ -21,7 +21,7 @@ mod pvc;
 mod service;
 mod storage_class_map;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde_json::Value;
 
@@ -49,6 +49,28 @@ pub struct Transform {
     /// (in the claim's target namespace). Such a claim is provisioned from
     /// the snapshot, and its old volume is not restored.
     pub volume_sources: BTreeMap<String, String>,
+    /// `--reattach-volumes`: re-create the PersistentVolumes whose data is
+    /// not restored as they were, pointing at the source's storage (its
+    /// EBS volume, NFS export, ...), with reclaim policy Retain. Without
+    /// it they are left out, and their claims are provisioned anew, empty:
+    /// a restored claim must never write, or delete, the source's disk.
+    pub reattach_volumes: bool,
+    /// Claims (`namespace/claim` as backed up) whose volume is never
+    /// re-attached, even with `reattach_volumes`: the backup was asked to
+    /// copy their data and did (or could not). They are provisioned anew.
+    pub never_reattach: BTreeSet<String>,
+}
+
+impl Transform {
+    /// Whether the volume bound to claim `key` (`namespace/claim`, as backed
+    /// up; `None` for a volume bound to no claim) is re-created pointing at
+    /// the source's storage.
+    pub fn reattaches(&self, key: Option<&str>) -> bool {
+        self.reattach_volumes
+            && key.is_none_or(|k| {
+                !self.volume_sources.contains_key(k) && !self.never_reattach.contains(k)
+            })
+    }
 }
 
 /// Everything a fix-up may consult.
@@ -65,6 +87,10 @@ pub struct FixupContext<'a> {
 pub enum Fixup {
     /// Create the (possibly modified) object.
     Restore,
+    /// Create it; the note, shown in the report, says what was changed
+    /// that the user must know, e.g. "provisioned anew: its volume ... is
+    /// not restored".
+    RestoreNoted(String),
     /// Do not create it; the reason is shown to the user, e.g. "owned by
     /// Deployment.apps shop/web, which is restored and recreates it".
     Skip(String),
@@ -101,15 +127,20 @@ fn apply_all(
     if let Some(reason) = owned::apply(resource, obj, namespace, ctx.restoring)? {
         return Ok(Fixup::Skip(reason));
     }
+    let mut note = None;
     if resource.is("", "Service") {
         service::apply(obj, transform)?;
     } else if resource.is("", "PersistentVolume") {
         if let Some(reason) = pv::restored_from_snapshot(obj, transform)? {
             return Ok(Fixup::Skip(reason));
         }
+        if let Some(reason) = pv::not_reattached(obj, transform)? {
+            return Ok(Fixup::Skip(reason));
+        }
         pv::apply(obj, transform)?;
+        note = pv::reattach(obj)?;
     } else if resource.is("", "PersistentVolumeClaim") {
-        pvc::apply(obj, transform, ctx.restoring)?;
+        note = pvc::apply(obj, transform, ctx.restoring, namespace)?;
         pvc::from_snapshot(obj, transform, namespace)?;
     } else if resource.is("", "Pod") {
         pod::apply(obj)?;
@@ -120,7 +151,7 @@ fn apply_all(
     }
     namespace_map::apply(resource, obj, &transform.namespace_map)?;
     labels::apply(obj, &transform.add_labels, &transform.add_annotations)?;
-    Ok(Fixup::Restore)
+    Ok(note.map_or(Fixup::Restore, Fixup::RestoreNoted))
 }
 
 /// The object as `ctx.restoring` and error messages name it. A missing or
@@ -160,6 +191,8 @@ mod tests {
             keep_node_ports: false,
             keep_cluster_ips: false,
             volume_sources: BTreeMap::new(),
+            reattach_volumes: false,
+            never_reattach: BTreeSet::new(),
         }
     }
 
@@ -241,7 +274,11 @@ mod tests {
             namespace: None,
             name: "pvc-9".into(),
         }]);
-        let transform = transform();
+        // Re-attached on request: the claim keeps its volume.
+        let transform = Transform {
+            reattach_volumes: true,
+            ..transform()
+        };
         let ctx = FixupContext {
             transform: &transform,
             restoring: &restoring,
@@ -262,6 +299,72 @@ mod tests {
                 "spec": {"storageClassName": "gp3", "volumeName": "pvc-9"}
             })
         );
+    }
+
+    fn source_volume() -> Value {
+        json!({
+            "metadata": {"name": "pvc-9"},
+            "spec": {
+                "claimRef": {"kind": "PersistentVolumeClaim", "namespace": "shop", "name": "data",
+                             "uid": "u1"},
+                "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": "vol-0abc"},
+                "persistentVolumeReclaimPolicy": "Delete",
+                "storageClassName": "gp2"
+            }
+        })
+    }
+
+    #[test]
+    fn volume_without_restored_data_is_left_out_and_its_claim_provisioned_anew() {
+        let restoring = HashSet::from([ObjectRef {
+            group: String::new(),
+            kind: "PersistentVolume".into(),
+            namespace: None,
+            name: "pvc-9".into(),
+        }]);
+        let transform = transform();
+        let ctx = FixupContext {
+            transform: &transform,
+            restoring: &restoring,
+        };
+        let volumes = rt("", "v1", "persistentvolumes", "PersistentVolume");
+        let mut pv = source_volume();
+        let Fixup::Skip(reason) = prepare(&volumes, &mut pv, &ctx).unwrap() else {
+            panic!("a volume pointing at the source's disk was restored");
+        };
+        assert!(reason.contains("vol-0abc"), "{reason}");
+        let claims = rt("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim");
+        let mut pvc = json!({
+            "metadata": {"name": "data", "namespace": "shop"},
+            "spec": {"storageClassName": "gp2", "volumeName": "pvc-9"}
+        });
+        let Fixup::RestoreNoted(note) = prepare(&claims, &mut pvc, &ctx).unwrap() else {
+            panic!("the claim's report line does not say it is provisioned anew");
+        };
+        assert!(note.starts_with("provisioned anew, empty"), "{note}");
+        assert!(pvc["spec"].get("volumeName").is_none());
+    }
+
+    #[test]
+    fn reattached_volume_gets_retain_and_a_note() {
+        let restoring = HashSet::new();
+        let transform = Transform {
+            reattach_volumes: true,
+            ..transform()
+        };
+        let ctx = FixupContext {
+            transform: &transform,
+            restoring: &restoring,
+        };
+        let volumes = rt("", "v1", "persistentvolumes", "PersistentVolume");
+        let mut pv = source_volume();
+        let Fixup::RestoreNoted(note) = prepare(&volumes, &mut pv, &ctx).unwrap() else {
+            panic!("re-attached without a note");
+        };
+        assert!(note.contains("Retain (was Delete)"), "{note}");
+        assert_eq!(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+        assert_eq!(pv["spec"]["claimRef"]["namespace"], "shop-dr");
+        assert_eq!(pv["spec"]["storageClassName"], "gp3");
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! The annotations below record the source cluster's binding and
 //! provisioning progress; left on the claim, the PV controller would take
 //! the new claim for one it already bound or provisioned and skip steps.
-//! `spec.volumeName` is kept when that volume is restored too (it is
-//! pre-bound to this claim, see `pv`) and dropped otherwise, so the claim
-//! gets a fresh volume from its storage class.
+//! `spec.volumeName` is kept when that volume is restored too, i.e.
+//! re-attached on request (it is pre-bound to this claim, see `pv`), and
+//! dropped otherwise, so the claim gets a fresh volume from its storage
+//! class: an empty one, unless it is provisioned from a restored snapshot
+//! (`from_snapshot`). The report says so for each claim.
 
 use std::collections::HashSet;
 
@@ -26,28 +28,48 @@ const BINDING_ANNOTATIONS: [&str; 5] = [
     "volume.kubernetes.io/selected-node",
 ];
 
+/// `namespace` is the claim's namespace as backed up. Returns the note for
+/// the report when the claim is provisioned anew, empty.
 pub(super) fn apply(
     obj: &mut Value,
     transform: &Transform,
     restoring: &HashSet<ObjectRef>,
-) -> Result<(), FieldError> {
+    namespace: Option<&str>,
+) -> Result<Option<String>, FieldError> {
     if let Some(annotations) = json::object_mut(obj, "/metadata/annotations")? {
         for key in BINDING_ANNOTATIONS {
             annotations.remove(key);
         }
     }
-    if let Some(volume) = json::string(obj, "/spec/volumeName")? {
-        let volume = ObjectRef {
+    let mut note = None;
+    if let Some(volume) = json::string(obj, "/spec/volumeName")?.map(str::to_string) {
+        let name = json::string(obj, "/metadata/name")?.unwrap_or_default();
+        let key = format!("{}/{name}", namespace.unwrap_or_default());
+        let in_restore = restoring.contains(&ObjectRef {
             group: String::new(),
             kind: "PersistentVolume".to_string(),
             namespace: None,
-            name: volume.to_string(),
-        };
-        if !restoring.contains(&volume) {
+            name: volume.clone(),
+        });
+        if !(in_restore && transform.reattaches(Some(&key))) {
             json::remove(obj, "/spec/volumeName");
+            // From a restored snapshot: not empty, `from_snapshot` says so.
+            if !transform.volume_sources.contains_key(&key) {
+                let why = if !in_restore {
+                    "is not in the restore"
+                } else if transform.reattach_volumes {
+                    "is not re-attached: the backup was to copy this claim's data and holds none of it"
+                } else {
+                    "is not re-created: its data is not restored (--reattach-volumes re-attaches it)"
+                };
+                note = Some(format!(
+                    "provisioned anew, empty: its volume {volume} {why}"
+                ));
+            }
         }
     }
-    map_class(obj, "", &transform.storage_class_map)
+    map_class(obj, "", &transform.storage_class_map)?;
+    Ok(note)
 }
 
 /// A claim whose data comes back through a restored snapshot: provisioned
@@ -122,7 +144,7 @@ mod tests {
     #[test]
     fn binding_annotations_go_and_others_stay() {
         let mut pvc = bound_claim();
-        apply(&mut pvc, &Transform::default(), &HashSet::new()).unwrap();
+        apply(&mut pvc, &Transform::default(), &HashSet::new(), Some("db")).unwrap();
         assert_eq!(
             pvc["metadata"]["annotations"],
             json!({"backup.example.com/tier": "gold"})
@@ -130,21 +152,56 @@ mod tests {
         assert_eq!(pvc["metadata"]["labels"], json!({"app": "pg"}));
     }
 
+    fn reattach() -> Transform {
+        Transform {
+            reattach_volumes: true,
+            ..Transform::default()
+        }
+    }
+
     #[test]
-    fn volume_name_kept_when_the_volume_is_restored() {
+    fn volume_name_kept_when_the_volume_is_reattached() {
         let mut pvc = bound_claim();
         let restoring = HashSet::from([volume("pvc-5b1f0c2e")]);
-        apply(&mut pvc, &Transform::default(), &restoring).unwrap();
+        let note = apply(&mut pvc, &reattach(), &restoring, Some("db")).unwrap();
         assert_eq!(pvc["spec"]["volumeName"], "pvc-5b1f0c2e");
+        assert_eq!(note, None);
+    }
+
+    #[test]
+    fn claim_is_provisioned_anew_when_its_volume_is_not_reattached() {
+        // The volume is in the backup, but its data is not restored.
+        let mut pvc = bound_claim();
+        let restoring = HashSet::from([volume("pvc-5b1f0c2e")]);
+        let note = apply(&mut pvc, &Transform::default(), &restoring, Some("db"))
+            .unwrap()
+            .unwrap();
+        assert!(pvc["spec"].get("volumeName").is_none());
+        assert!(
+            note.starts_with("provisioned anew, empty: its volume pvc-5b1f0c2e is not re-created"),
+            "{note}"
+        );
+        // Asked to re-attach, but the backup failed to copy this claim.
+        let transform = Transform {
+            never_reattach: std::collections::BTreeSet::from(["db/data-pg-0".to_string()]),
+            ..reattach()
+        };
+        let mut pvc = bound_claim();
+        let note = apply(&mut pvc, &transform, &restoring, Some("db"))
+            .unwrap()
+            .unwrap();
+        assert!(pvc["spec"].get("volumeName").is_none());
+        assert!(note.contains("is not re-attached"), "{note}");
     }
 
     #[test]
     fn volume_name_dropped_when_the_volume_is_not_restored() {
         let mut pvc = bound_claim();
         let restoring = HashSet::from([volume("pvc-other")]);
-        apply(&mut pvc, &Transform::default(), &restoring).unwrap();
+        let note = apply(&mut pvc, &reattach(), &restoring, Some("db")).unwrap();
         assert!(pvc["spec"].get("volumeName").is_none());
         assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "10Gi");
+        assert!(note.unwrap().contains("is not in the restore"));
     }
 
     #[test]
@@ -154,14 +211,14 @@ mod tests {
             ..Transform::default()
         };
         let mut pvc = bound_claim();
-        apply(&mut pvc, &transform, &HashSet::new()).unwrap();
+        apply(&mut pvc, &transform, &HashSet::new(), Some("db")).unwrap();
         assert_eq!(pvc["spec"]["storageClassName"], "standard-rwo");
     }
 
     #[test]
     fn malformed_volume_name_names_the_field() {
         let mut pvc = json!({"spec": {"volumeName": ["pv-1"]}});
-        let err = apply(&mut pvc, &Transform::default(), &HashSet::new()).unwrap_err();
+        let err = apply(&mut pvc, &Transform::default(), &HashSet::new(), None).unwrap_err();
         assert_eq!(err.field, "spec.volumeName");
         assert_eq!(err.found, "a list");
     }
@@ -174,12 +231,14 @@ mod tests {
         };
         let mut pvc = bound_claim();
         // Even with its old volume in the restore set, the snapshot wins.
-        apply(
+        let note = apply(
             &mut pvc,
             &transform,
             &HashSet::from([volume("pvc-5b1f0c2e")]),
+            Some("db"),
         )
         .unwrap();
+        assert_eq!(note, None, "not empty: provisioned from the snapshot");
         from_snapshot(&mut pvc, &transform, Some("db")).unwrap();
         assert!(pvc["spec"].get("volumeName").is_none());
         assert_eq!(pvc["spec"]["dataSource"]["kind"], "VolumeSnapshot");
