@@ -494,7 +494,8 @@ fn write_recovery_key(path: &std::path::Path) -> Result<Credential> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut raw = [0u8; 32];
-    getrandom::getrandom(&mut raw).context("no randomness for the recovery key")?;
+    getrandom::getrandom(&mut raw)
+        .map_err(|e| anyhow::anyhow!("no randomness for the recovery key: {e}"))?;
     let mut text: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     text.push('\n');
     let mut f = std::fs::OpenOptions::new()

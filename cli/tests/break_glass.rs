@@ -114,10 +114,7 @@ fn replica_restores_on_a_fresh_machine_with_only_read_credentials_and_the_recove
         "repo check --read-data",
     ))
     .unwrap();
-    assert!(
-        check["problems"].as_array().unwrap().is_empty(),
-        "{check}"
-    );
+    assert!(check["problems"].as_array().unwrap().is_empty(), "{check}");
     let target = home.path().join("restored");
     let restored: serde_json::Value = serde_json::from_str(&ok(
         fresh(
@@ -134,10 +131,17 @@ fn replica_restores_on_a_fresh_machine_with_only_read_credentials_and_the_recove
         "volume restore latest",
     ))
     .unwrap();
-    assert_eq!(restored["snapshot"].as_str(), Some(latest.as_str()), "{restored}");
+    assert_eq!(
+        restored["snapshot"].as_str(),
+        Some(latest.as_str()),
+        "{restored}"
+    );
     assert_identical(&data, &target.join("data"));
     let after = lifeboat_tests::s3_admin::object_versions(&replica).unwrap();
-    assert_eq!(before, after, "the break-glass restore wrote to the replica");
+    assert_eq!(
+        before, after,
+        "the break-glass restore wrote to the replica"
+    );
 
     // The passphrase alone opens the replica too (the other credential).
     let mut by_passphrase: Vec<(String, String)> = fresh_env

@@ -160,7 +160,9 @@ fn restore_new_snapshots(
     }
 }
 
+/// Copy `from` into the new directory `to` (as `to/<name of from>`).
 fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
     let status = Command::new("cp")
         .arg("-a")
         .arg(from)
