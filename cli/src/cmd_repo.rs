@@ -30,9 +30,11 @@ pub enum RepoCommand {
     Prune(PruneArgs),
     /// Extend the Object Lock of every object a snapshot needs (never shortens).
     ExtendLocks,
-    /// Remove stale repository locks left by killed processes.
+    /// Remove stale repository locks left by killed processes (stale by the
+    /// store's clock), and lock objects that do not parse or are dated in the
+    /// future.
     Unlock {
-        /// Remove every lock, not only stale ones.
+        /// Remove every lock, also those of running operations.
         #[arg(long)]
         all: bool,
     },
@@ -97,7 +99,7 @@ pub struct PruneArgs {
     keep_monthly: u32,
     #[arg(long, default_value_t = 0)]
     keep_yearly: u32,
-    /// Show what would be removed without removing anything.
+    /// Show what would be removed without removing anything (takes no lock).
     #[arg(long)]
     dry_run: bool,
     /// Keep unreferenced packs younger than this (e.g. 6h, 30m, 2d, 0):

@@ -8,7 +8,7 @@
 use crate::reachable::{packs_of, protected_keys, reachable_blobs};
 use crate::{OpsError, Progress};
 use chrono::{Duration, Utc};
-use lifeboat_repo::{LockKind, Repository};
+use lifeboat_repo::{LockKind, LockPolicy, Repository};
 use lifeboat_store::Retention;
 use serde::Serialize;
 use std::sync::Arc;
@@ -33,9 +33,20 @@ pub async fn extend_locks(
             repo.store().location()
         ))
     })?;
-    let lock = repo
-        .lock_waiting(LockKind::Shared, "extend-locks", crate::backup::lock_wait())
-        .await?;
+    repo.with_lock(
+        LockKind::Shared,
+        "extend-locks",
+        crate::backup::lock_wait(),
+        |_lock| extend_locks_locked(repo, policy, progress),
+    )
+    .await
+}
+
+async fn extend_locks_locked(
+    repo: &Repository,
+    policy: LockPolicy,
+    progress: Arc<Progress>,
+) -> Result<ExtendReport, OpsError> {
     progress.set_phase("finding referenced objects");
     let snapshots = repo.snapshots().await?;
     let index = repo.load_index().await?;
@@ -90,13 +101,9 @@ pub async fn extend_locks(
         match joined.map_err(|e| OpsError::Pipeline(e.to_string()))? {
             Ok(true) => report.extended += 1,
             Ok(false) => report.already_sufficient += 1,
-            Err(e) => {
-                lock.release().await?;
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         }
         Progress::add(&progress.items_done, 1);
     }
-    lock.release().await?;
     Ok(report)
 }

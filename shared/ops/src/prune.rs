@@ -5,7 +5,9 @@ use crate::forget::{apply_policy, Decision, RetentionPolicy};
 use crate::reachable::{packs_of, reachable_blobs};
 use crate::{OpsError, Progress};
 use chrono::Utc;
-use lifeboat_repo::{FileKind, Id, IndexFile, IndexPack, IndexedBlob, LockKind, Repository};
+use lifeboat_repo::{
+    FileKind, Id, IndexFile, IndexPack, IndexedBlob, LockHandle, LockKind, Repository,
+};
 use lifeboat_store::StoreError;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -67,16 +69,22 @@ pub async fn prune(
     opts: &PruneOptions,
     progress: Arc<Progress>,
 ) -> Result<PruneReport, OpsError> {
-    let lock = repo.lock(LockKind::Exclusive, "prune").await?;
-    let result = prune_locked(repo, opts, &progress).await;
-    lock.release().await?;
-    result
+    if opts.dry_run {
+        // It deletes nothing, so it keeps nobody out.
+        return prune_locked(repo, opts, &progress, None).await;
+    }
+    let wait = std::time::Duration::ZERO;
+    repo.with_lock(LockKind::Exclusive, "prune", wait, |lock| async move {
+        prune_locked(repo, opts, &progress, Some(lock)).await
+    })
+    .await
 }
 
 async fn prune_locked(
     repo: &Repository,
     opts: &PruneOptions,
     progress: &Progress,
+    lock: Option<LockHandle>,
 ) -> Result<PruneReport, OpsError> {
     let mut report = PruneReport {
         dry_run: opts.dry_run,
@@ -107,6 +115,10 @@ async fn prune_locked(
     let index = repo.load_index().await?;
     let used_blobs = reachable_blobs(repo, &index, &kept).await?;
     let used_packs = packs_of(&index, &used_blobs);
+    // Deleting packs is safe only while no backup could have started.
+    if let Some(lock) = &lock {
+        lock.ensure_held().await?;
+    }
     let listed = repo.store().list(FileKind::Pack.prefix()).await?;
     let cutoff = Utc::now() - opts.grace;
     let mut deleted = HashSet::new();

@@ -42,6 +42,10 @@ pub enum RepoError {
     /// Another process holds a conflicting repository lock.
     #[error("repository is locked: {0}")]
     Locked(String),
+    /// An operation's own lock can no longer be relied on, so it stopped
+    /// before saving anything that a concurrent prune may have broken.
+    #[error("{operation} stopped before saving: its repository lock can no longer be relied on: {reason}; nothing was saved, run it again")]
+    LockLost { operation: String, reason: String },
     /// Invalid options given by the caller.
     #[error("invalid option: {0}")]
     InvalidOption(String),
@@ -55,7 +59,7 @@ impl RepoError {
     pub fn is_retryable(&self) -> bool {
         match self {
             RepoError::Store(e) => e.is_retryable(),
-            RepoError::Locked(_) => true,
+            RepoError::Locked(_) | RepoError::LockLost { .. } => true,
             _ => false,
         }
     }

@@ -44,7 +44,10 @@ pub use fingerprint::RepoFingerprint;
 pub use id::Id;
 pub use index::{BlobLocation, Index, IndexFile, IndexPack, IndexedBlob};
 pub use keyfile::{KdfParams, KeyFile};
-pub use lock::{LockGuard, LockKind, LockRecord};
+pub use lock::{
+    LockEntry, LockGuard, LockHandle, LockKind, LockRecord, LockStatus,
+    HOLD_WITHOUT_REFRESH_MINUTES, STALE_AFTER_MINUTES,
+};
 pub use pack::{parse_pack, parse_pack_header, PackBlob, PackBuilder, PACK_MAGIC};
 pub use repository::{FileKind, InitOptions, Repository, SealedBlob};
 pub use snapshot::{

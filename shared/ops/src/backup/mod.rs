@@ -11,7 +11,7 @@ pub use pipeline::{BlobPipeline, BlobSaver, PipelineResult};
 
 use crate::{OpsError, Progress};
 use chrono::Utc;
-use lifeboat_repo::{FileKind, Id, LockKind, Repository, Snapshot, SnapshotSummary};
+use lifeboat_repo::{FileKind, Id, LockHandle, LockKind, Repository, Snapshot, SnapshotSummary};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -113,13 +113,22 @@ pub async fn backup(
     opts: BackupOptions,
     progress: Arc<Progress>,
 ) -> Result<BackupOutcome, OpsError> {
+    repo.with_lock(LockKind::Shared, "backup", lock_wait(), |lock| {
+        backup_locked(repo, opts, progress, lock)
+    })
+    .await
+}
+
+async fn backup_locked(
+    repo: &Repository,
+    opts: BackupOptions,
+    progress: Arc<Progress>,
+    lock: LockHandle,
+) -> Result<BackupOutcome, OpsError> {
     let started = Instant::now();
     let paths = absolute_paths(&opts.paths)?;
     let hostname = opts.hostname.clone().unwrap_or_else(hostname);
     let path_strings: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    let lock = repo
-        .lock_waiting(LockKind::Shared, "backup", lock_wait())
-        .await?;
     progress.set_phase("loading index");
     let index = Arc::new(repo.load_index().await?);
 
@@ -187,8 +196,8 @@ pub async fn backup(
         cluster: None,
         repository: Some(repo.fingerprint().await?),
     };
+    lock.ensure_held().await?;
     let snapshot_id = repo.save_file(FileKind::Snapshot, &snapshot).await?;
-    lock.release().await?;
     tracing::info!(snapshot = %snapshot_id.short(), files = stats.files, new = written.bytes_new, "backup done");
     Ok(BackupOutcome {
         snapshot_id,

@@ -14,7 +14,8 @@ use lifeboat_kube::{
 };
 use lifeboat_repo::cluster_scope::{scope_id, scope_takes_everything};
 use lifeboat_repo::{
-    ClusterResource, ClusterSource, FileKind, Id, LockKind, Repository, Snapshot, SnapshotSummary,
+    ClusterResource, ClusterSource, FileKind, Id, LockHandle, LockKind, Repository, Snapshot,
+    SnapshotSummary,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -116,21 +117,26 @@ pub async fn backup_cluster(
     opts: ClusterBackupOptions,
     progress: Arc<Progress>,
 ) -> Result<ClusterBackupOutcome, OpsError> {
-    let lock = repo
-        .lock_waiting(LockKind::Shared, "cluster backup", lock_wait())
-        .await?;
-    let tags = opts.tags.clone();
-    let exported = export_unlocked(repo, cluster, opts, &progress).await?;
-    progress.set_phase("saving snapshot");
-    let (snapshot_id, snapshot) = save_snapshot(repo, &exported, tags, Utc::now()).await?;
-    lock.release().await?;
-    Ok(ClusterBackupOutcome {
-        snapshot_id,
-        snapshot,
-        warnings: exported.warnings,
-        warning_count: exported.warning_count,
-        excluded: exported.excluded,
-    })
+    repo.with_lock(
+        LockKind::Shared,
+        "cluster backup",
+        lock_wait(),
+        |lock| async move {
+            let tags = opts.tags.clone();
+            let exported = export_unlocked(repo, cluster, opts, &progress).await?;
+            progress.set_phase("saving snapshot");
+            let (snapshot_id, snapshot) =
+                save_snapshot(repo, &lock, &exported, tags, Utc::now()).await?;
+            Ok(ClusterBackupOutcome {
+                snapshot_id,
+                snapshot,
+                warnings: exported.warnings,
+                warning_count: exported.warning_count,
+                excluded: exported.excluded,
+            })
+        },
+    )
+    .await
 }
 
 /// Store the objects of `cluster` that `opts.scope` selects without making a
@@ -142,12 +148,18 @@ pub async fn export_cluster(
     opts: ClusterBackupOptions,
     progress: Arc<Progress>,
 ) -> Result<ExportedState, OpsError> {
-    let lock = repo
-        .lock_waiting(LockKind::Shared, "cluster export", lock_wait())
-        .await?;
-    let exported = export_unlocked(repo, cluster, opts, &progress).await?;
-    lock.release().await?;
-    Ok(exported)
+    repo.with_lock(
+        LockKind::Shared,
+        "cluster export",
+        lock_wait(),
+        |lock| async move {
+            let exported = export_unlocked(repo, cluster, opts, &progress).await?;
+            // The commit step relies on what this export deduplicated against.
+            lock.ensure_held().await?;
+            Ok(exported)
+        },
+    )
+    .await
 }
 
 /// Write the snapshot of an export, once everything it references is durable.
@@ -157,16 +169,18 @@ pub async fn commit_cluster(
     tags: BTreeMap<String, String>,
     time: chrono::DateTime<Utc>,
 ) -> Result<(Id, Snapshot), OpsError> {
-    let lock = repo
-        .lock_waiting(LockKind::Shared, "cluster commit", lock_wait())
-        .await?;
-    let saved = save_snapshot(repo, exported, tags, time).await?;
-    lock.release().await?;
-    Ok(saved)
+    repo.with_lock(
+        LockKind::Shared,
+        "cluster commit",
+        lock_wait(),
+        |lock| async move { save_snapshot(repo, &lock, exported, tags, time).await },
+    )
+    .await
 }
 
 async fn save_snapshot(
     repo: &Repository,
+    lock: &LockHandle,
     exported: &ExportedState,
     tags: BTreeMap<String, String>,
     time: chrono::DateTime<Utc>,
@@ -184,6 +198,7 @@ async fn save_snapshot(
         cluster: Some(exported.cluster.clone()),
         repository: Some(repo.fingerprint().await?),
     };
+    lock.ensure_held().await?;
     let id = repo.save_file(FileKind::Snapshot, &snapshot).await?;
     tracing::info!(snapshot = %id.short(), objects = snapshot.summary.files, new = snapshot.summary.bytes_new, "cluster snapshot saved");
     Ok((id, snapshot))

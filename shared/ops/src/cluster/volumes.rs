@@ -5,7 +5,7 @@ use super::collector::{dir_node, save_tree};
 use super::ExportedState;
 use crate::backup::{lock_wait, BlobPipeline};
 use crate::{OpsError, Progress};
-use lifeboat_repo::{Id, Index, LockKind, Node, Repository, VolumeData};
+use lifeboat_repo::{Id, Index, LockHandle, LockKind, Node, Repository, VolumeData};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -57,9 +57,18 @@ pub async fn attach_volumes(
     exported: &ExportedState,
     volumes: Vec<CopiedVolume>,
 ) -> Result<ExportedState, OpsError> {
-    let lock = repo
-        .lock_waiting(LockKind::Shared, "attach volumes", lock_wait())
-        .await?;
+    repo.with_lock(LockKind::Shared, "attach volumes", lock_wait(), |lock| {
+        attach_volumes_locked(repo, exported, volumes, lock)
+    })
+    .await
+}
+
+async fn attach_volumes_locked(
+    repo: &Repository,
+    exported: &ExportedState,
+    volumes: Vec<CopiedVolume>,
+    lock: LockHandle,
+) -> Result<ExportedState, OpsError> {
     let index = Arc::new(repo.load_index().await?);
     let root = repo.load_tree(&index, &exported.tree).await?;
     let mut records = Vec::new();
@@ -100,7 +109,8 @@ pub async fn attach_volumes(
     .map_err(|e| OpsError::Pipeline(e.to_string()))?;
     let tree = tree?;
     pipeline.finish(saver).await?;
-    lock.release().await?;
+    // The commit step relies on the trees written here.
+    lock.ensure_held().await?;
     let mut out = exported.clone();
     out.tree = tree;
     // The summary stays about the objects; each volume's record carries its

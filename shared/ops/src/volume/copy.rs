@@ -4,7 +4,9 @@ use super::plan::{bytes_of, check_range, chunks_in, segment_size, ByteRange};
 use crate::backup::{all_zero, lock_wait, BlobPipeline, BlobSaver};
 use crate::{OpsError, Progress};
 use futures::{StreamExt, TryStreamExt};
-use lifeboat_repo::{BlobType, ChunkRef, Id, Index, LockKind, Node, NodeType, Repository, Tree};
+use lifeboat_repo::{
+    BlobType, ChunkRef, Id, Index, LockHandle, LockKind, Node, NodeType, Repository, Tree,
+};
 use lifeboat_volume::{Block, BlockSource, ChangedBlock, Geometry};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -64,6 +66,19 @@ pub async fn copy_range(
     opts: CopyOptions,
     progress: Arc<Progress>,
 ) -> Result<RangeCopy, OpsError> {
+    repo.with_lock(LockKind::Shared, "volume copy", lock_wait(), |lock| {
+        copy_range_locked(repo, source, opts, progress, lock)
+    })
+    .await
+}
+
+async fn copy_range_locked(
+    repo: &Repository,
+    source: &dyn BlockSource,
+    opts: CopyOptions,
+    progress: Arc<Progress>,
+    lock: LockHandle,
+) -> Result<RangeCopy, OpsError> {
     let geometry = source.geometry().await?;
     let chunk = repo.config().chunking.fixed_size;
     let seg = segment_size(geometry.block_size, chunk);
@@ -94,9 +109,6 @@ pub async fn copy_range(
     };
     let segments = segments(geometry, seg, opts.range, listed, incremental);
 
-    let lock = repo
-        .lock_waiting(LockKind::Shared, "volume copy", lock_wait())
-        .await?;
     let index = Arc::new(repo.load_index().await?);
     let (pipeline, saver) = BlobPipeline::start(repo, index.clone(), progress.clone());
     let (tx, rx) = mpsc::channel::<(u64, Vec<u8>)>(4);
@@ -157,7 +169,8 @@ pub async fn copy_range(
     .map_err(|e| OpsError::Pipeline(e.to_string()))?;
     let tree_id = tree_id?;
     let written = pipeline.finish(saver).await?;
-    lock.release().await?;
+    // The commit relies on the chunks this copy deduplicated against.
+    lock.ensure_held().await?;
     Ok(RangeCopy {
         range: opts.range,
         tree: tree_id,
