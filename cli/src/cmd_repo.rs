@@ -116,12 +116,19 @@ fn parse_grace(s: &str) -> Result<chrono::Duration, String> {
     let n: i64 = num
         .parse()
         .map_err(|_| format!("grace {s:?} is not a number with a unit (30m, 6h, 2d)"))?;
-    match unit {
-        "s" => Ok(chrono::Duration::seconds(n)),
-        "m" => Ok(chrono::Duration::minutes(n)),
-        "h" => Ok(chrono::Duration::hours(n)),
-        "d" => Ok(chrono::Duration::days(n)),
-        _ => Err(format!("grace {s:?}: the unit is s, m, h or d")),
+    let grace = match unit {
+        "s" => chrono::Duration::try_seconds(n),
+        "m" => chrono::Duration::try_minutes(n),
+        "h" => chrono::Duration::try_hours(n),
+        "d" => chrono::Duration::try_days(n),
+        _ => return Err(format!("grace {s:?}: the unit is s, m, h or d")),
+    };
+    match grace {
+        Some(g) if g <= lifeboat_ops::prune::MAX_GRACE => Ok(g),
+        _ => Err(format!(
+            "grace {s:?} is longer than the longest allowed, {} days",
+            lifeboat_ops::prune::MAX_GRACE.num_days()
+        )),
     }
 }
 
@@ -170,7 +177,7 @@ pub async fn run(g: &GlobalArgs, cmd: RepoCommand) -> Result<u8> {
             let repo = g.open().await?;
             let progress = Arc::new(Progress::default());
             let reporter = Reporter::start(progress.clone(), g.json);
-            let r = extend_locks::extend_locks(&repo, progress).await?;
+            let r = extend_locks::extend_locks(&repo, &Default::default(), progress).await?;
             drop(reporter);
             if g.json {
                 print_json(&r)?;
@@ -233,11 +240,23 @@ pub async fn run(g: &GlobalArgs, cmd: RepoCommand) -> Result<u8> {
             let [(key_id, _)] = matches.as_slice() else {
                 bail!("{id:?} matches {} keys; give a unique prefix of an id from `lifeboat repo keys`", matches.len());
             };
-            repo.remove_key(key_id).await?;
+            let outcome = repo.remove_key(key_id).await?;
             if g.json {
-                print_json(&serde_json::json!({ "removed": key_id.to_hex() }))?;
+                let mut v = serde_json::json!({ "removed": key_id.to_hex() });
+                if let lifeboat_repo::KeyRemoval::Revoked { until } = &outcome {
+                    v = serde_json::json!({ "revoked": key_id.to_hex(), "locked_until": until });
+                }
+                print_json(&v)?;
             } else {
-                println!("removed key {}", key_id.short());
+                match outcome {
+                    lifeboat_repo::KeyRemoval::Removed => {
+                        println!("removed key {}", key_id.short())
+                    }
+                    lifeboat_repo::KeyRemoval::Revoked { until } => println!(
+                        "key {} is locked until {until}: marked revoked; its lock is no longer extended, and `repo prune` deletes it once the lock has expired (until then it still opens the repository)",
+                        key_id.short()
+                    ),
+                }
             }
             Ok(0)
         }
@@ -448,6 +467,13 @@ async fn run_prune(g: &GlobalArgs, a: PruneArgs) -> Result<u8> {
             "{}  {}  {verdict}",
             d.id.short(),
             d.time.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    if r.packs_pending > 0 {
+        println!(
+            "{} unreferenced pack(s) kept for backups under way ({})",
+            r.packs_pending,
+            r.pending_runs.join(", ")
         );
     }
     let verb = if r.dry_run { "would remove" } else { "removed" };

@@ -28,6 +28,14 @@ pub enum OpsError {
     /// A stage of the backup pipeline stopped unexpectedly.
     #[error("backup pipeline failed: {0}")]
     Pipeline(String),
+    /// Data a snapshot about to be written references is in no index any
+    /// more (a prune removed what the backup deduplicated against).
+    #[error("{what}: {count} blob(s) it references are in no index (first: {first}); a prune removed data this backup deduplicated against, so the snapshot is not written: run the backup again")]
+    DataMissing {
+        what: String,
+        count: usize,
+        first: lifeboat_repo::Id,
+    },
 }
 
 impl OpsError {

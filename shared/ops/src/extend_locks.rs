@@ -8,13 +8,24 @@
 use crate::reachable::{packs_of, protected_keys, reachable_blobs};
 use crate::{OpsError, Progress};
 use chrono::{Duration, Utc};
+use lifeboat_repo::Id;
 use lifeboat_repo::{LockKind, LockPolicy, Repository};
 use lifeboat_store::Retention;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
-#[derive(Debug, Clone, Default, Serialize)]
+/// What extend-locks leaves alone.
+#[derive(Debug, Clone, Default)]
+pub struct ExtendOptions {
+    /// Snapshots whose objects are not extended for their sake: a replica's
+    /// snapshots that the primary has forgotten, whose locks must run out so
+    /// that replication can remove them.
+    pub skip_snapshots: HashSet<Id>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ExtendReport {
     pub objects: u64,
     pub extended: u64,
@@ -25,6 +36,7 @@ pub struct ExtendReport {
 #[tracing::instrument(skip_all)]
 pub async fn extend_locks(
     repo: &Repository,
+    opts: &ExtendOptions,
     progress: Arc<Progress>,
 ) -> Result<ExtendReport, OpsError> {
     let policy = repo.config().object_lock.ok_or_else(|| {
@@ -48,7 +60,8 @@ async fn extend_locks_locked(
     progress: Arc<Progress>,
 ) -> Result<ExtendReport, OpsError> {
     progress.set_phase("finding referenced objects");
-    let snapshots = repo.snapshots().await?;
+    let mut snapshots = repo.snapshots().await?;
+    snapshots.retain(|(id, _)| !opts.skip_snapshots.contains(id));
     let index = repo.load_index().await?;
     let snaps: Vec<_> = snapshots.iter().map(|(_, s)| s).collect();
     let blobs = reachable_blobs(repo, &index, &snaps).await?;

@@ -18,6 +18,7 @@ mod error;
 pub mod extend_locks;
 pub mod forget;
 pub mod memory;
+pub mod pending;
 mod progress;
 pub mod prune;
 mod reachable;

@@ -13,6 +13,14 @@ use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+/// The longest grace period accepted: longer ones are almost certainly a
+/// mistake, and far longer ones would overflow date arithmetic.
+pub const MAX_GRACE: chrono::Duration = chrono::Duration::days(365);
+
+/// Temporary files younger than this are never removed, whatever the grace:
+/// a write under way (another process taking its lock) may own them.
+const MIN_TEMPORARY_AGE: chrono::Duration = chrono::Duration::minutes(15);
+
 #[derive(Debug, Clone, Default)]
 pub struct PruneOptions {
     pub policy: RetentionPolicy,
@@ -38,9 +46,18 @@ pub struct PruneReport {
     /// Unreferenced packs younger than the grace period (a backup under way
     /// may need them; deleted by a later prune if still unreferenced).
     pub packs_recent: u64,
+    /// Unreferenced packs kept because a backup under way (a live
+    /// `pending/` marker) may reference them.
+    pub packs_pending: u64,
+    /// The runs whose pending markers are live.
+    pub pending_runs: Vec<String>,
     pub packs_kept: u64,
     pub index_files_written: u64,
     pub index_files_deleted: u64,
+    /// Temporary files of interrupted writes (local stores) removed.
+    pub temporaries_removed: u64,
+    /// Revoked key objects deleted now that their locks have expired.
+    pub keys_removed: Vec<Id>,
 }
 
 /// Delete an object unless its lock is still active. Returns whether it was deleted.
@@ -86,6 +103,20 @@ async fn prune_locked(
     progress: &Progress,
     lock: Option<LockHandle>,
 ) -> Result<PruneReport, OpsError> {
+    if opts.grace < chrono::Duration::zero() || opts.grace > MAX_GRACE {
+        return Err(OpsError::InvalidInput(format!(
+            "grace period of {} s: it must be between 0 and {} days",
+            opts.grace.num_seconds(),
+            MAX_GRACE.num_days()
+        )));
+    }
+    let now = Utc::now();
+    let cutoff = now.checked_sub_signed(opts.grace).ok_or_else(|| {
+        OpsError::InvalidInput(format!(
+            "grace period of {} s reaches before the earliest representable time",
+            opts.grace.num_seconds()
+        ))
+    })?;
     let mut report = PruneReport {
         dry_run: opts.dry_run,
         ..Default::default()
@@ -120,7 +151,21 @@ async fn prune_locked(
         lock.ensure_held().await?;
     }
     let listed = repo.store().list(FileKind::Pack.prefix()).await?;
-    let cutoff = Utc::now() - opts.grace;
+    // A backup under way may reference any indexed pack and every pack
+    // written since its marker appeared; its snapshot is not written yet.
+    let markers = crate::pending::live(repo, now, !opts.dry_run).await?;
+    report.pending_runs = markers
+        .iter()
+        .map(|m| {
+            m.marker
+                .as_ref()
+                .map_or_else(|| m.key.clone(), |p| p.run.clone())
+        })
+        .collect();
+    let pending_since = markers
+        .iter()
+        .map(|m| m.written.unwrap_or(chrono::DateTime::<Utc>::MIN_UTC))
+        .min();
     let mut deleted = HashSet::new();
     for obj in &listed {
         let Some(pack) = FileKind::Pack.parse_key(&obj.key) else {
@@ -134,6 +179,12 @@ async fn prune_locked(
             report.packs_recent += 1;
             continue;
         }
+        if let Some(since) = pending_since {
+            if index.packs().contains_key(&pack) || obj.last_modified.is_none_or(|t| t >= since) {
+                report.packs_pending += 1;
+                continue;
+            }
+        }
         if delete_if_unlocked(repo, &obj.key, opts.dry_run).await? {
             report.packs_deleted += 1;
             report.bytes_freed += obj.size;
@@ -141,6 +192,12 @@ async fn prune_locked(
         } else {
             report.packs_locked += 1;
         }
+    }
+
+    report.keys_removed = repo.remove_revoked_keys(opts.dry_run).await?;
+    if !opts.dry_run {
+        let before = cutoff.min(now - MIN_TEMPORARY_AGE);
+        report.temporaries_removed = repo.store().remove_stale_temporaries(before).await?;
     }
 
     // Rewrite the index without the deleted packs, superseding every index file present.
@@ -190,3 +247,7 @@ async fn prune_locked(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+#[path = "prune_tests.rs"]
+mod tests;

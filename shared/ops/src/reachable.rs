@@ -28,6 +28,39 @@ pub(crate) async fn reachable_blobs(
     Ok(seen)
 }
 
+/// The blobs under tree `root` (itself included) that `index` does not list.
+/// A missing tree is reported and not descended into.
+pub(crate) async fn unindexed_blobs(
+    repo: &Repository,
+    index: &Index,
+    root: Id,
+) -> Result<Vec<Id>, OpsError> {
+    let mut missing = Vec::new();
+    let mut seen = HashSet::new();
+    let mut stack = vec![root];
+    while let Some(tid) = stack.pop() {
+        if !seen.insert(tid) {
+            continue;
+        }
+        if !index.contains(&tid) {
+            missing.push(tid);
+            continue;
+        }
+        let tree = repo.load_tree(index, &tid).await?;
+        for node in tree.nodes {
+            for c in &node.content {
+                if seen.insert(c.id) && !index.contains(&c.id) {
+                    missing.push(c.id);
+                }
+            }
+            if let Some(sub) = node.subtree {
+                stack.push(sub);
+            }
+        }
+    }
+    Ok(missing)
+}
+
 /// The packs that hold any of `blobs`.
 pub(crate) fn packs_of(index: &Index, blobs: &HashSet<Id>) -> HashSet<Id> {
     blobs
@@ -37,19 +70,26 @@ pub(crate) fn packs_of(index: &Index, blobs: &HashSet<Id>) -> HashSet<Id> {
 }
 
 /// The keys of every object that must stay locked while `snapshots` are kept:
-/// config, keys, the live index files, the snapshots and `packs`.
+/// config, the key objects (but revoked ones: their locks are left to expire
+/// so that they can be deleted), the live index files, the snapshots and `packs`.
 pub(crate) async fn protected_keys(
     repo: &Repository,
     index: &Index,
     snapshots: impl Iterator<Item = &Id>,
     packs: impl Iterator<Item = &Id>,
 ) -> Result<Vec<String>, OpsError> {
+    let revoked = repo.revoked_keys().await?;
     let mut keys = vec![FileKind::Config.prefix().to_string()];
     keys.extend(
         repo.store()
             .list(FileKind::Key.prefix())
             .await?
             .into_iter()
+            .filter(|o| {
+                FileKind::Key
+                    .parse_key(&o.key)
+                    .is_none_or(|id| !revoked.contains(&id))
+            })
             .map(|o| o.key),
     );
     keys.extend(index.files.iter().map(|i| FileKind::Index.key(i)));

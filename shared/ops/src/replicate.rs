@@ -1,26 +1,38 @@
 //! Replication: make a second repository (the DR region's) hold everything the
 //! first one does, copying only what it lacks.
 //!
-//! The replica shares the primary's config and keys (copied once, byte for
-//! byte), so packs, indexes and snapshots are copied as they are: ids stay
-//! valid, nothing is decrypted or re-encrypted, and the same passphrase opens
-//! both. The order of the primary's writes is kept: packs, then indexes, then
+//! The replica shares the primary's config and keys (copied byte for byte),
+//! so packs, indexes and snapshots are copied as they are: ids stay valid,
+//! nothing is decrypted or re-encrypted, and the same passphrase opens both.
+//! The order of the primary's writes is kept: packs, then indexes, then
 //! snapshots, so a replica interrupted at any point never has a snapshot that
 //! points at data it lacks. Every copy is written with the replica's own
 //! Object Lock retention.
+//!
+//! Every run also brings the replica's state in line with the primary's
+//! (see [`mirror`]): new key objects and revocations are copied before the
+//! replica is opened (so a rotated passphrase opens it), key objects and
+//! snapshots the primary removed are removed once their locks allow, packs
+//! that a copied index file no longer lists are indexed again while the
+//! replica holds them, and the locks of everything the replica's kept
+//! snapshots need are extended as apply-lock does on the primary.
 
+use crate::extend_locks::{extend_locks, ExtendOptions, ExtendReport};
 use crate::{OpsError, Progress};
-use lifeboat_repo::{Credential, FileKind, Repository};
+use lifeboat_repo::{Credential, FileKind, RepoConfig, Repository, REVOKED_PREFIX};
 use lifeboat_store::{put_content_addressed, ObjectStore, PutOptions, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
+mod mirror;
+
 /// Objects copied at once; packs are up to tens of MiB each.
 const COPY_PARALLELISM: usize = 3;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ReplicateReport {
     pub packs_copied: u64,
     pub indexes_copied: u64,
@@ -28,18 +40,54 @@ pub struct ReplicateReport {
     pub bytes_copied: u64,
     /// Objects the replica already had.
     pub already_present: u64,
+    /// Snapshots the primary no longer has, removed from the replica.
+    pub snapshots_removed: u64,
+    /// Snapshots the primary no longer has whose replica lock has not yet
+    /// expired: their locks are no longer extended, a later run removes them.
+    pub snapshots_pending_removal: u64,
+    /// Key objects and revocation markers the primary no longer has, removed.
+    pub keys_removed: u64,
+    /// Packs the replica holds that a copied index file (a prune's rewrite
+    /// on the primary) no longer lists, indexed again in the replica.
+    pub packs_reindexed: u64,
+    /// The replica's lock extension (`None` without an Object Lock policy).
+    pub locks: Option<ExtendReport>,
 }
 
 /// Open `dst` as a replica of `src`, creating it from `src`'s config and keys
 /// if it holds no repository yet. Fails if `dst` is a different repository.
+/// Key objects and revocation markers the replica lacks are copied first, so
+/// that after a passphrase rotation on the primary the new passphrase opens it.
 pub async fn open_replica(
     src: &Repository,
     dst: Arc<dyn ObjectStore>,
     cred: &Credential,
 ) -> Result<(Repository, bool), OpsError> {
     let config_key = FileKind::Config.key(&src.config().id);
-    let initialized = match dst.head(&config_key).await {
-        Ok(_) => false,
+    let opts = src.put_options();
+    let other_repository = |id: lifeboat_repo::Id| {
+        OpsError::InvalidInput(format!(
+            "{} holds another repository (id {}), not a replica of {} (id {})",
+            dst.location(),
+            id.short(),
+            src.store().location(),
+            src.config().id.short()
+        ))
+    };
+    let initialized = match dst.get(&config_key).await {
+        Ok(raw) => {
+            let theirs = RepoConfig::parse(&raw)?;
+            if theirs.id != src.config().id {
+                return Err(other_repository(theirs.id));
+            }
+            for prefix in [FileKind::Key.prefix(), REVOKED_PREFIX] {
+                let copied = copy_missing(src.store(), &dst, prefix, &opts).await?;
+                if copied > 0 {
+                    tracing::info!(prefix, copied, "copied key objects the replica lacked");
+                }
+            }
+            false
+        }
         Err(StoreError::NotFound { .. }) => {
             if !dst.exists().await? {
                 return Err(OpsError::InvalidInput(format!(
@@ -47,40 +95,47 @@ pub async fn open_replica(
                     dst.location()
                 )));
             }
-            let opts = src.put_options();
-            let mut keys: Vec<String> = src
-                .store()
-                .list(FileKind::Key.prefix())
-                .await?
-                .into_iter()
-                .map(|o| o.key)
-                .collect();
+            copy_missing(src.store(), &dst, FileKind::Key.prefix(), &opts).await?;
+            copy_missing(src.store(), &dst, REVOKED_PREFIX, &opts).await?;
             // The config goes last: a replica with a config always has its keys.
-            keys.push(config_key.clone());
-            for key in keys {
-                let bytes = src.store().get(&key).await?;
-                // Keys are content-addressed; a config written meanwhile is
-                // compared with the source's below.
-                put_content_addressed(dst.as_ref(), &key, bytes, &opts).await?;
-            }
+            let bytes = src.store().get(&config_key).await?;
+            // A config written meanwhile (a racing replicate) is compared
+            // with the source's below.
+            put_content_addressed(dst.as_ref(), &config_key, bytes, &opts).await?;
             true
         }
         Err(e) => return Err(e.into()),
     };
     let replica = Repository::open(dst.clone(), cred).await?;
     if replica.config().id != src.config().id {
-        return Err(OpsError::InvalidInput(format!(
-            "{} holds another repository (id {}), not a replica of {} (id {})",
-            dst.location(),
-            replica.config().id.short(),
-            src.store().location(),
-            src.config().id.short()
-        )));
+        return Err(other_repository(replica.config().id));
     }
     Ok((replica, initialized))
 }
 
-/// Copy every pack, index and snapshot of `src` that `dst` lacks.
+/// Copy the objects under `prefix` that `dst` lacks, one by one (keys and
+/// markers are few and small); returns how many were copied.
+async fn copy_missing(
+    src: &Arc<dyn ObjectStore>,
+    dst: &Arc<dyn ObjectStore>,
+    prefix: &str,
+    opts: &PutOptions,
+) -> Result<u64, OpsError> {
+    let have: HashSet<String> = dst.list(prefix).await?.into_iter().map(|o| o.key).collect();
+    let mut copied = 0;
+    for obj in src.list(prefix).await? {
+        if have.contains(&obj.key) {
+            continue;
+        }
+        let bytes = src.get(&obj.key).await?;
+        dst.put(&obj.key, bytes, opts).await?;
+        copied += 1;
+    }
+    Ok(copied)
+}
+
+/// Copy every pack, index and snapshot of `src` that `dst` lacks, then bring
+/// the replica's removals, index and locks in line (see the module docs).
 #[tracing::instrument(skip_all, fields(from = %src.store().location(), to = %dst.store().location()))]
 pub async fn replicate(
     src: &Repository,
@@ -92,6 +147,7 @@ pub async fn replicate(
     // needs was durable before it, so it is in the later listings.
     progress.set_phase("listing");
     let mut plan = Vec::new();
+    let mut primary_snapshots = HashSet::new();
     for kind in [FileKind::Snapshot, FileKind::Index, FileKind::Pack] {
         let have: HashSet<String> = dst
             .store()
@@ -101,6 +157,9 @@ pub async fn replicate(
             .map(|o| o.key)
             .collect();
         let objects = src.store().list(kind.prefix()).await?;
+        if kind == FileKind::Snapshot {
+            primary_snapshots.extend(objects.iter().map(|o| o.key.clone()));
+        }
         let (present, missing): (Vec<_>, Vec<_>) =
             objects.into_iter().partition(|o| have.contains(&o.key));
         report.already_present += present.len() as u64;
@@ -129,11 +188,28 @@ pub async fn replicate(
         }
         report.bytes_copied += bytes;
     }
+
+    progress.set_phase("mirroring removals");
+    let forgotten =
+        mirror::remove_forgotten_snapshots(dst, &primary_snapshots, &mut report).await?;
+    report.keys_removed = mirror::remove_removed_keys(src, dst).await?;
+    progress.set_phase("indexing held packs");
+    report.packs_reindexed = mirror::reindex_held_packs(dst).await?;
+    if dst.config().object_lock.is_some() {
+        let opts = ExtendOptions {
+            skip_snapshots: forgotten,
+        };
+        report.locks = Some(extend_locks(dst, &opts, progress.clone()).await?);
+    }
     tracing::info!(
         packs = report.packs_copied,
         indexes = report.indexes_copied,
         snapshots = report.snapshots_copied,
         bytes = report.bytes_copied,
+        snapshots_removed = report.snapshots_removed,
+        snapshots_pending_removal = report.snapshots_pending_removal,
+        keys_removed = report.keys_removed,
+        packs_reindexed = report.packs_reindexed,
         "replicated"
     );
     Ok(report)
@@ -172,6 +248,9 @@ async fn copy_all(
     }
     Ok((count, bytes))
 }
+
+#[cfg(test)]
+mod mirror_tests;
 
 #[cfg(test)]
 mod tests {

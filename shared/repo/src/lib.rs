@@ -10,6 +10,7 @@
 //! | `index/<id>`          | which blob lives in which pack, at which offset          |
 //! | `snapshots/<id>`      | snapshot manifests                                      |
 //! | `locks/<id>`          | short-lived coordination between backups and prune      |
+//! | `revoked/<key id>`    | a removed key object still under Object Lock (sealed)   |
 //!
 //! Blob ids are keyed BLAKE3 hashes of the plaintext; file ids (packs, indexes,
 //! snapshots) are plain BLAKE3 hashes of the stored bytes, so anyone can verify
@@ -32,6 +33,7 @@ mod keyfile;
 mod lock;
 mod pack;
 mod repository;
+mod revoke;
 mod snapshot;
 mod tree;
 
@@ -50,6 +52,7 @@ pub use lock::{
 };
 pub use pack::{parse_pack, parse_pack_header, PackBlob, PackBuilder, PACK_MAGIC};
 pub use repository::{FileKind, InitOptions, Repository, SealedBlob};
+pub use revoke::{revocation_key, KeyRemoval, REVOKED_PREFIX};
 pub use snapshot::{
     ClusterResource, ClusterSource, MissingVolume, Snapshot, SnapshotSummary, VolumeData,
 };

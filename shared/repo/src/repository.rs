@@ -265,9 +265,9 @@ impl Repository {
     }
 
     /// Remove a key object (after adding its replacement). Refuses to remove
-    /// the key in use or the last one. With Object Lock the store refuses until
-    /// the key's lock expires.
-    pub async fn remove_key(&self, id: &Id) -> Result<(), RepoError> {
+    /// the key in use or the last one. A key object still under Object Lock
+    /// is marked revoked instead (see [`crate::KeyRemoval`]).
+    pub async fn remove_key(&self, id: &Id) -> Result<crate::KeyRemoval, RepoError> {
         let keys = self.list_ids(FileKind::Key).await?;
         if !keys.contains(id) {
             return Err(RepoError::InvalidOption(format!(
@@ -285,8 +285,7 @@ impl Repository {
                 "refusing to remove the last key".into(),
             ));
         }
-        self.store.delete(&FileKind::Key.key(id)).await?;
-        Ok(())
+        self.remove_key_object(id, &keys).await
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {

@@ -178,7 +178,7 @@ pub async fn apply_lock(env: &dyn StepEnv, _state: State) -> Result<Value, StepE
             )),
         });
     }
-    let r = extend_locks(&repo, progress()).await?;
+    let r = extend_locks(&repo, &Default::default(), progress()).await?;
     to_value(&Locked {
         locked: true,
         objects: r.objects,

@@ -98,4 +98,13 @@ pub trait ObjectStore: Send + Sync + Debug {
 
     /// Set retention on an existing object. Stores refuse to shorten a lock.
     async fn set_retention(&self, key: &str, retention: Retention) -> Result<(), StoreError>;
+
+    /// Remove temporary files that interrupted writes left behind and that
+    /// were last modified before `before`; returns how many were removed.
+    /// Stores whose writes leave nothing behind on failure (S3, memory) have
+    /// none to remove.
+    async fn remove_stale_temporaries(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let _ = before;
+        Ok(0)
+    }
 }

@@ -173,9 +173,31 @@ pub async fn commit_cluster(
         LockKind::Shared,
         "cluster commit",
         lock_wait(),
-        |lock| async move { save_snapshot(repo, &lock, exported, tags, time).await },
+        |lock| async move { save_checked_snapshot(repo, &lock, exported, tags, time).await },
     )
     .await
+}
+
+/// [`save_snapshot`], after checking that every blob the export (and the
+/// volume copies attached to it) references is still indexed: the steps
+/// before commit held no lock, so a prune may have run in between.
+async fn save_checked_snapshot(
+    repo: &Repository,
+    lock: &LockHandle,
+    exported: &ExportedState,
+    tags: BTreeMap<String, String>,
+    time: chrono::DateTime<Utc>,
+) -> Result<(Id, Snapshot), OpsError> {
+    let index = repo.load_index().await?;
+    let missing = crate::reachable::unindexed_blobs(repo, &index, exported.tree).await?;
+    if let Some(first) = missing.first() {
+        return Err(OpsError::DataMissing {
+            what: format!("cluster snapshot of {}", exported.cluster.name),
+            count: missing.len(),
+            first: *first,
+        });
+    }
+    save_snapshot(repo, lock, exported, tags, time).await
 }
 
 async fn save_snapshot(

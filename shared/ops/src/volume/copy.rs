@@ -44,6 +44,10 @@ pub struct RangeCopy {
     pub bytes_stored: u64,
     /// Whether only changed blocks were read.
     pub incremental: bool,
+    /// Segments read whole although unchanged, because chunks of the base
+    /// they would have kept are in no index any more (a prune removed them).
+    #[serde(default)]
+    pub segments_reread: u64,
 }
 
 /// One segment to build: which of its blocks to read, and whether the rest
@@ -110,6 +114,20 @@ async fn copy_range_locked(
     let segments = segments(geometry, seg, opts.range, listed, incremental);
 
     let index = Arc::new(repo.load_index().await?);
+    let (segments, segments_reread) = if incremental {
+        reread_unindexed(
+            source,
+            geometry,
+            seg,
+            opts.range,
+            base_content,
+            &index,
+            segments,
+        )
+        .await?
+    } else {
+        (segments, 0)
+    };
     let (pipeline, saver) = BlobPipeline::start(repo, index.clone(), progress.clone());
     let (tx, rx) = mpsc::channel::<(u64, Vec<u8>)>(4);
     let collector = tokio::task::spawn_blocking(move || collect(saver, rx, chunk));
@@ -180,7 +198,60 @@ async fn copy_range_locked(
         bytes_new: written.bytes_new,
         bytes_stored: written.bytes_stored,
         incremental,
+        segments_reread,
     })
+}
+
+/// Replace the plan of every segment whose base chunks are not all indexed
+/// with a read of all its allocated blocks: keeping (or filling from) chunks
+/// that a prune removed would carry the loss into this copy and every later
+/// one. Returns the segments and how many were replaced.
+async fn reread_unindexed(
+    source: &dyn BlockSource,
+    g: Geometry,
+    seg: u64,
+    range: ByteRange,
+    base: &[ChunkRef],
+    index: &Index,
+    segments: Vec<Segment>,
+) -> Result<(Vec<Segment>, u64), OpsError> {
+    let bs = u64::from(g.block_size);
+    let mut by_start: BTreeMap<u64, Segment> = segments.into_iter().map(|s| (s.start, s)).collect();
+    let mut reread = 0u64;
+    let mut start = range.start;
+    while start < range.end {
+        let kept = chunks_in(base, start, start + seg);
+        if let Some(gone) = kept.iter().find(|c| !index.contains(&c.id)) {
+            tracing::warn!(
+                source = %source.name(),
+                segment = start,
+                chunk = %gone.id.short(),
+                "the base's chunks of this segment are in no index any more: reading it whole"
+            );
+            let end = (start + seg).min(g.volume_size);
+            let reads = source
+                .allocated(start / bs, end.div_ceil(bs))
+                .await?
+                .into_iter()
+                .map(|b| ChangedBlock {
+                    index: b.index,
+                    now: Some(b),
+                })
+                .collect();
+            by_start.insert(
+                start,
+                Segment {
+                    start,
+                    end,
+                    reads,
+                    fill_from_base: false,
+                },
+            );
+            reread += 1;
+        }
+        start += seg;
+    }
+    Ok((by_start.into_values().collect(), reread))
 }
 
 /// Group the listed blocks by segment, in order.

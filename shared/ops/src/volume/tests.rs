@@ -398,3 +398,35 @@ async fn image_files_round_trip_and_a_changed_copy_is_caught() {
         .unwrap_err();
     assert!(err.to_string().contains("holds 1048576 bytes"), "{err}");
 }
+
+#[tokio::test]
+async fn an_incremental_copy_reads_afresh_what_a_base_references_but_no_index_lists() {
+    // The base's chunks are in another repository's index, not this one's:
+    // the state a prune leaves when it removed the data of a broken base.
+    let g = Geometry {
+        volume_size: 1 << 20,
+        block_size: 512,
+    };
+    let snaps = Arc::new(Snapshots::default());
+    let v1 = sparse_blocks(g, 2, 11);
+    snaps.put("snap-1", g, v1.clone());
+    let elsewhere = repo(4096).await;
+    let (node1, _) = copy_all(&elsewhere, &Snap::new(&snaps, "snap-1"), None, 256 * 1024).await;
+
+    let mut v2 = v1;
+    v2.insert(4, pseudo(512, 4444));
+    snaps.put("snap-2", g, v2);
+    let repo = repo(4096).await;
+    let s2 = Snap::new(&snaps, "snap-2");
+    let base = Some(("snap-1".to_string(), node1.content.clone()));
+    let (node2, ranges) = copy_all(&repo, &s2, base, 256 * 1024).await;
+    assert!(ranges.iter().all(|r| r.incremental));
+    assert_eq!(ranges.iter().map(|r| r.chunks_kept).sum::<u64>(), 0);
+    assert!(ranges.iter().map(|r| r.segments_reread).sum::<u64>() > 0);
+    let index = repo.load_index().await.unwrap();
+    assert!(node2.content.iter().all(|c| index.contains(&c.id)));
+    assert_eq!(
+        restored_bytes(&repo, &node2, 512).await,
+        snaps.image("snap-2")
+    );
+}

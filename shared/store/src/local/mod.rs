@@ -302,6 +302,44 @@ impl ObjectStore for LocalStore {
     async fn set_retention(&self, _key: &str, _retention: Retention) -> Result<(), StoreError> {
         Err(self.unsupported_lock())
     }
+
+    async fn remove_stale_temporaries(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let dir = self.root.join(TMP_DIR);
+        blocking(move || remove_older(&dir, before)).await
+    }
+}
+
+/// Remove the files in `dir` last modified before `before` (a write killed
+/// between creating its temporary file and renaming it leaves one behind).
+fn remove_older(dir: &Path, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(StoreError::io(dir.display().to_string(), e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io(dir.display().to_string(), e))?;
+        let path = entry.path();
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            // Renamed into place (or removed) since the listing.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StoreError::io(path.display().to_string(), e)),
+        };
+        if !meta.is_file() || modified(&meta).is_none_or(|t| t >= before) {
+            continue;
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), bytes = meta.len(), "removed a temporary file an interrupted write left");
+                removed += 1;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io(path.display().to_string(), e)),
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -441,6 +479,39 @@ mod tests {
         for d in ["", "keys", "data", "data/ab", "locks", TMP_DIR] {
             assert_eq!(mode(&root.join(d)), 0o700, "directory {d:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn stale_temporaries_are_removed_and_fresh_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("repo"));
+        store.create().await.unwrap();
+        assert_eq!(
+            store.remove_stale_temporaries(Utc::now()).await.unwrap(),
+            0,
+            "no .tmp directory yet"
+        );
+        store
+            .put("config", Bytes::from_static(b"{}"), &PutOptions::default())
+            .await
+            .unwrap();
+        let tmp = dir.path().join("repo").join(TMP_DIR);
+        let old = tmp.join("0123456789abcdef01234567");
+        fs::write(&old, vec![1u8; 4096]).unwrap();
+        let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+        fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(day_ago)
+            .unwrap();
+        let fresh = tmp.join("fedcba9876543210fedcba98");
+        fs::write(&fresh, b"in flight").unwrap();
+        let hour_ago = Utc::now() - chrono::Duration::hours(1);
+        assert_eq!(store.remove_stale_temporaries(hour_ago).await.unwrap(), 1);
+        assert!(!old.exists());
+        assert!(fresh.exists());
+        assert_eq!(store.get("config").await.unwrap(), "{}");
     }
 
     #[tokio::test]
