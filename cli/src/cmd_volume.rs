@@ -63,6 +63,14 @@ pub enum VolumeCommand {
         /// a difference fails the command.
         #[arg(long)]
         verify: bool,
+        /// Create the snapshot's character and block device nodes (as root
+        /// only). Without it each is skipped with a warning.
+        #[arg(long)]
+        restore_devices: bool,
+        /// Keep set-user-id and set-group-id bits on files. Without it they
+        /// are cleared, with a warning per file.
+        #[arg(long)]
+        restore_setuid: bool,
         /// Also write the `--json` result to this file (a mover Job's
         /// termination message: /dev/termination-log).
         #[arg(long)]
@@ -141,6 +149,8 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
             include,
             path,
             verify,
+            restore_devices,
+            restore_setuid,
             result_file,
         } => {
             let repo = g.open().await?;
@@ -168,6 +178,8 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
                     include,
                     subtree: path,
                     verify,
+                    restore_devices,
+                    restore_setuid,
                 },
                 progress,
             )

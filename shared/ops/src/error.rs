@@ -16,6 +16,17 @@ pub enum OpsError {
         #[source]
         source: io::Error,
     },
+    /// A chunk of a file being restored could not be read or decoded
+    /// (the source names the blob).
+    #[error("{}: the chunk at offset {offset}{}: {source}", .path.display(), in_pack(.pack))]
+    RestoreChunk {
+        path: PathBuf,
+        offset: u64,
+        /// The pack the index places the chunk in, if it knows the chunk.
+        pack: Option<lifeboat_repo::Id>,
+        #[source]
+        source: Box<OpsError>,
+    },
     /// The caller asked for something that cannot be done.
     #[error("{0}")]
     InvalidInput(String),
@@ -52,9 +63,14 @@ impl OpsError {
             OpsError::Repo(e) => e.is_retryable(),
             OpsError::Kube(e) => e.is_retryable(),
             OpsError::Volume(e) => e.is_retryable(),
+            OpsError::RestoreChunk { source, .. } => source.is_retryable(),
             _ => false,
         }
     }
+}
+
+fn in_pack(pack: &Option<lifeboat_repo::Id>) -> String {
+    pack.map(|p| format!(" (pack {p})")).unwrap_or_default()
 }
 
 impl From<lifeboat_store::StoreError> for OpsError {

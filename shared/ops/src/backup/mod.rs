@@ -1,7 +1,10 @@
 //! `volume backup`: files, directories, symlinks, special files, sparse files,
 //! block devices and disk images into a snapshot.
 
+mod open;
 mod pipeline;
+#[cfg(test)]
+mod race_tests;
 mod source;
 mod span_reader;
 mod walker;

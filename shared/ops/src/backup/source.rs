@@ -2,10 +2,11 @@
 //! and which files are cut into fixed chunks.
 
 use lifeboat_repo::{Node, NodeType};
+use rustix::fs::{statx, AtFlags, FileType, StatxFlags};
 use std::ffi::OsStr;
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::fd::AsFd;
 use std::path::Path;
 
 /// File name extensions of disk images: cut into fixed chunks like block devices.
@@ -13,61 +14,123 @@ const IMAGE_EXTENSIONS: &[&str] = &["img", "raw", "qcow2", "vmdk", "vhd", "vhdx"
 /// Sparse files at least this large are treated as disk images.
 const SPARSE_IMAGE_MIN: u64 = 1 << 20;
 
+/// What a backup records of an entry, from `statx`: of the name in its
+/// directory (not following a symlink), or of an open descriptor.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta {
+    pub file_type: FileType,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub dev: (u32, u32),
+    pub ino: u64,
+    pub rdev: u64,
+    pub len: u64,
+    pub blocks: u64,
+}
+
+impl Meta {
+    /// The entry `name` of directory `dir` itself, a symlink not followed
+    /// (`CWD` and an absolute path for a source path).
+    pub fn lstat_at(dir: impl AsFd, name: &Path) -> io::Result<Meta> {
+        Ok(Meta::from(statx(
+            dir,
+            name,
+            AtFlags::SYMLINK_NOFOLLOW,
+            StatxFlags::BASIC_STATS,
+        )?))
+    }
+
+    /// The file or directory open as `fd`.
+    pub fn of(fd: impl AsFd) -> io::Result<Meta> {
+        Ok(Meta::from(statx(
+            fd,
+            "",
+            AtFlags::EMPTY_PATH,
+            StatxFlags::BASIC_STATS,
+        )?))
+    }
+
+    /// Whether `other` is the same inode, of the same type.
+    pub fn same_entry(&self, other: &Meta) -> bool {
+        self.file_type == other.file_type && self.dev == other.dev && self.ino == other.ino
+    }
+}
+
+impl From<rustix::fs::Statx> for Meta {
+    fn from(s: rustix::fs::Statx) -> Self {
+        let ns = |t: rustix::fs::StatxTimestamp| t.tv_sec * 1_000_000_000 + i64::from(t.tv_nsec);
+        Meta {
+            file_type: FileType::from_raw_mode(u32::from(s.stx_mode)),
+            mode: u32::from(s.stx_mode) & 0o7777,
+            uid: s.stx_uid,
+            gid: s.stx_gid,
+            mtime_ns: ns(s.stx_mtime),
+            ctime_ns: ns(s.stx_ctime),
+            dev: (s.stx_dev_major, s.stx_dev_minor),
+            ino: s.stx_ino,
+            rdev: rustix::fs::makedev(s.stx_rdev_major, s.stx_rdev_minor),
+            len: s.stx_size,
+            blocks: s.stx_blocks,
+        }
+    }
+}
+
+/// The node type of a file type.
+pub fn node_type(ft: FileType) -> NodeType {
+    match ft {
+        FileType::Directory => NodeType::Dir,
+        FileType::Symlink => NodeType::Symlink,
+        FileType::BlockDevice => NodeType::Blockdev,
+        FileType::CharacterDevice => NodeType::Chardev,
+        FileType::Fifo => NodeType::Fifo,
+        FileType::Socket => NodeType::Socket,
+        _ => NodeType::File,
+    }
+}
+
 /// A node with the metadata of `meta` (no content yet).
-pub fn node_from_meta(name: &OsStr, meta: &Metadata) -> Node {
-    let ft = meta.file_type();
-    let node_type = if ft.is_dir() {
-        NodeType::Dir
-    } else if ft.is_symlink() {
-        NodeType::Symlink
-    } else if ft.is_block_device() {
-        NodeType::Blockdev
-    } else if ft.is_char_device() {
-        NodeType::Chardev
-    } else if ft.is_fifo() {
-        NodeType::Fifo
-    } else if ft.is_socket() {
-        NodeType::Socket
-    } else {
-        NodeType::File
-    };
+pub fn node_from_meta(name: &OsStr, meta: &Meta) -> Node {
+    let node_type = node_type(meta.file_type);
     let mut n = Node::new(name, node_type);
-    n.mode = meta.mode() & 0o7777;
-    n.uid = meta.uid();
-    n.gid = meta.gid();
-    n.mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-    n.ctime_ns = meta.ctime() * 1_000_000_000 + meta.ctime_nsec();
-    n.inode = meta.ino();
+    n.mode = meta.mode;
+    n.uid = meta.uid;
+    n.gid = meta.gid;
+    n.mtime_ns = meta.mtime_ns;
+    n.ctime_ns = meta.ctime_ns;
+    n.inode = meta.ino;
     if node_type == NodeType::File {
-        n.size = meta.len();
+        n.size = meta.len;
     }
     if matches!(node_type, NodeType::Blockdev | NodeType::Chardev) {
-        n.rdev = meta.rdev();
+        n.rdev = meta.rdev;
     }
     n
 }
 
 /// Whether a file's content is cut into fixed, aligned chunks.
-pub fn wants_fixed_chunks(path: &Path, meta: &Metadata) -> bool {
-    if meta.file_type().is_block_device() {
+pub fn wants_fixed_chunks(path: &Path, meta: &Meta) -> bool {
+    if meta.file_type == FileType::BlockDevice {
         return true;
     }
     let by_extension = path
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-    let sparse = meta.len() >= SPARSE_IMAGE_MIN && meta.blocks() * 512 < meta.len() / 2;
+    let sparse = meta.len >= SPARSE_IMAGE_MIN && meta.blocks * 512 < meta.len / 2;
     by_extension || sparse
 }
 
 /// The size of a block device or file, by seeking to its end.
-pub fn content_len(file: &mut File, meta: &Metadata) -> io::Result<u64> {
-    if meta.file_type().is_block_device() {
+pub fn content_len(file: &mut File, meta: &Meta) -> io::Result<u64> {
+    if meta.file_type == FileType::BlockDevice {
         let len = file.seek(SeekFrom::End(0))?;
         file.seek(SeekFrom::Start(0))?;
         Ok(len)
     } else {
-        Ok(meta.len())
+        Ok(meta.len)
     }
 }
 
@@ -101,7 +164,7 @@ mod tests {
         assert!(regions
             .iter()
             .any(|(s, e)| *s <= 40 << 20 && *e >= (40 << 20) + 4096));
-        let meta = std::fs::metadata(&p).unwrap();
+        let meta = Meta::of(&File::open(&p).unwrap()).unwrap();
         assert!(wants_fixed_chunks(&p, &meta));
     }
 
@@ -111,7 +174,7 @@ mod tests {
         let p = dir.path().join("log.txt");
         let mut f = File::create(&p).unwrap();
         f.write_all(&vec![b'a'; 2 << 20]).unwrap();
-        let meta = std::fs::metadata(&p).unwrap();
+        let meta = Meta::of(&File::open(&p).unwrap()).unwrap();
         assert!(!wants_fixed_chunks(&p, &meta));
         let f = File::open(&p).unwrap();
         assert_eq!(data_regions(&f, 2 << 20), vec![(0, 2 << 20)]);

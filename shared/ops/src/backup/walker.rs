@@ -1,18 +1,22 @@
 //! Walks the source paths on a blocking thread, cuts file content into chunks,
 //! hashes them, and builds one tree blob per directory (bottom up).
 
+use super::open::{is_changed, open_dir, open_file};
 use super::pipeline::{BlobSaver, SpanIds};
-use super::source::{content_len, data_regions, node_from_meta, wants_fixed_chunks};
+use super::source::{content_len, data_regions, node_from_meta, wants_fixed_chunks, Meta};
 use super::span_reader::SpanReader;
 use crate::{OpsError, Progress};
 use lifeboat_repo::{
     BlobType, ChunkRef, ChunkingParams, ContentChunker, FixedChunker, GearTable, Id, Index, Node,
     NodeType, Repository, Tree,
 };
+use rustix::fs::{FileType, CWD};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, Metadata};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::runtime::Handle;
@@ -93,6 +97,14 @@ impl ParentTrees {
             }
         }
     }
+}
+
+/// An entry to back up: its name in the directory open as `dir` (`CWD`
+/// and the whole path for a source path), and its path for messages.
+struct At<'a> {
+    dir: BorrowedFd<'a>,
+    name: &'a Path,
+    path: &'a Path,
 }
 
 pub struct Walker {
@@ -187,7 +199,9 @@ impl Walker {
                 .file_name()
                 .map(|n| n.to_os_string())
                 .unwrap_or_else(|| OsString::from("root"));
-            let meta = fs::symlink_metadata(path).map_err(|e| OpsError::io(path, e))?;
+            // A source path is the operator's: resolved as given, except
+            // its last component (a symlink is stored as one).
+            let meta = Meta::lstat_at(CWD, path).map_err(|e| OpsError::io(path, e))?;
             // One path after a parent of one path: its successor, whatever
             // either is called (a volume mounted at a new place each time).
             let only = match (paths.len(), parent.as_ref()) {
@@ -195,7 +209,12 @@ impl Walker {
                 _ => None,
             };
             let prev = only.or_else(|| parent_nodes.get(&name).map(|n| (*n).clone()));
-            let node = self.entry(path, &name, &meta, prev.as_ref(), true)?;
+            let at = At {
+                dir: CWD,
+                name: path,
+                path,
+            };
+            let node = self.entry(&at, &name, &meta, prev.as_ref(), true)?;
             root.nodes.push(node);
         }
         self.save_tree(root)
@@ -203,9 +222,9 @@ impl Walker {
 
     fn entry(
         &mut self,
-        path: &Path,
+        at: &At<'_>,
         name: &OsStr,
-        meta: &Metadata,
+        meta: &Meta,
         prev: Option<&Node>,
         top_level: bool,
     ) -> Result<Node, OpsError> {
@@ -215,45 +234,83 @@ impl Walker {
                 let prev_subtree = prev
                     .filter(|p| p.node_type == NodeType::Dir)
                     .and_then(|p| p.subtree);
-                node.subtree = Some(self.dir(path, prev_subtree)?);
+                let listed = match open_dir(at.dir, at.name, meta) {
+                    Ok((fd, now)) => {
+                        node = node_from_meta(name, &now);
+                        Some(fd)
+                    }
+                    // Swapped for something else: skipped by the caller.
+                    Err(e) if is_changed(&e) => return Err(OpsError::io(at.path, e)),
+                    // Unreadable: kept, empty, with a warning.
+                    Err(e) => {
+                        self.warn(at.path, &e);
+                        None
+                    }
+                };
+                node.subtree = Some(self.dir(listed, at.path, prev_subtree)?);
                 self.stats.dirs += 1;
             }
-            NodeType::File => self.file(path, meta, &mut node, prev)?,
-            NodeType::Blockdev if top_level => self.file(path, meta, &mut node, None)?,
+            NodeType::File => self.file(at, meta, &mut node, prev)?,
+            NodeType::Blockdev if top_level => self.file(at, meta, &mut node, None)?,
             NodeType::Symlink => {
-                let target = fs::read_link(path).map_err(|e| OpsError::io(path, e))?;
-                node.set_target(target.as_os_str());
+                let target = rustix::fs::readlinkat(at.dir, at.name, Vec::new())
+                    .map_err(|e| OpsError::io(at.path, e.into()))?;
+                node.set_target(OsStr::from_bytes(target.as_bytes()));
             }
             _ => {}
         }
         Ok(node)
     }
 
-    fn dir(&mut self, path: &Path, prev_subtree: Option<Id>) -> Result<Id, OpsError> {
+    /// The tree of the directory open as `fd` (none: unreadable, so empty).
+    fn dir(
+        &mut self,
+        fd: Option<OwnedFd>,
+        path: &Path,
+        prev_subtree: Option<Id>,
+    ) -> Result<Id, OpsError> {
+        let Some(fd) = fd else {
+            return self.save_tree(Tree::default());
+        };
         let prev = self.load_parent(prev_subtree);
         let prev_nodes = by_name(&prev);
-        let mut names: Vec<OsString> = match fs::read_dir(path) {
-            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
-            Err(e) => {
-                self.warn(path, &e);
-                Vec::new()
+        let mut listing = rustix::fs::Dir::new(fd).map_err(|e| OpsError::io(path, e.into()))?;
+        let mut names: Vec<OsString> = Vec::new();
+        while let Some(entry) = listing.read() {
+            match entry {
+                Ok(e) => {
+                    let n = e.file_name().to_bytes();
+                    if n != b"." && n != b".." {
+                        names.push(OsStr::from_bytes(n).to_os_string());
+                    }
+                }
+                Err(e) => {
+                    self.warn(path, &std::io::Error::from(e));
+                    break;
+                }
             }
-        };
+        }
         names.sort();
+        let dir = listing.fd().map_err(|e| OpsError::io(path, e.into()))?;
         let mut tree = Tree::default();
         for name in names {
             let child = path.join(&name);
-            let meta = match fs::symlink_metadata(&child) {
+            let at = At {
+                dir,
+                name: Path::new(&name),
+                path: &child,
+            };
+            let meta = match Meta::lstat_at(dir, at.name) {
                 Ok(m) => m,
                 Err(e) => {
                     self.warn(&child, &e);
                     continue;
                 }
             };
-            match self.entry(&child, &name, &meta, prev_nodes.get(&name).copied(), false) {
+            match self.entry(&at, &name, &meta, prev_nodes.get(&name).copied(), false) {
                 Ok(node) => tree.nodes.push(node),
-                // A file that vanished or cannot be read is skipped and reported;
-                // anything else (the repository, the pipeline) stops the backup.
+                // A file that vanished, changed or cannot be read is skipped and
+                // reported; anything else (the repository, the pipeline) stops the backup.
                 Err(OpsError::Io { path, source }) => self.warn(&path, &source),
                 Err(e) => return Err(e),
             }
@@ -263,11 +320,12 @@ impl Walker {
 
     fn file(
         &mut self,
-        path: &Path,
-        meta: &Metadata,
+        at: &At<'_>,
+        meta: &Meta,
         node: &mut Node,
         prev: Option<&Node>,
     ) -> Result<(), OpsError> {
+        let path = at.path;
         if let Some(p) = prev {
             let ignore_inode = self.parent.as_ref().is_some_and(|t| t.ignore_inode);
             if unchanged(p, node, ignore_inode) && p.content.iter().all(|c| self.saver.has(&c.id)) {
@@ -278,15 +336,18 @@ impl Walker {
                 return Ok(());
             }
         }
-        let mut file = File::open(path).map_err(|e| OpsError::io(path, e))?;
-        let len = content_len(&mut file, meta).map_err(|e| OpsError::io(path, e))?;
+        // What is stored is what this descriptor reads, with its fstat.
+        let (mut file, meta) =
+            open_file(at.dir, at.name, meta).map_err(|e| OpsError::io(path, e))?;
+        *node = node_from_meta(&node.os_name(), &meta);
+        let len = content_len(&mut file, &meta).map_err(|e| OpsError::io(path, e))?;
         node.size = len;
-        let regions = if meta.is_file() {
+        let regions = if meta.file_type == FileType::RegularFile {
             data_regions(&file, len)
         } else {
             vec![(0, len)]
         };
-        node.content = if wants_fixed_chunks(path, meta) {
+        node.content = if wants_fixed_chunks(path, &meta) {
             self.fixed_chunks(path, &file, len, &regions)?
         } else {
             self.content_chunks(path, &mut file, &regions)?

@@ -8,12 +8,16 @@
 //! read, then one write, then the next read. A budget shared by every file
 //! bounds the bytes held at once, whatever the chunk sizes.
 
+use super::target::{Attrs, Dir, Temp};
 use crate::{OpsError, Progress};
 use futures::stream::{self, StreamExt};
 use lifeboat_repo::{ChunkRef, Index, Repository};
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{FileExt, FileTypeExt};
-use std::path::Path;
+use rustix::fs::{openat, statat, AtFlags, FileType, Mode, OFlags};
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -49,9 +53,19 @@ pub(super) async fn write_chunks(
     progress: &Progress,
 ) -> Result<u64, OpsError> {
     let (repo, index, budget) = (repo.clone(), index.clone(), budget.0.clone());
+    let named: Arc<Path> = Arc::from(path);
     let decoded = chunks.into_iter().map(move |ChunkRef { id, offset }| {
         let (repo, index, budget) = (repo.clone(), index.clone(), budget.clone());
+        let path = named.clone();
         tokio::spawn(async move {
+            // Name the file, the offset and the pack in any failure.
+            let pack = index.get(&id).map(|loc| loc.pack);
+            let chunk_error = |source: OpsError| OpsError::RestoreChunk {
+                path: path.to_path_buf(),
+                offset,
+                pack,
+                source: Box::new(source),
+            };
             // A chunk the index does not know fails in read_sealed_blob, which names it.
             let cost = index.get(&id).map_or(1, |loc| {
                 (loc.length.div_ceil(1024) + loc.raw_length.div_ceil(1024)).clamp(1, BUDGET_KIB)
@@ -60,11 +74,15 @@ pub(super) async fn write_chunks(
                 .acquire_many_owned(cost)
                 .await
                 .map_err(|e| OpsError::Pipeline(format!("restore budget: {e}")))?;
-            let blob = repo.read_sealed_blob(&index, &id).await?;
+            let blob = repo
+                .read_sealed_blob(&index, &id)
+                .await
+                .map_err(|e| chunk_error(e.into()))?;
             let key = repo.key().clone();
             let data = tokio::task::spawn_blocking(move || blob.decode(&key))
                 .await
-                .map_err(|e| OpsError::Pipeline(e.to_string()))??;
+                .map_err(|e| OpsError::Pipeline(e.to_string()))?
+                .map_err(|e| chunk_error(e.into()))?;
             Ok::<_, OpsError>((offset, data, permit))
         })
     });
@@ -87,25 +105,69 @@ pub(super) async fn write_chunks(
     Ok(written)
 }
 
-/// Open the restore target: an existing block device is written in place,
-/// anything else becomes a regular file of the right (sparse) length.
-pub(super) fn open_target(path: &Path, size: u64) -> std::io::Result<File> {
-    if let Ok(meta) = fs::metadata(path) {
-        if meta.file_type().is_block_device() {
-            return OpenOptions::new().write(true).open(path);
-        }
-        if meta.is_dir() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "a directory is in the way",
-            ));
+/// Where a file's data goes.
+pub(super) enum Place {
+    /// `name` in a directory of the target.
+    In { dir: Arc<Dir>, name: OsString },
+    /// The target itself, a block device the operator named: written in place.
+    Device(PathBuf),
+}
+
+impl Place {
+    pub(super) fn path(&self) -> PathBuf {
+        match self {
+            Place::In { dir, name } => dir.path().join(name),
+            Place::Device(p) => p.clone(),
         }
     }
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
-    f.set_len(size)?;
-    Ok(f)
+}
+
+/// The file being written.
+pub(super) enum Output {
+    /// A temporary, renamed into place when complete.
+    Temp(Temp),
+    /// A block device, written in place; it keeps its own owner and mode.
+    Device(Arc<File>),
+}
+
+impl Output {
+    pub(super) fn file(&self) -> Arc<File> {
+        match self {
+            Output::Temp(t) => t.file.clone(),
+            Output::Device(f) => f.clone(),
+        }
+    }
+
+    /// Done writing: give a file its metadata and its name.
+    pub(super) fn finish(self, attrs: &Attrs) -> io::Result<()> {
+        match self {
+            Output::Temp(t) => t.commit(Some(attrs)),
+            Output::Device(_) => Ok(()),
+        }
+    }
+}
+
+/// Open where a file of `size` bytes goes: a block device already at its
+/// place (the operator's target, or a device node where the snapshot has a
+/// block device's data) is written in place; anything else is written into
+/// a new temporary of the right (sparse) length.
+pub(super) fn open_output(place: Place, blockdev: bool, size: u64) -> io::Result<Output> {
+    let write = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match place {
+        Place::Device(path) => Ok(Output::Device(Arc::new(
+            OpenOptions::new().write(true).open(path)?,
+        ))),
+        Place::In { dir, name } => {
+            let device = blockdev
+                && statat(dir.fd(), name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::BlockDevice);
+            if device {
+                let fd = openat(dir.fd(), name.as_os_str(), write, Mode::empty())?;
+                return Ok(Output::Device(Arc::new(File::from(fd))));
+            }
+            let temp = dir.temp_for(&name)?;
+            temp.file.set_len(size)?;
+            Ok(Output::Temp(temp))
+        }
+    }
 }

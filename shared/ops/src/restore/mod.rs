@@ -3,20 +3,27 @@
 //! request read them back and compare them with the snapshot ([`verify`]).
 
 mod contents;
+mod start;
+mod target;
+#[cfg(test)]
+mod target_tests;
 #[cfg(test)]
 mod tests;
 mod verify;
+mod walk;
 
 pub use verify::Verification;
 
 use crate::{OpsError, Progress};
+use contents::Place;
 use lifeboat_repo::{FileKind, Id, Index, Node, NodeType, Repository, Snapshot, Tree};
 use serde::Serialize;
-use std::fs;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use start::{file_onto_target, start, Start};
+use std::path::PathBuf;
 use std::sync::Arc;
+use target::{Attrs, Dir, Shared};
 use tokio::task::JoinSet;
+use walk::Walk;
 
 /// Files restored at once.
 const FILES_IN_FLIGHT: usize = 6;
@@ -35,6 +42,13 @@ pub struct RestoreOptions {
     /// Read every restored file back and compare each chunk with the
     /// snapshot by keyed hash (holes must read as zeros).
     pub verify: bool,
+    /// Create the snapshot's character and block device nodes (only as
+    /// root). Off: each is skipped with a warning.
+    pub restore_devices: bool,
+    /// Keep set-user-id and set-group-id bits on files. Off: they are
+    /// cleared, with a warning per file (directories keep set-group-id,
+    /// which only passes their group on).
+    pub restore_setuid: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -44,17 +58,19 @@ pub struct RestoreSummary {
     pub symlinks: u64,
     pub special: u64,
     pub bytes: u64,
-    /// Metadata that could not be applied (ownership when not root, device nodes).
+    /// Metadata that could not be applied (ownership when not root), and
+    /// what was left out (device nodes, set-id bits, sockets).
     pub warnings: Vec<String>,
     /// With `verify`: what was read back and whether it matched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
 }
 
-#[derive(Clone)]
+/// A file whose data is to be written.
 struct FileJob {
-    path: PathBuf,
+    place: Place,
     node: Node,
+    attrs: Attrs,
 }
 
 fn is_root() -> bool {
@@ -73,154 +89,56 @@ pub async fn restore(
     progress.set_phase("loading index");
     let index = Arc::new(repo.load_index().await?);
     let root = load_checked_tree(repo, &index, &snapshot.tree).await?;
+    let start = start(repo, &index, id, root, opts).await?;
+    let shared = Shared::new(is_root());
+    let mut walk = Walk {
+        repo,
+        index: &index,
+        snapshot: id,
+        opts,
+        shared: &shared,
+        stack: Vec::new(),
+        first: None,
+    };
+    match start {
+        Start::Nodes {
+            parents,
+            nodes,
+            attrs,
+        } => {
+            let mut dir = Dir::open_target(&opts.target, attrs, &shared)
+                .map_err(|e| OpsError::io(&opts.target, e))?;
+            for p in parents {
+                // An included path keeps its parents under the target.
+                dir = dir
+                    .child_dir(&p, None)
+                    .map_err(|e| OpsError::io(dir.path().join(&p), e))?;
+            }
+            walk.stack = nodes.into_iter().map(|n| (dir.clone(), n)).collect();
+        }
+        Start::File(node) => walk.first = Some(file_onto_target(opts, node, &shared)?),
+    }
 
     let mut summary = RestoreSummary::default();
-
-    // Walk down to the included subpath, if any.
-    let mut tree = root;
-    let mut base = opts.target.clone();
-    let mut start_nodes: Option<Vec<Node>> = None;
-    let mut files = Vec::new();
-    let mut dirs = Vec::new();
-    if opts.include.is_some() && opts.subtree.is_some() {
-        return Err(OpsError::InvalidInput(
-            "restore either a path (include) or a path's contents (subtree), not both".into(),
-        ));
-    }
-    if let Some(include) = opts.include.as_ref().or(opts.subtree.as_ref()) {
-        let parts: Vec<_> = include
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(s) => Some(s.to_os_string()),
-                _ => None,
-            })
-            .collect();
-        if parts.is_empty() {
-            return Err(OpsError::InvalidInput(format!(
-                "{} names no path inside the snapshot",
-                include.display()
-            )));
-        }
-        for (i, part) in parts.iter().enumerate() {
-            let node = tree
-                .nodes
-                .iter()
-                .find(|n| n.os_name() == *part)
-                .cloned()
-                .ok_or_else(|| {
-                    OpsError::InvalidInput(format!(
-                        "{} is not in snapshot {}",
-                        include.display(),
-                        id.short()
-                    ))
-                })?;
-            let last = i + 1 == parts.len();
-            if last && opts.subtree.is_some() {
-                // The contents go into the target itself.
-                match (node.node_type, node.subtree) {
-                    (NodeType::Dir, Some(sub)) => {
-                        start_nodes = Some(load_checked_tree(repo, &index, &sub).await?.nodes);
-                        base = opts.target.clone();
-                        dirs.push((opts.target.clone(), node));
-                    }
-                    (NodeType::Dir, None) => {
-                        start_nodes = Some(vec![]);
-                        base = opts.target.clone();
-                        dirs.push((opts.target.clone(), node));
-                    }
-                    (NodeType::File | NodeType::Blockdev, _) => {
-                        start_nodes = Some(vec![]);
-                        files.push(FileJob {
-                            path: opts.target.clone(),
-                            node,
-                        });
-                    }
-                    _ => {
-                        return Err(OpsError::InvalidInput(format!(
-                            "{} is a {:?}: only a directory's or a file's contents can be restored into a target",
-                            include.display(),
-                            node.node_type
-                        )))
-                    }
-                }
-            } else if last {
-                start_nodes = Some(vec![node]);
-            } else {
-                let sub = node.subtree.ok_or_else(|| {
-                    OpsError::InvalidInput(format!("{} is not a directory", part.to_string_lossy()))
-                })?;
-                if opts.subtree.is_none() {
-                    // An included path keeps its parents under the target.
-                    base = base.join(part);
-                    fs::create_dir_all(&base).map_err(|e| OpsError::io(&base, e))?;
-                }
-                tree = load_checked_tree(repo, &index, &sub).await?;
-            }
-        }
-    }
-    if files.is_empty() || opts.subtree.is_none() {
-        // A file's contents go onto the target; anything else lands under
-        // it, so it is a directory.
-        fs::create_dir_all(&opts.target).map_err(|e| OpsError::io(&opts.target, e))?;
-    }
-    let nodes = start_nodes.unwrap_or(tree.nodes);
-
-    // Pass 1: directories, links and special files; collect files.
-    progress.set_phase("creating directories");
-    let mut stack: Vec<(PathBuf, Node)> = nodes.into_iter().map(|n| (base.clone(), n)).collect();
-    while let Some((parent, node)) = stack.pop() {
-        if !node.has_safe_name() {
-            return Err(OpsError::InvalidInput(format!(
-                "snapshot {} holds an unsafe file name {:?}",
-                id.short(),
-                node.name
-            )));
-        }
-        let path = parent.join(node.os_name());
-        match node.node_type {
-            NodeType::Dir => {
-                fs::create_dir_all(&path).map_err(|e| OpsError::io(&path, e))?;
-                if let Some(sub) = node.subtree {
-                    let t = load_checked_tree(repo, &index, &sub).await?;
-                    stack.extend(t.nodes.into_iter().map(|n| (path.clone(), n)));
-                }
-                summary.dirs += 1;
-                dirs.push((path, node));
-            }
-            NodeType::File => files.push(FileJob { path, node }),
-            NodeType::Blockdev if !node.content.is_empty() || node.size > 0 => {
-                files.push(FileJob { path, node })
-            }
-            NodeType::Symlink => {
-                let target = node.os_target().unwrap_or_default();
-                let _ = fs::remove_file(&path);
-                std::os::unix::fs::symlink(&target, &path).map_err(|e| OpsError::io(&path, e))?;
-                apply_metadata(&path, &node, &mut summary.warnings);
-                summary.symlinks += 1;
-            }
-            NodeType::Fifo | NodeType::Chardev | NodeType::Blockdev | NodeType::Socket => {
-                if let Err(e) = make_special(&path, &node) {
-                    summary.warnings.push(format!("{}: {e}", path.display()));
-                } else {
-                    apply_metadata(&path, &node, &mut summary.warnings);
-                }
-                summary.special += 1;
-            }
-        }
-    }
-
-    // Pass 2: file contents, a few files at a time.
-    progress.set_phase("restoring files");
-    progress
-        .items_total
-        .store(files.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    let restored = if opts.verify { files.clone() } else { vec![] };
-    let mut set: JoinSet<Result<(u64, Vec<String>), OpsError>> = JoinSet::new();
-    let mut pending = files.into_iter();
+    let mut restored = Vec::new();
+    progress.set_phase("restoring");
+    let mut set: JoinSet<Result<u64, OpsError>> = JoinSet::new();
     let budget = contents::Budget::new();
-    loop {
+    // Directories are created as the walk reaches them and files written a
+    // few at a time meanwhile; the walk goes on only as files finish, so
+    // only the directories on its path and those of files in flight stay
+    // open, and each gets its metadata once all below it is done.
+    let outcome = loop {
         while set.len() < FILES_IN_FLIGHT {
-            let Some(job) = pending.next() else { break };
+            let job = match walk.next_file(&mut summary).await {
+                Ok(Some(job)) => job,
+                Ok(None) => break,
+                Err(e) => return Err(abandon(e, &shared, set).await),
+            };
+            if opts.verify {
+                restored.push((job.place.path(), job.node.clone()));
+            }
+            Progress::add(&progress.items_total, 1);
             set.spawn(restore_file(
                 repo.clone(),
                 index.clone(),
@@ -230,29 +148,44 @@ pub async fn restore(
             ));
         }
         match set.join_next().await {
-            Some(r) => {
-                let (bytes, warnings) = r.map_err(|e| OpsError::Pipeline(e.to_string()))??;
-                summary.files += 1;
-                summary.bytes += bytes;
-                summary.warnings.extend(warnings);
-                Progress::add(&progress.items_done, 1);
-            }
-            None => break,
+            Some(r) => match r
+                .map_err(|e| OpsError::Pipeline(e.to_string()))
+                .and_then(|r| r)
+            {
+                Ok(bytes) => {
+                    summary.files += 1;
+                    summary.bytes += bytes;
+                    Progress::add(&progress.items_done, 1);
+                }
+                Err(e) => break Err(e),
+            },
+            None => break Ok(()),
         }
+    };
+    if let Err(e) = outcome {
+        return Err(abandon(e, &shared, set).await);
     }
-
-    // Pass 3: directory metadata, deepest first, so writing children does not
-    // change a parent's mtime afterwards.
-    dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
-    for (path, node) in &dirs {
-        apply_metadata(path, node, &mut summary.warnings);
-    }
+    // The last handles on the directories: their metadata is set now.
+    drop(walk);
+    summary.warnings = shared.take_warnings();
     if opts.verify {
         progress.set_phase("verifying");
-        let jobs = restored.into_iter().map(|j| (j.path, j.node)).collect();
-        summary.verification = Some(verify::verify_files(repo, &index, jobs, progress).await?);
+        summary.verification = Some(verify::verify_files(repo, &index, restored, progress).await?);
     }
     Ok(summary)
+}
+
+/// Stop a failed restore: wait for the files in flight to stop (each
+/// removes its temporary), leaving directories with the modes they were
+/// created with.
+async fn abandon(
+    e: OpsError,
+    shared: &Shared,
+    mut set: JoinSet<Result<u64, OpsError>>,
+) -> OpsError {
+    shared.fail();
+    set.shutdown().await;
+    e
 }
 
 /// A tree whose names are unique: a tampered tree with a symlink and a
@@ -275,96 +208,44 @@ async fn load_checked_tree(repo: &Repository, index: &Index, id: &Id) -> Result<
 async fn restore_file(
     repo: Repository,
     index: Arc<Index>,
-    mut job: FileJob,
+    job: FileJob,
     budget: contents::Budget,
     progress: Arc<Progress>,
-) -> Result<(u64, Vec<String>), OpsError> {
-    let path = job.path.clone();
-    let size = job.node.size;
-    let p = path.clone();
-    let file = tokio::task::spawn_blocking(move || contents::open_target(&p, size))
-        .await
-        .map_err(|e| OpsError::Pipeline(e.to_string()))?
-        .map_err(|e| OpsError::io(&path, e))?;
+) -> Result<u64, OpsError> {
+    let FileJob {
+        place,
+        mut node,
+        attrs,
+    } = job;
+    let path = place.path();
+    let size = node.size;
+    let blockdev = node.node_type == NodeType::Blockdev;
+    let output = blocking(&path, move || contents::open_output(place, blockdev, size)).await?;
+    // On an error the output is dropped here, which removes its temporary.
     contents::write_chunks(
         &repo,
         &index,
-        Arc::new(file),
+        output.file(),
         &path,
-        std::mem::take(&mut job.node.content),
+        std::mem::take(&mut node.content),
         &budget,
         &progress,
     )
     .await?;
     // No fsync per file: an interrupted restore is simply run again, and a
     // flush per file would cost more than the restore itself on many small files.
-    // Every write is done (and the file closed) when write_chunks returns, so
-    // the times set below stay.
-    let mut warnings = Vec::new();
-    let node = job.node;
-    let p = path.clone();
-    let warnings = tokio::task::spawn_blocking(move || {
-        // A block device keeps its own mode and owner: only its data is restored.
-        let device = fs::metadata(&p).is_ok_and(|m| m.file_type().is_block_device());
-        if !device {
-            apply_metadata(&p, &node, &mut warnings);
-        }
-        warnings
-    })
-    .await
-    .map_err(|e| OpsError::Pipeline(e.to_string()))?;
-    Ok((size, warnings))
+    // Every write is done when write_chunks returns, so the times set now stay.
+    blocking(&path, move || output.finish(&attrs)).await?;
+    Ok(size)
 }
 
-fn make_special(path: &Path, node: &Node) -> Result<(), String> {
-    use rustix::fs::{mknodat, FileType, Mode, CWD};
-    let kind = match node.node_type {
-        NodeType::Fifo => FileType::Fifo,
-        NodeType::Chardev => FileType::CharacterDevice,
-        NodeType::Blockdev => FileType::BlockDevice,
-        NodeType::Socket => return Err("sockets are not restored".into()),
-        _ => return Ok(()),
-    };
-    let _ = fs::remove_file(path);
-    mknodat(
-        CWD,
-        path,
-        kind,
-        Mode::from_raw_mode(node.mode & 0o7777),
-        node.rdev,
-    )
-    .map_err(|e| format!("mknod: {e}"))
-}
-
-/// Ownership (when root), permissions and times; problems become warnings.
-fn apply_metadata(path: &Path, node: &Node, warnings: &mut Vec<String>) {
-    let symlink = node.node_type == NodeType::Symlink;
-    if is_root() {
-        let r = if symlink {
-            std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid))
-        } else {
-            std::os::unix::fs::chown(path, Some(node.uid), Some(node.gid))
-        };
-        if let Err(e) = r {
-            warnings.push(format!("{}: chown: {e}", path.display()));
-        }
-    }
-    if !symlink {
-        if let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(node.mode)) {
-            warnings.push(format!("{}: chmod: {e}", path.display()));
-        }
-    }
-    // utimensat on the path itself: never opens the file (which would block on a FIFO).
-    use rustix::fs::{utimensat, AtFlags, Timespec, Timestamps, CWD};
-    let t = Timespec {
-        tv_sec: node.mtime_ns.div_euclid(1_000_000_000),
-        tv_nsec: node.mtime_ns.rem_euclid(1_000_000_000),
-    };
-    let times = Timestamps {
-        last_access: t,
-        last_modification: t,
-    };
-    if let Err(e) = utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW) {
-        warnings.push(format!("{}: set times: {e}", path.display()));
-    }
+/// Run `f` on a blocking thread; its error names `path`.
+async fn blocking<T: Send + 'static>(
+    path: &std::path::Path,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, OpsError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| OpsError::Pipeline(e.to_string()))?
+        .map_err(|e| OpsError::io(path, e))
 }

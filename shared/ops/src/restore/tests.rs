@@ -4,8 +4,9 @@
 use super::*;
 use crate::backup::{backup, BackupOptions};
 use lifeboat_repo::InitOptions;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::Path;
 
 async fn repo() -> Repository {
     crate::testing::memory_repo(InitOptions::default()).await
