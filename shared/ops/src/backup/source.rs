@@ -164,7 +164,7 @@ mod tests {
         assert!(regions
             .iter()
             .any(|(s, e)| *s <= 40 << 20 && *e >= (40 << 20) + 4096));
-        let meta = Meta::of(&File::open(&p).unwrap()).unwrap();
+        let meta = Meta::of(File::open(&p).unwrap()).unwrap();
         assert!(wants_fixed_chunks(&p, &meta));
     }
 
@@ -174,7 +174,7 @@ mod tests {
         let p = dir.path().join("log.txt");
         let mut f = File::create(&p).unwrap();
         f.write_all(&vec![b'a'; 2 << 20]).unwrap();
-        let meta = Meta::of(&File::open(&p).unwrap()).unwrap();
+        let meta = Meta::of(File::open(&p).unwrap()).unwrap();
         assert!(!wants_fixed_chunks(&p, &meta));
         let f = File::open(&p).unwrap();
         assert_eq!(data_regions(&f, 2 << 20), vec![(0, 2 << 20)]);
