@@ -9,7 +9,9 @@ use lifeboat_ops::check::{check, CheckOptions, Severity};
 use lifeboat_ops::forget::RetentionPolicy;
 use lifeboat_ops::prune::{prune, PruneOptions};
 use lifeboat_ops::{extend_locks, stats, Progress};
-use lifeboat_repo::{ChunkingParams, Credential, InitOptions, KdfParams, LockPolicy, Repository};
+use lifeboat_repo::{
+    ChunkingParams, Credential, Format, InitOptions, KdfParams, LockPolicy, Repository,
+};
 use lifeboat_store::LockMode;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -274,6 +276,7 @@ async fn init(g: &GlobalArgs, a: InitArgs) -> Result<u8> {
             _ => None,
         },
         kdf: None,
+        format: Format::LATEST,
     };
     let location = store.location();
     let repo = Repository::init(store, &cred, opts)
@@ -283,8 +286,9 @@ async fn init(g: &GlobalArgs, a: InitArgs) -> Result<u8> {
         print_json(repo.config())?;
     } else {
         println!(
-            "created repository {} at {location}",
-            repo.config().id.short()
+            "created repository {} (format v{}) at {location}",
+            repo.config().id.short(),
+            repo.config().version
         );
         if let Some(p) = repo.config().object_lock {
             println!(

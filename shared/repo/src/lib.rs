@@ -22,6 +22,7 @@ mod blob;
 mod chunker;
 mod config;
 mod crypto;
+mod domain;
 mod error;
 mod id;
 mod index;
@@ -37,6 +38,7 @@ pub use blob::{decode_blob, encode_blob, BlobEncoder, BlobType, Compression, Enc
 pub use chunker::{ContentChunker, FixedChunker, GearTable};
 pub use config::{ChunkingParams, LockPolicy, RepoConfig, FORMAT_VERSION};
 pub use crypto::{Credential, MasterKey};
+pub use domain::{Aad, Format};
 pub use error::RepoError;
 pub use id::Id;
 pub use index::{BlobLocation, Index, IndexFile, IndexPack, IndexedBlob};
