@@ -9,7 +9,9 @@ use lifeboat_ops::check::{check, CheckOptions, Severity};
 use lifeboat_ops::forget::RetentionPolicy;
 use lifeboat_ops::prune::{prune, PruneOptions};
 use lifeboat_ops::{extend_locks, replicate, stats, Progress};
-use lifeboat_repo::{ChunkingParams, Credential, InitOptions, KdfParams, LockPolicy, Repository};
+use lifeboat_repo::{
+    ChunkingParams, Credential, Format, InitOptions, KdfParams, LockPolicy, Repository,
+};
 use lifeboat_store::LockMode;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -308,6 +310,7 @@ async fn init(g: &GlobalArgs, a: InitArgs) -> Result<u8> {
             _ => None,
         },
         kdf: None,
+        format: Format::LATEST,
     };
     let location = store.location();
     // The recovery key is on disk before the repository exists, so a
@@ -345,8 +348,9 @@ async fn init(g: &GlobalArgs, a: InitArgs) -> Result<u8> {
         print_json(repo.config())?;
     } else {
         println!(
-            "created repository {} at {location}",
-            repo.config().id.short()
+            "created repository {} (format v{}) at {location}",
+            repo.config().id.short(),
+            repo.config().version
         );
         if let Some((path, id)) = &recovery_key {
             println!(

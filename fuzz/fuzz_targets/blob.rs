@@ -13,9 +13,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use lifeboat_fuzz::{
-    key, mutate, plaintext, raw_length, seed_corpus, seeds, Input, BLOB_LEN_LIMIT,
+    key, mutate, plaintext, raw_length, seed_corpus, seeds, Input, BLOB_LEN_LIMIT, FORMAT,
 };
-use lifeboat_repo::{decode_blob, encode_blob, BlobType, Compression, Id, MasterKey};
+use lifeboat_repo::{decode_blob, encode_blob, Aad, BlobType, Compression, Id, MasterKey};
 
 fuzz_target!(
     init: { seed_corpus(seeds::blob) },
@@ -58,7 +58,15 @@ fn raw(key: &MasterKey, input: &mut Input) {
     let raw_length = input.u32();
     let id = input.id();
     let sealed = input.rest();
-    if let Ok(plain) = decode_blob(key, &id, compression, raw_length, sealed) {
+    if let Ok(plain) = decode_blob(
+        key,
+        FORMAT,
+        BlobType::Data,
+        &id,
+        compression,
+        raw_length,
+        sealed,
+    ) {
         check(key, &id, raw_length, &plain);
     }
 }
@@ -72,10 +80,18 @@ fn encoded_then_corrupted(key: &MasterKey, input: &mut Input) {
     let level = 1 + i32::from(input.u8() % 3);
     let plain = plaintext(input);
     let id = key.blob_id(&plain);
-    let b = encode_blob(key, blob_type, id, &plain, level).expect("a small blob encodes");
+    let b = encode_blob(key, FORMAT, blob_type, id, &plain, level).expect("a small blob encodes");
     assert_eq!(
-        decode_blob(key, &id, b.compression, b.raw_length, &b.sealed)
-            .expect("a fresh blob decodes"),
+        decode_blob(
+            key,
+            FORMAT,
+            blob_type,
+            &id,
+            b.compression,
+            b.raw_length,
+            &b.sealed
+        )
+        .expect("a fresh blob decodes"),
         plain,
         "a fresh blob decodes to other bytes"
     );
@@ -96,7 +112,15 @@ fn encoded_then_corrupted(key: &MasterKey, input: &mut Input) {
     if choice & 0x20 != 0 {
         mutate(&mut sealed, input);
     }
-    if let Ok(got) = decode_blob(key, &id, compression, raw_length, &sealed) {
+    if let Ok(got) = decode_blob(
+        key,
+        FORMAT,
+        blob_type,
+        &id,
+        compression,
+        raw_length,
+        &sealed,
+    ) {
         check(key, &id, raw_length, &got);
         assert_eq!(got, plain, "a corrupted blob decoded to other bytes");
     }
@@ -110,8 +134,19 @@ fn sealed_body(key: &MasterKey, input: &mut Input) {
     } else {
         Id([0; 32])
     };
-    let sealed = key.seal(input.rest()).expect("sealing never fails");
-    if let Ok(plain) = decode_blob(key, &id, compression, raw_length, &sealed) {
+    // Sealed for the id, so that the body gets past the AEAD.
+    let aad = Aad::blob(FORMAT, BlobType::Data, &id);
+    let sealed = key.seal(input.rest(), &aad).expect("sealing never fails");
+    let decoded = decode_blob(
+        key,
+        FORMAT,
+        BlobType::Data,
+        &id,
+        compression,
+        raw_length,
+        &sealed,
+    );
+    if let Ok(plain) = decoded {
         check(key, &id, raw_length, &plain);
     }
 }

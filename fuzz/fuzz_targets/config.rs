@@ -13,7 +13,7 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use lifeboat_fuzz::{key, seed_corpus, seeds, Input};
 use lifeboat_repo::{
-    Credential, FileKind, Id, IndexFile, KdfParams, KeyFile, RepoConfig, Repository,
+    Credential, FileKind, Format, Id, IndexFile, KdfParams, KeyFile, RepoConfig, Repository,
 };
 use lifeboat_store::{MemoryStore, ObjectStore, PutOptions};
 use std::sync::{Arc, OnceLock};
@@ -22,15 +22,17 @@ fn credential() -> Credential {
     Credential::KeyFile(vec![7; 32])
 }
 
-/// A key object for the fixed key; the key-file KDF is a single BLAKE3 call.
-fn key_object() -> &'static [u8] {
-    static KEY: OnceLock<Vec<u8>> = OnceLock::new();
-    KEY.get_or_init(|| {
+/// A key object for the fixed key, of the format version a repository of
+/// `format` holds; the key-file KDF is a single BLAKE3 call.
+fn key_object(format: Format) -> &'static [u8] {
+    static KEYS: [OnceLock<Vec<u8>>; 2] = [OnceLock::new(), OnceLock::new()];
+    KEYS[usize::from(format == Format::V2)].get_or_init(|| {
         let kf = KeyFile::wrap(
             &key(),
             &credential(),
             KdfParams::Keyfile { salt: vec![5; 16] },
             "fuzz".into(),
+            format,
         )
         .expect("the fixed key wraps");
         serde_json::to_vec(&kf).expect("a key object serializes")
@@ -102,9 +104,10 @@ fuzz_target!(
         runtime().block_on(async {
             let opts = PutOptions::default();
             store.put("config", Bytes::copy_from_slice(data), &opts).await.expect("memory put");
-            let kid = Id::of_file(key_object());
+            let key_object = key_object(config.format());
+            let kid = Id::of_file(key_object);
             store
-                .put(&format!("keys/{kid}"), Bytes::from_static(key_object()), &opts)
+                .put(&format!("keys/{kid}"), Bytes::from_static(key_object), &opts)
                 .await
                 .expect("memory put");
             let repo = Repository::open(Arc::new(store), &credential())

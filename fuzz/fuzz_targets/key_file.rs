@@ -133,7 +133,7 @@ fn wrapped_then_mutated(input: &mut Input) {
         )
     };
     // Argon2 refuses salts under 8 bytes; that is an error, not a panic.
-    let Ok(kf) = KeyFile::wrap(&key(), &cred, kdf, "fuzz".into()) else {
+    let Ok(kf) = KeyFile::wrap(&key(), &cred, kdf, "fuzz".into(), lifeboat_fuzz::FORMAT) else {
         return;
     };
     let back = kf.unwrap_key(&cred).expect("a freshly wrapped key opens");

@@ -8,10 +8,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lifeboat_fuzz::{key, mutate, plaintext, raw_length, seed_corpus, seeds, Input};
+use lifeboat_fuzz::{key, mutate, plaintext, raw_length, seed_corpus, seeds, Input, FORMAT};
 use lifeboat_repo::{
-    encode_blob, parse_pack, parse_pack_header, BlobType, Compression, Id, MasterKey, PackBlob,
-    PackBuilder, PACK_MAGIC,
+    encode_blob, parse_pack, parse_pack_header, Aad, BlobType, Compression, Id, MasterKey,
+    PackBlob, PackBuilder, PACK_MAGIC,
 };
 
 fuzz_target!(
@@ -31,11 +31,11 @@ fuzz_target!(
 
 /// Parse `pack` both ways; check what an accepted pack promises.
 fn check_pack(key: &MasterKey, pack: &[u8]) -> Option<Vec<PackBlob>> {
-    let header = parse_pack_header(key, pack, "fuzz");
+    let header = parse_pack_header(key, FORMAT, pack, "fuzz");
     if let Ok(blobs) = &header {
         check_layout(pack, blobs);
     }
-    let full = parse_pack(key, &Id::of_file(pack), pack);
+    let full = parse_pack(key, FORMAT, &Id::of_file(pack), pack);
     if let Ok(blobs) = &full {
         assert_eq!(
             Some(blobs),
@@ -75,19 +75,19 @@ fn built_then_mutated(key: &MasterKey, input: &mut Input) {
             BlobType::Data
         };
         let plain = plaintext(input);
-        let b = encode_blob(key, blob_type, key.blob_id(&plain), &plain, level)
+        let b = encode_blob(key, FORMAT, blob_type, key.blob_id(&plain), &plain, level)
             .expect("a small blob encodes");
         builder.add(&b).expect("a small blob fits a pack");
     }
-    let (id, bytes, blobs) = builder.finish(key).expect("a small pack finishes");
+    let (id, bytes, blobs) = builder.finish(key, FORMAT).expect("a small pack finishes");
     assert_eq!(
-        parse_pack(key, &id, &bytes).expect("a fresh pack parses"),
+        parse_pack(key, FORMAT, &id, &bytes).expect("a fresh pack parses"),
         blobs,
         "a fresh pack parses to other blobs"
     );
     let mut mutated = bytes.clone();
     mutate(&mut mutated, input);
-    let against_old_id = parse_pack(key, &id, &mutated);
+    let against_old_id = parse_pack(key, FORMAT, &id, &mutated);
     if mutated != bytes {
         assert!(
             against_old_id.is_err(),
@@ -113,7 +113,7 @@ fn crafted_header(key: &MasterKey, input: &mut Input) {
     for _ in 0..input.u8() % 4 {
         if input.bool() {
             let plain = plaintext(input);
-            let b = encode_blob(key, BlobType::Data, key.blob_id(&plain), &plain, 1)
+            let b = encode_blob(key, FORMAT, BlobType::Data, key.blob_id(&plain), &plain, 1)
                 .expect("a small blob encodes");
             area.extend_from_slice(&b.sealed);
             real.push(Entry {
@@ -177,7 +177,9 @@ fn crafted_header(key: &MasterKey, input: &mut Input) {
         let n = usize::from(input.u8() % 42);
         header.extend_from_slice(input.bytes(n));
     }
-    let sealed = key.seal(&header).expect("sealing never fails");
+    let sealed = key
+        .seal(&header, &Aad::pack_header(FORMAT))
+        .expect("sealing never fails");
     let mut pack = PACK_MAGIC.to_vec();
     pack.extend_from_slice(&area);
     pack.extend_from_slice(&sealed);

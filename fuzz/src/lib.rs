@@ -3,13 +3,17 @@
 //! mutations, and the seed inputs each target writes into an empty corpus.
 
 use lifeboat_repo::{
-    encode_blob, BlobType, ChunkRef, ChunkingParams, Credential, Id, IndexFile, IndexPack,
+    encode_blob, BlobType, ChunkRef, ChunkingParams, Credential, Format, Id, IndexFile, IndexPack,
     IndexedBlob, KdfParams, KeyFile, LockKind, LockPolicy, LockRecord, MasterKey, Node, NodeType,
     PackBuilder, RepoConfig, Snapshot, SnapshotSummary, Tree,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+
+/// The format version every target seals and opens under (what new
+/// repositories get; the parsers behind the AEAD are the same for both).
+pub const FORMAT: Format = Format::V2;
 
 /// The key every target encrypts and decrypts with.
 pub fn key() -> MasterKey {
@@ -212,11 +216,11 @@ pub mod seeds {
         let mut p = PackBuilder::new(0);
         let text = b"log line repeated ".repeat(20);
         for plain in [&b"one"[..], &text[..], &b""[..]] {
-            let b = encode_blob(&key, BlobType::Data, key.blob_id(plain), plain, 3)
+            let b = encode_blob(&key, FORMAT, BlobType::Data, key.blob_id(plain), plain, 3)
                 .expect("seed blob encodes");
             p.add(&b).expect("seed blob fits");
         }
-        p.finish(&key).expect("seed pack finishes").1
+        p.finish(&key, FORMAT).expect("seed pack finishes").1
     }
 
     pub fn pack_header() -> Vec<Vec<u8>> {
@@ -240,7 +244,7 @@ pub mod seeds {
     pub fn blob() -> Vec<Vec<u8>> {
         let key = key();
         let text = b"compressible ".repeat(50);
-        let b = encode_blob(&key, BlobType::Data, key.blob_id(&text), &text, 3)
+        let b = encode_blob(&key, FORMAT, BlobType::Data, key.blob_id(&text), &text, 3)
             .expect("seed blob encodes");
         // Raw: mode, compression, raw_length, id, sealed blob.
         let mut raw = vec![0, 1];
@@ -411,13 +415,15 @@ pub mod seeds {
             parallelism: 1,
             salt: vec![9; 16],
         };
-        let kf = KeyFile::wrap(&master, &pass, argon, "host".into()).expect("seed key wraps");
+        let kf =
+            KeyFile::wrap(&master, &pass, argon, "host".into(), FORMAT).expect("seed key wraps");
         let file = Credential::KeyFile(vec![7; 32]);
         let kf2 = KeyFile::wrap(
             &master,
             &file,
             KdfParams::Keyfile { salt: vec![9; 16] },
             "host".into(),
+            FORMAT,
         )
         .expect("seed key wraps");
         vec![

@@ -7,8 +7,8 @@
 
 use bytes::Bytes;
 use lifeboat_repo::{
-    decode_blob, encode_blob, BlobType, Compression, Credential, FileKind, IndexFile, InitOptions,
-    KdfParams, KeyFile, MasterKey, Repository,
+    decode_blob, encode_blob, BlobType, Compression, Credential, FileKind, Format, IndexFile,
+    InitOptions, KdfParams, KeyFile, MasterKey, Repository,
 };
 use lifeboat_store::{MemoryStore, ObjectStore};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -60,11 +60,20 @@ fn decode_blob_does_not_trust_raw_length_for_allocation() {
     let key = MasterKey::from_parts([1; 32], [2; 32], 3);
     let text = b"tiny ".repeat(20);
     let id = key.blob_id(&text);
-    let b = encode_blob(&key, BlobType::Data, id, &text, 3).unwrap();
+    let b = encode_blob(&key, Format::V2, BlobType::Data, id, &text, 3).unwrap();
     assert_eq!(b.compression, Compression::Zstd);
     // Over the blob size limit: refused before allocating.
-    let (largest, r) =
-        largest_allocation(|| decode_blob(&key, &id, b.compression, u32::MAX, &b.sealed));
+    let (largest, r) = largest_allocation(|| {
+        decode_blob(
+            &key,
+            Format::V2,
+            BlobType::Data,
+            &id,
+            b.compression,
+            u32::MAX,
+            &b.sealed,
+        )
+    });
     assert!(r.is_err());
     assert!(
         largest < LIMIT,
@@ -73,8 +82,17 @@ fn decode_blob_does_not_trust_raw_length_for_allocation() {
     );
     // At the limit (512 MiB, `MAX_BLOB_LEN`): allocated up front.
     let claim = 512 * 1024 * 1024;
-    let (largest, r) =
-        largest_allocation(|| decode_blob(&key, &id, b.compression, claim, &b.sealed));
+    let (largest, r) = largest_allocation(|| {
+        decode_blob(
+            &key,
+            Format::V2,
+            BlobType::Data,
+            &id,
+            b.compression,
+            claim,
+            &b.sealed,
+        )
+    });
     println!(
         "decode_blob of a {}-byte sealed blob with raw_length {claim}: largest allocation {largest} bytes, result {r:?}",
         b.sealed.len(),
@@ -136,7 +154,7 @@ fn unwrap_key_refuses_absurd_kdf_parameters() {
         parallelism: 1,
         salt: vec![1; 16],
     };
-    let wrapped = KeyFile::wrap(&key, &cred, cheap, "h".into()).unwrap();
+    let wrapped = KeyFile::wrap(&key, &cred, cheap, "h".into(), Format::V2).unwrap();
     for (memory_kib, iterations, parallelism) in [
         // 2^32-1 passes: hours of CPU.
         (8, u32::MAX, 1),

@@ -302,15 +302,16 @@ async fn read_data(
                     Err(e) => return (pack, 0, Err(RepoError::from(e))),
                 };
                 let n = bytes.len() as u64;
-                let key = repo.key().clone();
-                let parsed = tokio::task::spawn_blocking(move || parse_pack(&key, &pack, &bytes))
-                    .await
-                    .unwrap_or_else(|e| {
-                        Err(RepoError::Malformed {
-                            what: format!("pack {pack}"),
-                            reason: e.to_string(),
-                        })
-                    });
+                let (key, format) = (repo.key().clone(), repo.format());
+                let parsed =
+                    tokio::task::spawn_blocking(move || parse_pack(&key, format, &pack, &bytes))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(RepoError::Malformed {
+                                what: format!("pack {pack}"),
+                                reason: e.to_string(),
+                            })
+                        });
                 (pack, n, parsed)
             });
         }

@@ -1,10 +1,12 @@
-use crate::{Id, RepoError};
+use crate::{Format, Id, RepoError};
 use chrono::{DateTime, Utc};
 use lifeboat_store::LockMode;
 use serde::{Deserialize, Serialize};
 
-/// The newest repository format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest repository format this build reads and writes; new
+/// repositories get it. Version 1 repositories stay readable and writable as
+/// version 1 (see [`Format`]).
+pub const FORMAT_VERSION: u32 = 2;
 /// The value of the `format` field that marks a Lifeboat repository.
 const FORMAT_NAME: &str = "lifeboat-repository";
 
@@ -153,7 +155,9 @@ impl RepoConfig {
                     supported: FORMAT_VERSION,
                 })
             }
-            Some(_) => {}
+            Some(v) => {
+                Format::from_version(v, "repository config")?;
+            }
             None => return Err(RepoError::malformed("repository config", "no version")),
         }
         let config: RepoConfig = serde_json::from_slice(bytes)
@@ -170,6 +174,15 @@ impl RepoConfig {
         Ok(config)
     }
 
+    /// How this repository's objects are sealed. [`RepoConfig::parse`] and
+    /// [`RepoConfig::new`] only make versions 1 and 2.
+    pub fn format(&self) -> Format {
+        match self.version {
+            1 => Format::V1,
+            _ => Format::V2,
+        }
+    }
+
     pub fn to_json(&self) -> Result<Vec<u8>, RepoError> {
         serde_json::to_vec_pretty(self).map_err(|e| RepoError::malformed("repository config", e))
     }
@@ -183,17 +196,32 @@ mod tests {
     fn newer_version_is_refused_with_a_clear_message() {
         let c = RepoConfig::new(ChunkingParams::default(), 3, 16 << 20, None).unwrap();
         let mut v: serde_json::Value = serde_json::from_slice(&c.to_json().unwrap()).unwrap();
-        v["version"] = 2.into();
+        v["version"] = 3.into();
         v["something_new"] = "x".into();
         let err = RepoConfig::parse(&serde_json::to_vec(&v).unwrap()).unwrap_err();
         assert!(matches!(
             err,
             RepoError::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             }
         ));
         assert!(err.to_string().contains("upgrade Lifeboat"));
+    }
+
+    #[test]
+    fn new_configs_are_version_2_and_version_1_still_parses() {
+        let c = RepoConfig::new(ChunkingParams::default(), 3, 16 << 20, None).unwrap();
+        assert_eq!((c.version, c.format()), (2, Format::V2));
+        let mut v: serde_json::Value = serde_json::from_slice(&c.to_json().unwrap()).unwrap();
+        v["version"] = 1.into();
+        let old = RepoConfig::parse(&serde_json::to_vec(&v).unwrap()).unwrap();
+        assert_eq!((old.version, old.format()), (1, Format::V1));
+        v["version"] = 0.into();
+        assert!(matches!(
+            RepoConfig::parse(&serde_json::to_vec(&v).unwrap()),
+            Err(RepoError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 use crate::error::random_bytes;
-use crate::{Id, RepoError};
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+use crate::{Aad, Id, RepoError};
+use aws_lc_rs::aead::{self, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 use chacha20::cipher::consts::U10;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -79,31 +79,42 @@ impl MasterKey {
         self.chunker_seed
     }
 
-    /// Encrypt: `nonce (24) || ciphertext || tag (16)`, XChaCha20-Poly1305 with a random nonce.
-    pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, RepoError> {
-        seal_with(&self.encryption, plaintext)
+    /// Encrypt: `nonce (24) || ciphertext || tag (16)`, XChaCha20-Poly1305
+    /// with a random nonce, the tag binding `aad` (the object's kind).
+    pub fn seal(&self, plaintext: &[u8], aad: &Aad) -> Result<Vec<u8>, RepoError> {
+        seal_with(&self.encryption, plaintext, aad.as_bytes())
     }
 
-    /// Decrypt what [`MasterKey::seal`] produced; `what` names the object in errors.
-    pub fn open(&self, sealed: &[u8], what: &str) -> Result<Vec<u8>, RepoError> {
-        open_with(&self.encryption, sealed, what)
+    /// Decrypt what [`MasterKey::seal`] produced with the same `aad`;
+    /// [`RepoError::Decrypt`] for any other. `what` names the object in errors.
+    pub fn open(&self, sealed: &[u8], aad: &Aad, what: &str) -> Result<Vec<u8>, RepoError> {
+        open_with(&self.encryption, sealed, aad.as_bytes(), what)
     }
 }
 
-pub(crate) fn seal_with(key: &[u8; 32], plaintext: &[u8]) -> Result<Vec<u8>, RepoError> {
+pub(crate) fn seal_with(
+    key: &[u8; 32],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>, RepoError> {
     let nonce: [u8; NONCE_LEN] = random_bytes()?;
     let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
     let (cipher, inner) = xchacha(key, &nonce)?;
     let tag = cipher
-        .seal_in_place_separate_tag(inner, Aad::empty(), &mut out[NONCE_LEN..])
+        .seal_in_place_separate_tag(inner, aead::Aad::from(aad), &mut out[NONCE_LEN..])
         .map_err(|_| RepoError::malformed("plaintext", "too large to encrypt"))?;
     out.extend_from_slice(tag.as_ref());
     Ok(out)
 }
 
-pub(crate) fn open_with(key: &[u8; 32], sealed: &[u8], what: &str) -> Result<Vec<u8>, RepoError> {
+pub(crate) fn open_with(
+    key: &[u8; 32],
+    sealed: &[u8],
+    aad: &[u8],
+    what: &str,
+) -> Result<Vec<u8>, RepoError> {
     if sealed.len() < SEAL_OVERHEAD {
         return Err(RepoError::malformed(
             what,
@@ -117,7 +128,7 @@ pub(crate) fn open_with(key: &[u8; 32], sealed: &[u8], what: &str) -> Result<Vec
     // Ciphertext and tag, opened in place; the tag's bytes are cut off after.
     let mut buf = rest.to_vec();
     let plain_len = cipher
-        .open_in_place(inner, Aad::empty(), &mut buf)
+        .open_in_place(inner, aead::Aad::from(aad), &mut buf)
         .map_err(|_| RepoError::Decrypt {
             what: what.to_string(),
         })?
@@ -160,46 +171,85 @@ mod hex_array {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{BlobType, FileKind, Format};
 
     #[test]
     fn seal_open_roundtrip_and_tamper_detection() {
         let key = MasterKey::generate().unwrap();
-        let sealed = key.seal(b"secret data").unwrap();
+        let aad = Aad::file(Format::V2, FileKind::Index);
+        let sealed = key.seal(b"secret data", &aad).unwrap();
         assert_eq!(sealed.len(), 11 + SEAL_OVERHEAD);
-        assert_eq!(key.open(&sealed, "x").unwrap(), b"secret data");
+        assert_eq!(key.open(&sealed, &aad, "x").unwrap(), b"secret data");
         let mut bad = sealed.clone();
         bad[30] ^= 1;
         assert!(matches!(
-            key.open(&bad, "x"),
+            key.open(&bad, &aad, "x"),
             Err(RepoError::Decrypt { .. })
         ));
         let other = MasterKey::generate().unwrap();
-        assert!(other.open(&sealed, "x").is_err());
-        assert!(key.open(&sealed[..10], "x").is_err());
+        assert!(other.open(&sealed, &aad, "x").is_err());
+        assert!(key.open(&sealed[..10], &aad, "x").is_err());
+    }
+
+    /// An object sealed for one kind does not open as another, nor as a
+    /// version-1 object (empty associated data), nor the other way round.
+    #[test]
+    fn sealed_object_opens_only_with_its_own_associated_data() {
+        let key = MasterKey::generate().unwrap();
+        let id = key.blob_id(b"x");
+        let kinds = [
+            Aad::file(Format::V1, FileKind::Snapshot),
+            Aad::file(Format::V2, FileKind::Snapshot),
+            Aad::file(Format::V2, FileKind::Index),
+            Aad::file(Format::V2, FileKind::Report),
+            Aad::blob(Format::V2, BlobType::Data, &id),
+            Aad::blob(Format::V2, BlobType::Tree, &id),
+            Aad::blob(Format::V2, BlobType::Data, &key.blob_id(b"y")),
+            Aad::pack_header(Format::V2),
+        ];
+        for (i, sealed_as) in kinds.iter().enumerate() {
+            let sealed = key.seal(b"x", sealed_as).unwrap();
+            for (j, opened_as) in kinds.iter().enumerate() {
+                let r = key.open(&sealed, opened_as, "x");
+                if i == j {
+                    assert_eq!(r.unwrap(), b"x");
+                } else {
+                    assert!(
+                        matches!(r, Err(RepoError::Decrypt { .. })),
+                        "sealed as {sealed_as:?}, opened as {opened_as:?}"
+                    );
+                }
+            }
+        }
     }
 
     /// The sealing code gives what the RustCrypto XChaCha20-Poly1305 gives,
-    /// both ways, for lengths around the cipher's block and tag boundaries.
+    /// both ways, for lengths around the cipher's block and tag boundaries,
+    /// with and without associated data.
     #[test]
     fn seal_matches_the_reference_xchacha20poly1305() {
-        use chacha20poly1305::aead::{Aead, KeyInit};
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
         use chacha20poly1305::{XChaCha20Poly1305, XNonce};
         let key = [0x42u8; 32];
         let reference = XChaCha20Poly1305::new((&key).into());
-        for len in [0, 1, 15, 16, 17, 63, 64, 65, 255, 256, 1000, 70_000] {
-            let plain: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
-            let sealed = seal_with(&key, &plain).unwrap();
-            let (nonce, body) = sealed.split_at(NONCE_LEN);
-            let nonce = XNonce::from_slice(nonce);
-            assert_eq!(reference.decrypt(nonce, body).unwrap(), plain, "len {len}");
-            assert_eq!(
-                reference.encrypt(nonce, plain.as_slice()).unwrap(),
-                body,
-                "len {len}"
-            );
-            let mut theirs = nonce.to_vec();
-            theirs.extend(reference.encrypt(nonce, plain.as_slice()).unwrap());
-            assert_eq!(open_with(&key, &theirs, "x").unwrap(), plain, "len {len}");
+        for aad in [&b""[..], &b"lifeboat v2 snapshot"[..]] {
+            for len in [0, 1, 15, 16, 17, 63, 64, 65, 255, 256, 1000, 70_000] {
+                let plain: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+                let msg = || Payload {
+                    msg: plain.as_slice(),
+                    aad,
+                };
+                let sealed = seal_with(&key, &plain, aad).unwrap();
+                let (nonce, body) = sealed.split_at(NONCE_LEN);
+                let nonce = XNonce::from_slice(nonce);
+                let ct = Payload { msg: body, aad };
+                assert_eq!(reference.decrypt(nonce, ct).unwrap(), plain, "len {len}");
+                assert_eq!(reference.encrypt(nonce, msg()).unwrap(), body, "len {len}");
+                let mut theirs = nonce.to_vec();
+                theirs.extend(reference.encrypt(nonce, msg()).unwrap());
+                let ours = open_with(&key, &theirs, aad, "x").unwrap();
+                assert_eq!(ours, plain, "len {len}");
+            }
         }
     }
 

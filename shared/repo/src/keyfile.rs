@@ -1,7 +1,7 @@
 use crate::crypto::{open_with, seal_with};
 use crate::error::random_bytes;
 use crate::kdf_memory::KdfMemory;
-use crate::{Credential, MasterKey, RepoError};
+use crate::{Aad, Credential, Format, MasterKey, RepoError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -122,6 +122,8 @@ impl KdfParams {
 /// from one credential. A repository may hold several, one per credential.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyFile {
+    /// The format version the master key is wrapped under (1 or 2; see
+    /// [`Aad::wrapped_key`]), the same as the repository's.
     pub version: u32,
     pub created: DateTime<Utc>,
     pub hostname: String,
@@ -132,32 +134,58 @@ pub struct KeyFile {
 }
 
 impl KeyFile {
-    /// Wrap `master` for `cred` with the given KDF parameters.
+    /// Wrap `master` for `cred` with the given KDF parameters, for a
+    /// repository of `format`.
     pub fn wrap(
         master: &MasterKey,
         cred: &Credential,
         kdf: KdfParams,
         hostname: String,
+        format: Format,
     ) -> Result<Self, RepoError> {
         let wrapping = kdf.derive(cred)?;
         let plain = Zeroizing::new(
             serde_json::to_vec(master).map_err(|e| RepoError::malformed("master key", e))?,
         );
+        let aad = Aad::wrapped_key(format);
         Ok(KeyFile {
-            version: 1,
+            version: format.version(),
             created: Utc::now(),
             hostname,
             kdf,
-            wrapped: seal_with(&wrapping, &plain)?,
+            wrapped: seal_with(&wrapping, &plain, aad.as_bytes())?,
         })
     }
 
     /// Unwrap the master key; [`RepoError::Decrypt`] if the credential does not fit.
     pub fn unwrap_key(&self, cred: &Credential) -> Result<MasterKey, RepoError> {
+        let aad = Aad::wrapped_key(Format::from_version(self.version, "key")?);
         let wrapping = self.kdf.derive(cred)?;
-        let plain = Zeroizing::new(open_with(&wrapping, &self.wrapped, "key")?);
+        let plain = Zeroizing::new(open_with(&wrapping, &self.wrapped, aad.as_bytes(), "key")?);
         serde_json::from_slice(&plain).map_err(|e| RepoError::malformed("master key", e))
     }
+}
+
+/// A key object's version is authenticated (it decides the associated data
+/// of `wrapped`), the plaintext `config`'s is not: a key object that opened
+/// must have the config's version, or the config was altered. A version-2
+/// repository whose config says version 1 would otherwise be read, and
+/// written, without the version-2 binding.
+pub(crate) fn check_config_version(
+    config: &crate::RepoConfig,
+    key_version: u32,
+    key_name: &str,
+) -> Result<(), RepoError> {
+    if key_version == config.version {
+        return Ok(());
+    }
+    Err(RepoError::malformed(
+        "repository config",
+        format!(
+            "it says format version {}, but key object {key_name} (authenticated) is version {key_version}: the config was altered",
+            config.version
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -173,6 +201,7 @@ mod tests {
             &pass,
             KdfParams::weak_for_tests(&pass).unwrap(),
             "h".into(),
+            Format::V2,
         )
         .unwrap();
         let back = kf.unwrap_key(&pass).unwrap();
@@ -188,6 +217,7 @@ mod tests {
             &file,
             KdfParams::for_credential(&file).unwrap(),
             "h".into(),
+            Format::V2,
         )
         .unwrap();
         assert!(kf2.unwrap_key(&file).is_ok());
@@ -198,7 +228,8 @@ mod tests {
                 &master,
                 &short,
                 KdfParams::for_credential(&short).unwrap(),
-                "h".into()
+                "h".into(),
+                Format::V2,
             ),
             Err(RepoError::InvalidOption(_))
         ));
@@ -213,10 +244,33 @@ mod tests {
             &pass,
             KdfParams::weak_for_tests(&pass).unwrap(),
             "h".into(),
+            Format::V2,
         )
         .unwrap();
         let json = serde_json::to_string(&kf).unwrap();
         let master_json = serde_json::to_string(&master).unwrap();
         assert!(!json.contains(&master_json[15..40]));
+    }
+
+    /// A version-2 key object binds its version: marked version 1, it no
+    /// longer opens (and a version-1 one still does).
+    #[test]
+    fn key_object_opens_only_under_its_own_version() {
+        let master = MasterKey::generate().unwrap();
+        let cred = Credential::KeyFile(vec![9; 32]);
+        let kdf = KdfParams::for_credential(&cred).unwrap();
+        let mut kf = KeyFile::wrap(&master, &cred, kdf.clone(), "h".into(), Format::V2).unwrap();
+        assert_eq!(kf.version, 2);
+        kf.version = 1;
+        assert!(matches!(
+            kf.unwrap_key(&cred),
+            Err(RepoError::Decrypt { .. })
+        ));
+        let old = KeyFile::wrap(&master, &cred, kdf, "h".into(), Format::V1).unwrap();
+        assert_eq!(old.version, 1);
+        assert_eq!(
+            old.unwrap_key(&cred).unwrap().blob_id(b"a"),
+            master.blob_id(b"a")
+        );
     }
 }

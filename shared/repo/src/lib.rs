@@ -24,6 +24,7 @@ mod chunker;
 pub mod cluster_scope;
 mod config;
 mod crypto;
+mod domain;
 mod error;
 mod fingerprint;
 mod id;
@@ -41,6 +42,7 @@ pub use blob::{decode_blob, encode_blob, BlobEncoder, BlobType, Compression, Enc
 pub use chunker::{ContentChunker, FixedChunker, GearTable};
 pub use config::{ChunkingParams, LockPolicy, RepoConfig, FORMAT_VERSION};
 pub use crypto::{Credential, MasterKey};
+pub use domain::{Aad, Format};
 pub use error::RepoError;
 pub use fingerprint::RepoFingerprint;
 pub use id::Id;

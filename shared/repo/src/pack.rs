@@ -8,8 +8,10 @@
 //! ```
 //! A header entry is `type u8 | compression u8 | id [32] | length u32 LE |
 //! raw_length u32 LE`; the blobs' offsets follow from the lengths.
+//! Blobs and header are sealed for the repository's format: in version 2
+//! with associated data naming each (see [`crate::Aad`]).
 
-use crate::{BlobType, Compression, EncodedBlob, Id, MasterKey, RepoError};
+use crate::{Aad, BlobType, Compression, EncodedBlob, Format, Id, MasterKey, RepoError};
 
 /// The first 8 bytes of every pack.
 pub const PACK_MAGIC: &[u8; 8] = b"LBPACK\x00\x01";
@@ -101,8 +103,14 @@ impl PackBuilder {
         self.blobs.is_empty()
     }
 
-    /// Append the sealed header and trailer; returns the pack id, bytes and blobs.
-    pub fn finish(mut self, key: &MasterKey) -> Result<(Id, Vec<u8>, Vec<PackBlob>), RepoError> {
+    /// Append the header, sealed for a repository of `format`, and the
+    /// trailer; returns the pack id, bytes and blobs. The blobs must have
+    /// been encoded for the same format.
+    pub fn finish(
+        mut self,
+        key: &MasterKey,
+        format: Format,
+    ) -> Result<(Id, Vec<u8>, Vec<PackBlob>), RepoError> {
         let mut header = Vec::with_capacity(self.blobs.len() * ENTRY_LEN);
         for b in &self.blobs {
             header.push(b.blob_type.code());
@@ -111,7 +119,7 @@ impl PackBuilder {
             header.extend_from_slice(&b.length.to_le_bytes());
             header.extend_from_slice(&b.raw_length.to_le_bytes());
         }
-        let sealed = key.seal(&header)?;
+        let sealed = key.seal(&header, &Aad::pack_header(format))?;
         let sealed_len = u32::try_from(sealed.len())
             .map_err(|_| RepoError::malformed("pack header", "larger than 4 GiB"))?;
         self.bytes.extend_from_slice(&sealed);
@@ -121,9 +129,11 @@ impl PackBuilder {
     }
 }
 
-/// Parse the header of a whole pack. `what` names the pack in errors.
+/// Parse the header of a whole pack of a repository of `format`. `what`
+/// names the pack in errors.
 pub fn parse_pack_header(
     key: &MasterKey,
+    format: Format,
     pack: &[u8],
     what: &str,
 ) -> Result<Vec<PackBlob>, RepoError> {
@@ -145,7 +155,11 @@ pub fn parse_pack_header(
         )));
     }
     let header_start = body.len() - header_len;
-    let header = key.open(&body[header_start..], &format!("{what} header"))?;
+    let header = key.open(
+        &body[header_start..],
+        &Aad::pack_header(format),
+        &format!("{what} header"),
+    )?;
     if header.len() % ENTRY_LEN != 0 {
         return Err(bad(format!(
             "header of {} bytes is not whole entries",
@@ -190,6 +204,7 @@ pub fn parse_pack_header(
 /// the blobs, or the first problem found.
 pub fn parse_pack(
     key: &MasterKey,
+    format: Format,
     expected_id: &Id,
     pack: &[u8],
 ) -> Result<Vec<PackBlob>, RepoError> {
@@ -202,11 +217,12 @@ pub fn parse_pack(
             actual,
         });
     }
-    let blobs = parse_pack_header(key, pack, &what)?;
+    let blobs = parse_pack_header(key, format, pack, &what)?;
     for b in &blobs {
         let start = b.offset as usize;
         let sealed = &pack[start..start + b.length as usize];
-        crate::decode_blob(key, &b.id, b.compression, b.raw_length, sealed)?;
+        let (t, c, l) = (b.blob_type, b.compression, b.raw_length);
+        crate::decode_blob(key, format, t, &b.id, c, l, sealed)?;
     }
     Ok(blobs)
 }
@@ -215,39 +231,40 @@ pub fn parse_pack(
 mod tests {
     use super::*;
     use crate::encode_blob;
+    use crate::Format::V2;
 
     fn build(key: &MasterKey, items: &[&[u8]]) -> (Id, Vec<u8>, Vec<PackBlob>) {
         let mut p = PackBuilder::new(1024);
         for it in items {
-            let b = encode_blob(key, BlobType::Data, key.blob_id(it), it, 3).unwrap();
+            let b = encode_blob(key, V2, BlobType::Data, key.blob_id(it), it, 3).unwrap();
             p.add(&b).unwrap();
         }
-        p.finish(key).unwrap()
+        p.finish(key, V2).unwrap()
     }
 
     #[test]
     fn pack_roundtrip() {
         let key = MasterKey::generate().unwrap();
         let (id, bytes, blobs) = build(&key, &[b"one", b"two two two two two two", b""]);
-        assert_eq!(parse_pack(&key, &id, &bytes).unwrap(), blobs);
+        assert_eq!(parse_pack(&key, V2, &id, &bytes).unwrap(), blobs);
         assert_eq!(blobs[0].offset, 8);
     }
 
     #[test]
     fn a_reused_buffer_leaves_nothing_of_its_old_pack() {
         let key = MasterKey::generate().unwrap();
-        let blob = encode_blob(&key, BlobType::Data, key.blob_id(b"one"), b"one", 3).unwrap();
+        let blob = encode_blob(&key, V2, BlobType::Data, key.blob_id(b"one"), b"one", 3).unwrap();
         let mut fresh = PackBuilder::new(16);
         fresh.add(&blob).unwrap();
         let mut reused = PackBuilder::with_buffer(vec![0xAA; 4096], 16);
         reused.add(&blob).unwrap();
         // Pack headers are sealed with a random nonce: compare what precedes them.
-        let (_, a, blobs_a) = fresh.finish(&key).unwrap();
-        let (id, b, blobs_b) = reused.finish(&key).unwrap();
+        let (_, a, blobs_a) = fresh.finish(&key, V2).unwrap();
+        let (id, b, blobs_b) = reused.finish(&key, V2).unwrap();
         assert_eq!(blobs_a, blobs_b);
         assert_eq!(a.len(), b.len());
         assert_eq!(a[..blob.sealed.len() + 8], b[..blob.sealed.len() + 8]);
-        assert_eq!(parse_pack(&key, &id, &b).unwrap(), blobs_b);
+        assert_eq!(parse_pack(&key, V2, &id, &b).unwrap(), blobs_b);
     }
 
     #[test]
@@ -256,7 +273,7 @@ mod tests {
         let items: [&[u8]; 4] = [b"one", b"two two two two", b"three", b""];
         let blobs: Vec<_> = items
             .iter()
-            .map(|it| encode_blob(&key, BlobType::Data, key.blob_id(it), it, 3).unwrap())
+            .map(|it| encode_blob(&key, V2, BlobType::Data, key.blob_id(it), it, 3).unwrap())
             .collect();
         let (mut first, mut second) = (PackBuilder::new(64), PackBuilder::new(64));
         for b in &blobs[..2] {
@@ -266,13 +283,21 @@ mod tests {
             second.add(b).unwrap();
         }
         first.absorb(second).unwrap();
-        let (id, bytes, merged) = first.finish(&key).unwrap();
+        let (id, bytes, merged) = first.finish(&key, V2).unwrap();
         let (_, _, whole) = build(&key, &items);
         assert_eq!(merged, whole);
-        assert_eq!(parse_pack(&key, &id, &bytes).unwrap(), whole);
+        assert_eq!(parse_pack(&key, V2, &id, &bytes).unwrap(), whole);
         for (b, it) in merged.iter().zip(items) {
             let sealed = &bytes[b.offset as usize..(b.offset + b.length) as usize];
-            let plain = crate::blob::decode_blob(&key, &b.id, b.compression, b.raw_length, sealed);
+            let plain = crate::blob::decode_blob(
+                &key,
+                V2,
+                BlobType::Data,
+                &b.id,
+                b.compression,
+                b.raw_length,
+                sealed,
+            );
             assert_eq!(plain.unwrap(), it);
         }
     }
@@ -284,12 +309,31 @@ mod tests {
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x40;
-            assert!(parse_pack(&key, &id, &bad).is_err());
+            assert!(parse_pack(&key, V2, &id, &bad).is_err());
             // Header parsing alone must not panic either.
-            let _ = parse_pack_header(&key, &bad, "p");
+            let _ = parse_pack_header(&key, V2, &bad, "p");
         }
         for n in 0..bytes.len() {
-            assert!(parse_pack_header(&key, &bytes[..n], "p").is_err());
+            assert!(parse_pack_header(&key, V2, &bytes[..n], "p").is_err());
         }
+    }
+
+    /// A version-2 pack's header and blobs do not open as version 1 (nor the
+    /// other way round), and a version-1 pack still round-trips as version 1.
+    #[test]
+    fn a_pack_parses_only_under_the_format_it_was_written_for() {
+        let key = MasterKey::generate().unwrap();
+        let (id, bytes, blobs) = build(&key, &[b"one", b"two"]);
+        let v1 = parse_pack(&key, Format::V1, &id, &bytes);
+        assert!(matches!(v1, Err(RepoError::Decrypt { .. })), "{v1:?}");
+        let mut p = PackBuilder::new(64);
+        for it in [&b"one"[..], b"two"] {
+            let b = encode_blob(&key, Format::V1, BlobType::Data, key.blob_id(it), it, 3);
+            p.add(&b.unwrap()).unwrap();
+        }
+        let (id1, bytes1, blobs1) = p.finish(&key, Format::V1).unwrap();
+        assert_eq!(parse_pack(&key, Format::V1, &id1, &bytes1).unwrap(), blobs1);
+        assert!(parse_pack(&key, V2, &id1, &bytes1).is_err());
+        assert_eq!(parse_pack(&key, V2, &id, &bytes).unwrap(), blobs);
     }
 }

@@ -1,6 +1,6 @@
 use crate::{
-    decode_blob, BlobLocation, ChunkingParams, Credential, Id, Index, IndexFile, KdfParams,
-    KeyFile, LockPolicy, MasterKey, RepoConfig, RepoError, Snapshot, Tree,
+    decode_blob, Aad, BlobLocation, ChunkingParams, Credential, Format, Id, Index, IndexFile,
+    KdfParams, KeyFile, LockPolicy, MasterKey, RepoConfig, RepoError, Snapshot, Tree,
 };
 use bytes::Bytes;
 use chrono::{Duration, Utc};
@@ -75,13 +75,16 @@ pub struct SealedBlob {
     pub id: Id,
     pub location: BlobLocation,
     pub sealed: Bytes,
+    /// The format of the repository it was read from.
+    pub format: Format,
 }
 
 impl SealedBlob {
     /// Decrypt, decompress and verify (CPU work: call from a blocking thread).
     pub fn decode(&self, key: &MasterKey) -> Result<Vec<u8>, RepoError> {
         let l = &self.location;
-        decode_blob(key, &self.id, l.compression, l.raw_length, &self.sealed)
+        let (t, c, len) = (l.blob_type, l.compression, l.raw_length);
+        decode_blob(key, self.format, t, &self.id, c, len, &self.sealed)
     }
 }
 
@@ -94,6 +97,8 @@ pub struct InitOptions {
     pub object_lock: Option<LockPolicy>,
     /// KDF parameters; `None` for the defaults of the credential's kind.
     pub kdf: Option<KdfParams>,
+    /// The format version ([`Format::LATEST`]; version 1 only to test readers).
+    pub format: Format,
 }
 
 impl Default for InitOptions {
@@ -104,6 +109,7 @@ impl Default for InitOptions {
             pack_size: 16 * 1024 * 1024,
             object_lock: None,
             kdf: None,
+            format: Format::LATEST,
         }
     }
 }
@@ -131,12 +137,13 @@ impl Repository {
         cred: &Credential,
         opts: InitOptions,
     ) -> Result<Self, RepoError> {
-        let config = RepoConfig::new(
+        let mut config = RepoConfig::new(
             opts.chunking,
             opts.compression_level,
             opts.pack_size,
             opts.object_lock,
         )?;
+        config.version = opts.format.version();
         store.create().await?;
         if opts.object_lock.is_some() {
             store.ensure_lock_support().await?;
@@ -205,18 +212,20 @@ impl Repository {
             let bytes = store.get(&k.key).await?;
             let kf: KeyFile = serde_json::from_slice(&bytes)
                 .map_err(|e| RepoError::malformed(format!("key {}", k.key), e))?;
+            let key_version = kf.version;
             let cred = cred.clone();
             let attempt = tokio::task::spawn_blocking(move || kf.unwrap_key(&cred))
                 .await
                 .map_err(|e| RepoError::malformed("key", e))?;
             match attempt {
                 Ok(key) => {
+                    crate::keyfile::check_config_version(&config, key_version, &k.key)?;
                     return Ok(Repository {
                         key_id: FileKind::Key.parse_key(&k.key),
                         store,
                         config,
                         key: Arc::new(key),
-                    })
+                    });
                 }
                 Err(RepoError::Decrypt { .. }) => continue,
                 Err(e) => return Err(e),
@@ -232,9 +241,12 @@ impl Repository {
     pub async fn add_key(&self, cred: &Credential, kdf: KdfParams) -> Result<Id, RepoError> {
         let key = self.key.clone();
         let cred = cred.clone();
-        let kf = tokio::task::spawn_blocking(move || KeyFile::wrap(&key, &cred, kdf, hostname()))
-            .await
-            .map_err(|e| RepoError::malformed("key", e))??;
+        let format = self.format();
+        let kf = tokio::task::spawn_blocking(move || {
+            KeyFile::wrap(&key, &cred, kdf, hostname(), format)
+        })
+        .await
+        .map_err(|e| RepoError::malformed("key", e))??;
         let bytes = serde_json::to_vec_pretty(&kf).map_err(|e| RepoError::malformed("key", e))?;
         let id = Id::of_file(&bytes);
         put_content_addressed(
@@ -296,6 +308,12 @@ impl Repository {
         &self.config
     }
 
+    /// How this repository's objects are sealed: every object is written,
+    /// and read, under the version in its config.
+    pub fn format(&self) -> Format {
+        self.config.format()
+    }
+
     pub fn key(&self) -> &Arc<MasterKey> {
         &self.key
     }
@@ -314,7 +332,8 @@ impl Repository {
         }
     }
 
-    /// Store a JSON document as `seal(zstd(json))` under its content hash.
+    /// Store a JSON document as `seal(zstd(json))` under its content hash,
+    /// sealed for `kind` ([`Aad::file`]).
     pub async fn save_file<T: Serialize + Sync>(
         &self,
         kind: FileKind,
@@ -323,7 +342,9 @@ impl Repository {
         let json = serde_json::to_vec(value).map_err(|e| RepoError::malformed(kind.name(), e))?;
         let compressed = zstd::bulk::compress(&json, self.config.compression_level)
             .map_err(|e| RepoError::malformed(kind.name(), e))?;
-        let sealed = self.key.seal(&compressed)?;
+        let sealed = self
+            .key
+            .seal(&compressed, &Aad::file(self.format(), kind))?;
         let id = Id::of_file(&sealed);
         put_content_addressed(
             self.store.as_ref(),
@@ -335,7 +356,9 @@ impl Repository {
         Ok(id)
     }
 
-    /// Decode what [`Repository::save_file`] stored, verifying its id.
+    /// Decode what [`Repository::save_file`] stored, verifying its id. In a
+    /// format 2 repository, an object sealed as anything but a `kind` file (a
+    /// blob copied out of a pack, say) fails with [`RepoError::Decrypt`].
     pub fn decode_file<T: DeserializeOwned>(
         &self,
         kind: FileKind,
@@ -351,7 +374,9 @@ impl Repository {
                 actual,
             });
         }
-        let compressed = self.key.open(bytes, &what)?;
+        let compressed = self
+            .key
+            .open(bytes, &Aad::file(self.format(), kind), &what)?;
         // Stream the decompression with a cap: no up-front allocation of the
         // cap, and a decompression bomb is refused rather than followed.
         let mut json = Vec::new();
@@ -439,6 +464,7 @@ impl Repository {
             id: *id,
             location: loc,
             sealed,
+            format: self.format(),
         })
     }
 

@@ -15,8 +15,8 @@
 use crate::{OpsError, Progress};
 use bytes::Bytes;
 use lifeboat_repo::{
-    BlobEncoder, BlobType, EncodedBlob, FileKind, Id, Index, IndexFile, IndexPack, IndexedBlob,
-    MasterKey, PackBuilder, Repository,
+    BlobEncoder, BlobType, EncodedBlob, FileKind, Format, Id, Index, IndexFile, IndexPack,
+    IndexedBlob, MasterKey, PackBuilder, Repository,
 };
 use std::collections::HashSet;
 use std::ops::Range;
@@ -297,6 +297,7 @@ impl BlobPipeline {
         let (raw_tx, raw_rx) = crossbeam_channel::bounded::<Job>(n * 2);
         let (sealed_tx, sealed_rx) = mpsc::channel::<Vec<EncodedBlob>>(n * 2);
         let level = repo.config().compression_level;
+        let format = repo.format();
         let known = Arc::new(Known {
             index,
             seen: Mutex::new(HashSet::new()),
@@ -313,9 +314,13 @@ impl BlobPipeline {
                         let sealed = match job {
                             Job::Blobs(batch) => batch
                                 .iter()
-                                .map(|raw| encoder.encode(&key, raw.blob_type, raw.id, &raw.data))
+                                .map(|raw| {
+                                    encoder.encode(&key, format, raw.blob_type, raw.id, &raw.data)
+                                })
                                 .collect::<Result<Vec<_>, _>>()?,
-                            Job::Span(span) => store_span(&mut encoder, &key, &known, span)?,
+                            Job::Span(span) => {
+                                store_span(&mut encoder, &key, format, &known, span)?
+                            }
                         };
                         if !sealed.is_empty() {
                             tx.blocking_send(sealed)
@@ -367,6 +372,7 @@ impl BlobPipeline {
 fn store_span(
     encoder: &mut BlobEncoder,
     key: &MasterKey,
+    format: Format,
     known: &Known,
     span: Span,
 ) -> Result<Vec<EncodedBlob>, OpsError> {
@@ -380,7 +386,7 @@ fn store_span(
         }
         let id = key.blob_id(piece);
         if known.claim(id) {
-            sealed.push(encoder.encode(key, span.blob_type, id, piece)?);
+            sealed.push(encoder.encode(key, format, span.blob_type, id, piece)?);
         }
         ids.push(Some(id));
     }
@@ -499,8 +505,8 @@ impl Uploaded {
 }
 
 async fn upload_pack(repo: Repository, builder: PackBuilder) -> Result<Uploaded, OpsError> {
-    let key = repo.key().clone();
-    let (id, bytes, blobs) = tokio::task::spawn_blocking(move || builder.finish(&key))
+    let (key, format) = (repo.key().clone(), repo.format());
+    let (id, bytes, blobs) = tokio::task::spawn_blocking(move || builder.finish(&key, format))
         .await
         .map_err(|e| OpsError::Pipeline(e.to_string()))??;
     let size = bytes.len() as u64;
