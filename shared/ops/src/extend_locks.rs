@@ -49,13 +49,14 @@ pub async fn extend_locks(
         LockKind::Shared,
         "extend-locks",
         crate::backup::lock_wait(),
-        |_lock| extend_locks_locked(repo, policy, progress),
+        |_lock| extend_locks_locked(repo, opts, policy, progress),
     )
     .await
 }
 
 async fn extend_locks_locked(
     repo: &Repository,
+    opts: &ExtendOptions,
     policy: LockPolicy,
     progress: Arc<Progress>,
 ) -> Result<ExtendReport, OpsError> {

@@ -112,6 +112,12 @@ impl Aad {
         Aad::build(format, &[b"wrapped master key"])
     }
 
+    /// A key revocation marker (`revoked/<key id>`):
+    /// `lifeboat v2 key revocation`.
+    pub fn revocation(format: Format) -> Aad {
+        Aad::build(format, &[b"key revocation"])
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }

@@ -9,7 +9,7 @@
 //! that does not authenticate, or names another key than its object name,
 //! is ignored with a warning.
 
-use crate::{Id, RepoError, Repository};
+use crate::{Aad, Id, RepoError, Repository};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use lifeboat_store::StoreError;
@@ -72,7 +72,7 @@ impl Repository {
                 };
                 let json = serde_json::to_vec(&marker)
                     .map_err(|e| RepoError::malformed("revocation marker", e))?;
-                let sealed = self.key().seal(&json)?;
+                let sealed = self.key().seal(&json, &Aad::revocation(self.format()))?;
                 self.store()
                     .put(
                         &revocation_key(id),
@@ -105,7 +105,7 @@ impl Repository {
             };
             let authentic = self
                 .key()
-                .open(&bytes, &obj.key)
+                .open(&bytes, &Aad::revocation(self.format()), &obj.key)
                 .ok()
                 .and_then(|json| serde_json::from_slice::<Revocation>(&json).ok())
                 .is_some_and(|r| r.key == id);
