@@ -7,6 +7,7 @@ use crate::state::{to_value, Committed, Locked, Plan, Replicated, State, Verifie
 use crate::StepError;
 use lifeboat_ops::cluster::{attach_volumes, commit_cluster, export_cluster, ClusterBackupOptions};
 use lifeboat_ops::extend_locks::extend_locks;
+use lifeboat_ops::pending;
 use lifeboat_ops::replicate::{open_replica, replicate as replicate_repo};
 use lifeboat_ops::verify::verify_snapshot;
 use lifeboat_ops::Progress;
@@ -43,6 +44,10 @@ pub async fn prepare(env: &dyn StepEnv, state: State) -> Result<Value, StepError
         .scope
         .clone()
         .unwrap_or_else(|| entry.scope.clone());
+    // Before anything is written: from here until commit no lock is held
+    // between steps, and the marker keeps prune off the data this run uses.
+    let run = crate::volumes::run_name(&state);
+    pending::begin(&repo, &run, "backup workflow", pending::WORKFLOW_LEASE).await?;
     to_value(&Plan {
         cluster: state.request.cluster.clone(),
         access: entry.access.clone(),
@@ -53,7 +58,18 @@ pub async fn prepare(env: &dyn StepEnv, state: State) -> Result<Value, StepError
         repository: repo.store().location(),
         region: entry.region.clone(),
         volume_snapshots_kept: entry.volume_snapshots_kept,
+        pending: Some(run),
     })
+}
+
+/// Remove this run's pending marker (after its commit, or its failure).
+/// A marker left behind only delays prune's deletions until it expires.
+pub(crate) async fn end_pending(repo: &Repository, plan: &Plan) {
+    if let Some(run) = &plan.pending {
+        if let Err(e) = pending::end(repo, run).await {
+            tracing::warn!(run = %run, error = %e, "pending marker not removed; it expires on its own");
+        }
+    }
 }
 
 /// Export every API object in scope into the repository (not yet a snapshot).
@@ -94,6 +110,7 @@ pub async fn commit(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
     let (id, snapshot) =
         commit_cluster(&repo, &exported, plan.tags.clone(), state.started()).await?;
     crate::fingerprints::after_snapshot(env, &repo, id, &snapshot).await;
+    end_pending(&repo, plan).await;
     let released = crate::volumes::release_older_snapshots(env, &state, &snapshot).await;
     to_value(&Committed {
         snapshot: id,

@@ -188,6 +188,9 @@ pub async fn report(env: &dyn StepEnv, state: State) -> Result<Value, StepError>
     if let (Some(repo), Some(c)) = (&repo, &state.commit) {
         r.anomalies = detect(repo, c.snapshot).await;
     }
+    if let (Some(repo), Some(plan), true) = (&repo, &state.plan, state.failure.is_some()) {
+        crate::backup::end_pending(repo, plan).await;
+    }
     // Alerts go out before the report is stored: a publication that fails
     // fails the step, and its retry stores one report, not two.
     let mut alerts = alerts_for(&r);

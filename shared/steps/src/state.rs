@@ -44,6 +44,11 @@ pub struct Plan {
     /// Lifeboat's VolumeSnapshots kept per claim after a commit (fleet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_snapshots_kept: Option<u32>,
+    /// The run named in this backup's pending marker (`pending/…`), which
+    /// keeps prune from deleting data the backup may use until commit (or the
+    /// failure report) removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
 }
 
 /// `$.volumes` (snapshot-volumes).

@@ -11,13 +11,14 @@ use crate::state::{to_value, State, Volumes};
 use crate::StepError;
 use lifeboat_kube::Cluster;
 use lifeboat_ops::cluster::{tree_node, ExportedState};
+use lifeboat_ops::verify::verifications;
 use lifeboat_ops::volume::{plan_ranges, ByteRange};
 use lifeboat_repo::{Id, Repository, Snapshot};
 use lifeboat_volume::csi::{self, Claim, CsiSnapshot, GroupClass, Wait};
 use lifeboat_volume::ebs::EbsSnapshot;
 use lifeboat_volume::{BlockSource, VolumeError};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Bytes per copy-volume invocation: at the EBS direct APIs' pace this is a
 /// few minutes, well under the Lambda limit. `LIFEBOAT_RANGE_BYTES` changes it.
@@ -59,11 +60,42 @@ async fn exported_claims(
     Ok(out)
 }
 
-/// The newest of `snapshots` of `cluster` with an EBS copy of
+/// The snapshots whose latest verification in this repository passed. Only
+/// these may serve as an incremental base: an EBS copy keeps the base's
+/// chunks for unchanged blocks, so a base with missing data would carry the
+/// loss into every later copy.
+async fn verified_snapshots(repo: &Repository) -> Result<HashSet<Id>, StepError> {
+    let location = repo.store().location();
+    let mut latest: HashMap<Id, (chrono::DateTime<chrono::Utc>, bool)> = HashMap::new();
+    for v in verifications(repo).await? {
+        if v.repository != location {
+            continue;
+        }
+        let entry = latest.entry(v.snapshot).or_insert((v.time, v.ok));
+        if v.time >= entry.0 {
+            *entry = (v.time, v.ok);
+        }
+    }
+    Ok(latest
+        .into_iter()
+        .filter(|(_, (_, ok))| *ok)
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// The newest of the `verified` `snapshots` of `cluster` with an EBS copy of
 /// `claim`: its id and the driver snapshot handle.
-fn previous_copy(snapshots: &[(Id, Snapshot)], cluster: &str, claim: &Claim) -> Option<Base> {
+fn previous_copy(
+    snapshots: &[(Id, Snapshot)],
+    verified: &HashSet<Id>,
+    cluster: &str,
+    claim: &Claim,
+) -> Option<Base> {
     let mut best: Option<(chrono::DateTime<chrono::Utc>, Base)> = None;
     for (id, snap) in snapshots {
+        if !verified.contains(id) {
+            continue;
+        }
         let Some(c) = &snap.cluster else { continue };
         if c.name != cluster {
             continue;
@@ -176,9 +208,10 @@ pub async fn snapshot_volumes(env: &dyn StepEnv, state: State) -> Result<Value, 
     }
     // Earlier backups, read once for every claim's incremental base.
     let earlier = repo.snapshots().await?;
+    let verified = verified_snapshots(&repo).await?;
     for (claim, snapshot) in taken {
         let key = claim.key();
-        match plan_copy(env, &repo, plan, &earlier, claim, snapshot).await {
+        match plan_copy(env, &repo, plan, (&earlier, &verified), claim, snapshot).await {
             Ok(items) => {
                 volumes.count += 1;
                 for item in items {
@@ -276,7 +309,7 @@ async fn plan_copy(
     env: &dyn StepEnv,
     repo: &Repository,
     plan: &crate::state::Plan,
-    earlier: &[(Id, Snapshot)],
+    (earlier, verified): (&[(Id, Snapshot)], &HashSet<Id>),
     claim: Claim,
     snapshot: CsiSnapshot,
 ) -> Result<Vec<CopyItem>, String> {
@@ -306,8 +339,8 @@ async fn plan_copy(
     let geometry = source.geometry().await.map_err(|e| e.to_string())?;
     let chunk = repo.config().chunking.fixed_size;
     let ranges = plan_ranges(geometry, chunk, range_bytes()).map_err(|e| e.to_string())?;
-    let base =
-        previous_copy(earlier, &plan.cluster, &claim).filter(|b| b.handle != snapshot.handle);
+    let base = previous_copy(earlier, verified, &plan.cluster, &claim)
+        .filter(|b| b.handle != snapshot.handle);
     Ok(ranges
         .into_iter()
         .map(|range| CopyItem {
@@ -321,4 +354,42 @@ async fn plan_copy(
             base: base.clone(),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn snapshot_with_ebs_copy(minutes: i64, handle: &str) -> Snapshot {
+        serde_json::from_value(serde_json::json!({
+            "version": 1, "kind": "cluster", "hostname": "prod", "paths": ["https://api"],
+            "time": (chrono::Utc::now() - chrono::Duration::minutes(minutes)).to_rfc3339(),
+            "tree": Id([1; 32]), "summary": lifeboat_repo::SnapshotSummary::default(),
+            "cluster": {"name": "prod", "server": "https://api", "scope": {}, "resources": [],
+                "volumes": [{"namespace": "shop", "claim": "db", "volume": "pv-1", "driver": EBS_DRIVER,
+                    "mode": "Block", "size": 1, "csi_snapshot": handle, "snapshot_class": "c",
+                    "mover": "ebs", "path": "volumes/shop/db", "blocks_read": 0, "bytes_read": 0,
+                    "bytes_stored": 0}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_unverified_snapshot_is_never_an_incremental_base() {
+        let claim: Claim = serde_json::from_value(serde_json::json!({
+            "namespace": "shop", "name": "db", "volume": "pv-1", "driver": EBS_DRIVER,
+            "volume_handle": "vol-1", "size": 1, "mode": "Block"
+        }))
+        .unwrap();
+        let (older, newer) = (Id([2; 32]), Id([3; 32]));
+        let snaps = vec![
+            (older, snapshot_with_ebs_copy(120, "snap-old")),
+            (newer, snapshot_with_ebs_copy(60, "snap-new")),
+        ];
+        let verified = HashSet::from([older]);
+        let base = previous_copy(&snaps, &verified, "prod", &claim).unwrap();
+        assert_eq!((base.snapshot, base.handle.as_str()), (older, "snap-old"));
+        assert!(previous_copy(&snaps, &HashSet::new(), "prod", &claim).is_none());
+    }
 }
