@@ -21,6 +21,7 @@ pub mod memory;
 mod progress;
 pub mod prune;
 mod reachable;
+pub mod repair;
 pub mod replicate;
 pub mod restore;
 pub mod sample_data;

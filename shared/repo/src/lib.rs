@@ -10,6 +10,7 @@
 //! | `index/<id>`          | which blob lives in which pack, at which offset          |
 //! | `snapshots/<id>`      | snapshot manifests                                      |
 //! | `locks/<id>`          | short-lived coordination between backups and prune      |
+//! | `damage/<id>`         | `repo repair`'s mark on a snapshot whose data is missing |
 //!
 //! Blob ids are keyed BLAKE3 hashes of the plaintext; file ids (packs, indexes,
 //! snapshots) are plain BLAKE3 hashes of the stored bytes, so anyone can verify
@@ -27,6 +28,7 @@ mod id;
 mod index;
 mod kdf_memory;
 mod keyfile;
+mod listing;
 mod lock;
 mod pack;
 mod repository;
@@ -40,9 +42,14 @@ pub use crypto::{Credential, MasterKey};
 pub use error::RepoError;
 pub use id::Id;
 pub use index::{BlobLocation, Index, IndexFile, IndexPack, IndexedBlob};
-pub use keyfile::{KdfParams, KeyFile};
+pub use keyfile::{
+    KdfParams, KeyFile, MAX_KDF_ITERATIONS, MAX_KDF_MEMORY_KIB, MAX_KDF_PARALLELISM,
+};
+pub use listing::{DamageMarker, SnapshotListing};
 pub use lock::{LockGuard, LockKind, LockRecord};
 pub use pack::{parse_pack, parse_pack_header, PackBlob, PackBuilder, PACK_MAGIC};
-pub use repository::{FileKind, InitOptions, Repository, SealedBlob};
+pub use repository::{
+    FileKind, IndexLoad, InitOptions, Repository, SealedBlob, UnreadableIndex,
+};
 pub use snapshot::{ClusterResource, ClusterSource, Snapshot, SnapshotSummary, VolumeData};
 pub use tree::{ChunkRef, Node, NodeType, Tree};
