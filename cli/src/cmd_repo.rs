@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use lifeboat_ops::check::{check, CheckOptions, Severity};
 use lifeboat_ops::forget::RetentionPolicy;
 use lifeboat_ops::prune::{prune, PruneOptions};
+use lifeboat_ops::repair::{repair, RepairOptions};
 use lifeboat_ops::{extend_locks, replicate, stats, Progress};
 use lifeboat_repo::{
     ChunkingParams, Credential, Format, InitOptions, KdfParams, LockPolicy, Repository,
@@ -32,6 +33,17 @@ pub enum RepoCommand {
     Prune(PruneArgs),
     /// Extend the Object Lock of every object a snapshot needs (never shortens).
     ExtendLocks,
+    /// Make a damaged repository usable again without deleting anything:
+    /// re-index packs that no readable index file lists (superseding index
+    /// files that cannot be read) and mark snapshots whose data is missing.
+    Repair {
+        /// Show what would be done without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also read every pack when deciding which snapshots are damaged.
+        #[arg(long)]
+        read_data: bool,
+    },
     /// Remove stale repository locks left by killed processes (stale by the
     /// store's clock), and lock objects that do not parse or are dated in the
     /// future.
@@ -191,6 +203,7 @@ pub async fn run(g: &GlobalArgs, cmd: RepoCommand) -> Result<u8> {
             }
             Ok(0)
         }
+        RepoCommand::Repair { dry_run, read_data } => run_repair(g, dry_run, read_data).await,
         RepoCommand::Unlock { all } => {
             let repo = g.open().await?;
             let n = repo.unlock(all).await?;
@@ -234,12 +247,13 @@ pub async fn run(g: &GlobalArgs, cmd: RepoCommand) -> Result<u8> {
         }
         RepoCommand::RemoveKey { id } => {
             let repo = g.open().await?;
-            let keys = repo.keys().await?;
+            // Every key object, usable or not: a junk one can be removed too.
+            let keys = repo.list_ids(lifeboat_repo::FileKind::Key).await?;
             let matches: Vec<_> = keys
                 .iter()
-                .filter(|(k, _)| k.to_hex().starts_with(&id.to_ascii_lowercase()))
+                .filter(|k| k.to_hex().starts_with(&id.to_ascii_lowercase()))
                 .collect();
-            let [(key_id, _)] = matches.as_slice() else {
+            let [key_id] = matches.as_slice() else {
                 bail!("{id:?} matches {} keys; give a unique prefix of an id from `lifeboat repo keys`", matches.len());
             };
             let outcome = repo.remove_key(key_id).await?;
@@ -427,6 +441,55 @@ async fn run_check(g: &GlobalArgs, read_data: bool) -> Result<u8> {
         }
     }
     Ok(if report.errors() == 0 { 0 } else { 1 })
+}
+
+async fn run_repair(g: &GlobalArgs, dry_run: bool, read_data: bool) -> Result<u8> {
+    let repo = g.open().await?;
+    let progress = Arc::new(Progress::default());
+    let reporter = Reporter::start(progress.clone(), g.json);
+    let r = repair(&repo, &RepairOptions { dry_run, read_data }, progress).await?;
+    drop(reporter);
+    if g.json {
+        print_json(&r)?;
+        return Ok(0);
+    }
+    let (will, would) = if r.dry_run {
+        ("would ", "would be ")
+    } else {
+        ("", "")
+    };
+    for u in &r.index_files_superseded {
+        println!("{}: {would}superseded ({})", u.object, u.reason);
+    }
+    for u in &r.packs_unreadable {
+        println!("{}: cannot be indexed ({})", u.object, u.reason);
+    }
+    match r.index_written {
+        Some(id) => println!(
+            "wrote index {} covering {} pack(s) ({} blobs)",
+            id.short(),
+            r.packs_indexed,
+            r.blobs_indexed
+        ),
+        None if r.packs_indexed > 0 || !r.index_files_superseded.is_empty() => println!(
+            "{will}write an index covering {} pack(s) ({} blobs)",
+            r.packs_indexed, r.blobs_indexed
+        ),
+        None => println!("the index is whole"),
+    }
+    for id in &r.snapshots_marked {
+        println!("snapshot {}: {would}marked damaged (data missing or refused)", id.short());
+    }
+    for id in &r.snapshots_still_damaged {
+        println!("snapshot {}: still damaged (marked before)", id.short());
+    }
+    for id in &r.markers_removed {
+        println!("snapshot {}: damage mark {would}removed (whole again, or gone)", id.short());
+    }
+    for u in &r.skipped_objects {
+        println!("{}: cannot be read ({}); commands skip it", u.object, u.reason);
+    }
+    Ok(0)
 }
 
 async fn run_prune(g: &GlobalArgs, a: PruneArgs) -> Result<u8> {

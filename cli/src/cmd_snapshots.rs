@@ -19,11 +19,22 @@ pub enum SnapshotCommand {
 
 pub async fn list(g: &GlobalArgs, _a: ListArgs) -> Result<u8> {
     let repo = g.open().await?;
-    let snaps = repo.snapshots().await?;
+    let listing = repo.snapshot_listing().await?;
+    // Usable and damaged snapshots together, oldest first; damaged ones carry their marker.
+    let mut snaps: Vec<_> = listing
+        .usable
+        .iter()
+        .map(|(id, s)| (id, s, None))
+        .chain(listing.damaged.iter().map(|(id, s, m)| (id, s, Some(m))))
+        .collect();
+    snaps.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(b.0)));
     if g.json {
         let v: Vec<_> = snaps
             .iter()
-            .map(|(id, s)| serde_json::json!({ "id": id.to_hex(), "snapshot": s }))
+            .map(|(id, s, m)| match m {
+                None => serde_json::json!({ "id": id.to_hex(), "snapshot": s }),
+                Some(m) => serde_json::json!({ "id": id.to_hex(), "snapshot": s, "damaged": m }),
+            })
             .collect();
         print_json(&v)?;
         return Ok(0);
@@ -32,18 +43,29 @@ pub async fn list(g: &GlobalArgs, _a: ListArgs) -> Result<u8> {
         "{:<10} {:<20} {:<7} {:<16} {:>11}  paths",
         "id", "time (UTC)", "kind", "host", "size"
     );
-    for (id, s) in &snaps {
+    for (id, s, m) in &snaps {
         println!(
-            "{:<10} {:<20} {:<7} {:<16} {:>11}  {}",
+            "{:<10} {:<20} {:<7} {:<16} {:>11}  {}{}",
             id.short(),
             s.time.format("%Y-%m-%d %H:%M:%S"),
             s.kind,
             s.hostname,
             bytes(s.summary.bytes),
-            s.paths.join(" ")
+            s.paths.join(" "),
+            if m.is_some() { "  (damaged)" } else { "" }
         );
     }
-    println!("{} snapshot(s)", snaps.len());
+    for (id, why) in &listing.unreadable {
+        eprintln!("skipped snapshot {}: {why}", id.short());
+    }
+    println!(
+        "{} snapshot(s){}",
+        snaps.len(),
+        match listing.damaged.len() {
+            0 => String::new(),
+            n => format!(", {n} marked damaged (left out of latest; see `lifeboat repo check`)"),
+        }
+    );
     Ok(0)
 }
 

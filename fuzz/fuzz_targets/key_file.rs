@@ -5,34 +5,42 @@
 //! - mode 1: a real key object (`KeyFile::wrap` of the fixed key with
 //!   input-chosen cheap parameters), serialized, mutated, and parsed again;
 //! - mode 2: the master key's own JSON (what `unwrap_key` parses once the
-//!   AEAD opens).
+//!   AEAD opens);
+//! - mode 3: `KeyFile::parse` (what `Repository::open` and `repo check` read
+//!   a key object with), which must refuse exactly the parameters over the
+//!   limits, without running Argon2.
 //!
 //! The Argon2 parameters come from the input. `unwrap_key` refuses more than
-//! 1 GiB, 64 passes or 16 lanes (it must do so before running Argon2, which
-//! this target checks), but what it accepts can still take minutes, so inputs
-//! within those limits with `memory_kib > 1024` or `iterations > 2` are
-//! skipped here to keep runs fast (see README.md).
+//! `MAX_KDF_MEMORY_KIB` (256 MiB), `MAX_KDF_ITERATIONS` (8) passes or
+//! `MAX_KDF_PARALLELISM` (16) lanes (it must do so before running Argon2,
+//! which this target checks), but what it accepts can still take a second or
+//! more, so inputs within those limits with `memory_kib > 1024` or
+//! `iterations > 2` are skipped here to keep runs fast (see README.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use lifeboat_fuzz::{key, mutate, seed_corpus, seeds, Input};
-use lifeboat_repo::{Credential, KdfParams, KeyFile, MasterKey};
+use lifeboat_repo::{
+    Credential, KdfParams, KeyFile, MasterKey, MAX_KDF_ITERATIONS, MAX_KDF_MEMORY_KIB,
+    MAX_KDF_PARALLELISM,
+};
 
 /// What this target runs Argon2 with.
 const MAX_MEMORY_KIB: u32 = 1024;
 const MAX_ITERATIONS: u32 = 2;
-/// What `unwrap_key` accepts (private constants in `shared/repo/src/keyfile.rs`).
-const LIMIT_MEMORY_KIB: u32 = 1024 * 1024;
-const LIMIT_ITERATIONS: u32 = 64;
-const LIMIT_PARALLELISM: u32 = 16;
+/// What `unwrap_key` and `KeyFile::parse` accept.
+const LIMIT_MEMORY_KIB: u32 = MAX_KDF_MEMORY_KIB;
+const LIMIT_ITERATIONS: u32 = MAX_KDF_ITERATIONS;
+const LIMIT_PARALLELISM: u32 = MAX_KDF_PARALLELISM;
 
 fuzz_target!(
     init: { seed_corpus(seeds::key_file) },
     |data: &[u8]| {
         let Some((&mode, rest)) = data.split_first() else { return };
-        match mode % 3 {
+        match mode % 4 {
             0 => parse_and_unwrap(rest, None),
             1 => wrapped_then_mutated(&mut Input::new(rest)),
+            3 => checked_parse(rest),
             _ => {
                 if let Ok(k) = serde_json::from_slice::<MasterKey>(rest) {
                     let _ = k.blob_id(b"x");
@@ -57,6 +65,25 @@ fn over_limits(kf: &KeyFile) -> bool {
                 || *parallelism > LIMIT_PARALLELISM
         }
         KdfParams::Keyfile { .. } => false,
+    }
+}
+
+/// `KeyFile::parse` accepts what the JSON decoder accepts, minus the
+/// parameters over the limits.
+fn checked_parse(json: &[u8]) {
+    let plain = serde_json::from_slice::<KeyFile>(json);
+    match KeyFile::parse(json) {
+        Ok(kf) => {
+            assert!(!over_limits(&kf), "KeyFile::parse accepted {:?}", kf.kdf);
+            assert!(kf.kdf.check_limits().is_ok());
+        }
+        Err(why) => match plain {
+            Ok(kf) => {
+                assert!(over_limits(&kf), "KeyFile::parse refused {:?}: {why}", kf.kdf);
+                assert!(why.contains("exceeds the limits"), "{why}");
+            }
+            Err(_) => {}
+        },
     }
 }
 

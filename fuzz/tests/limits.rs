@@ -224,3 +224,70 @@ fn tampered_lock_days_do_not_panic() {
         "a tampered config made new_retention panic"
     );
 }
+
+#[test]
+fn open_skips_a_kdf_bomb_key_quickly() {
+    // A key object planted ahead of the real one (keys are listed by name),
+    // with parameters far over the limits, or just over them: open must not
+    // run Argon2 with them, and must still open with the real key.
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let cred = Credential::Passphrase("pw".into());
+    for (memory_kib, iterations, parallelism) in [
+        (1024 * 1024, 64, 16),
+        (lifeboat_repo::MAX_KDF_MEMORY_KIB + 1, 1, 1),
+        (64, lifeboat_repo::MAX_KDF_ITERATIONS + 1, 1),
+        (1024, 1, lifeboat_repo::MAX_KDF_PARALLELISM + 1),
+        (u32::MAX, u32::MAX, u32::MAX),
+    ] {
+        let mem = MemoryStore::new();
+        let store: Arc<dyn ObjectStore> = Arc::new(mem.clone());
+        let opts = InitOptions {
+            kdf: Some(KdfParams::weak_for_tests(&cred).unwrap()),
+            ..InitOptions::default()
+        };
+        let repo = rt
+            .block_on(Repository::init(store.clone(), &cred, opts))
+            .unwrap();
+        let bomb = KeyFile {
+            version: 1,
+            created: chrono::Utc::now(),
+            hostname: "planted".into(),
+            kdf: KdfParams::Argon2id {
+                memory_kib,
+                iterations,
+                parallelism,
+                salt: vec![1; 16],
+            },
+            wrapped: vec![0; 80],
+        };
+        let name = format!("keys/{}", "0".repeat(64));
+        rt.block_on(store.put(
+            &name,
+            Bytes::from(serde_json::to_vec(&bomb).unwrap()),
+            &lifeboat_store::PutOptions::default(),
+        ))
+        .unwrap();
+        let start = Instant::now();
+        let (largest, opened) =
+            largest_allocation(|| rt.block_on(Repository::open(store.clone(), &cred)));
+        let opened = opened.unwrap();
+        assert_eq!(opened.key_id(), repo.key_id());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{memory_kib} KiB / {iterations} passes: open took {:?}",
+            start.elapsed()
+        );
+        assert!(largest < LIMIT, "open allocated {largest} bytes");
+        // Alone, the planted key is refused and named, just as fast.
+        mem.force_remove(&format!("keys/{}", repo.key_id().unwrap()));
+        let start = Instant::now();
+        let err = rt
+            .block_on(Repository::open(store.clone(), &cred))
+            .unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(err.to_string().contains(&name), "{err}");
+    }
+}

@@ -8,7 +8,7 @@ use lifeboat_repo::{
     Repository, Snapshot, Tree,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
@@ -49,6 +49,10 @@ pub struct CheckReport {
     pub bytes_read: u64,
     pub objects_lock_checked: u64,
     pub problems: Vec<Problem>,
+    /// Snapshots that a restore cannot fully restore (data missing,
+    /// unreadable or refused), by full id.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub damaged_snapshots: BTreeSet<Id>,
 }
 
 impl CheckReport {
@@ -78,18 +82,22 @@ impl CheckReport {
 struct Walk<'a> {
     repo: &'a Repository,
     index: &'a Index,
+    /// Trees read so far; `None` for one that cannot be read.
     trees: HashMap<Id, Option<Tree>>,
-    /// Pack -> snapshots that need it.
-    pack_users: HashMap<Id, BTreeSet<String>>,
+    /// Trees that restore would refuse (a name unsafe or listed twice).
+    refused: HashSet<Id>,
+    /// Pack -> snapshots that need it (every copy of a blob stored twice).
+    pack_users: HashMap<Id, BTreeSet<Id>>,
     referenced: HashSet<Id>,
 }
 
 impl Walk<'_> {
     async fn snapshot(&mut self, report: &mut CheckReport, sid: &Id, snap: &Snapshot) {
         let who = sid.short();
+        let mut damaged = false;
         let mut stack = vec![snap.tree];
         while let Some(tid) = stack.pop() {
-            self.blob(report, &tid, &who, "tree");
+            damaged |= !self.blob(report, &tid, sid, "tree");
             if !self.trees.contains_key(&tid) {
                 let t = match self.repo.load_tree(self.index, &tid).await {
                     Ok(t) => Some(t),
@@ -104,49 +112,111 @@ impl Walk<'_> {
                         None
                     }
                 };
+                if let Some(why) = t.as_ref().and_then(refusal) {
+                    report.push(
+                        Severity::Error,
+                        format!("tree {tid}"),
+                        why,
+                        vec![who.clone()],
+                    );
+                    self.refused.insert(tid);
+                }
                 report.trees += 1;
                 self.trees.insert(tid, t);
             }
+            damaged |= self.refused.contains(&tid);
             let Some(Some(tree)) = self.trees.get(&tid) else {
+                damaged = true;
                 continue;
             };
             let tree = tree.clone();
             for node in &tree.nodes {
                 for c in &node.content {
-                    self.blob(report, &c.id, &who, "data");
+                    damaged |= !self.blob(report, &c.id, sid, "data");
                 }
                 if node.node_type == NodeType::Dir {
                     match node.subtree {
                         Some(s) => stack.push(s),
-                        None => report.push(
-                            Severity::Error,
-                            format!("tree {tid}"),
-                            format!("directory {:?} has no subtree", node.name),
-                            vec![who.clone()],
-                        ),
+                        None => {
+                            damaged = true;
+                            report.push(
+                                Severity::Error,
+                                format!("tree {tid}"),
+                                format!("directory {:?} has no subtree", node.name),
+                                vec![who.clone()],
+                            )
+                        }
                     }
                 }
             }
         }
+        if damaged {
+            report.damaged_snapshots.insert(*sid);
+        }
     }
 
-    fn blob(&mut self, report: &mut CheckReport, id: &Id, who: &str, kind: &str) {
-        match self.index.get(id) {
-            Some(loc) => {
-                self.pack_users
-                    .entry(loc.pack)
-                    .or_default()
-                    .insert(who.to_string());
-                self.referenced.insert(*id);
-            }
-            None => report.push(
+    /// Note a referenced blob; false (and an error) if no index lists it.
+    fn blob(&mut self, report: &mut CheckReport, id: &Id, sid: &Id, kind: &str) -> bool {
+        let mut found = false;
+        for loc in self.index.locations(id) {
+            found = true;
+            self.pack_users.entry(loc.pack).or_default().insert(*sid);
+        }
+        if found {
+            self.referenced.insert(*id);
+        } else {
+            report.push(
                 Severity::Error,
                 format!("{kind} blob {id}"),
                 "missing: no index lists it".into(),
-                vec![who.to_string()],
-            ),
+                vec![sid.short()],
+            );
         }
+        found
     }
+
+    /// Whether every blob of the snapshot has a copy outside `bad_packs`
+    /// (over the trees already read).
+    fn intact(&self, root: Id, bad_packs: &HashSet<Id>) -> bool {
+        let has_good_copy = |id: &Id| {
+            self.index
+                .locations(id)
+                .any(|l| !bad_packs.contains(&l.pack))
+        };
+        let mut stack = vec![root];
+        let mut seen = HashSet::new();
+        while let Some(tid) = stack.pop() {
+            if !seen.insert(tid) {
+                continue;
+            }
+            if !has_good_copy(&tid) {
+                return false;
+            }
+            let Some(Some(tree)) = self.trees.get(&tid) else {
+                return false;
+            };
+            for node in &tree.nodes {
+                if !node.content.iter().all(|c| has_good_copy(&c.id)) {
+                    return false;
+                }
+                stack.extend(node.subtree);
+            }
+        }
+        true
+    }
+}
+
+/// Why a restore would refuse this tree, if it would: the same rules as
+/// restore's (`Node::has_safe_name`, `Tree::duplicate_name`).
+fn refusal(tree: &Tree) -> Option<String> {
+    if let Some(n) = tree.unsafe_name() {
+        return Some(format!(
+            "holds an unsafe file name {:?} (restore refuses it)",
+            n.name
+        ));
+    }
+    tree.duplicate_name()
+        .map(|n| format!("lists {:?} twice (restore refuses it)", n.name))
 }
 
 /// Check the repository; problems are reported, not returned as errors.
@@ -156,7 +226,30 @@ pub async fn check(
     opts: CheckOptions,
     progress: Arc<Progress>,
 ) -> Result<CheckReport, OpsError> {
+    check_with(repo, opts, Vec::new(), progress).await
+}
+
+/// [`check`] as if the index files `extra` were stored too (what `repair
+/// --dry-run` would write).
+pub(crate) async fn check_with(
+    repo: &Repository,
+    opts: CheckOptions,
+    extra: Vec<(Id, IndexFile)>,
+    progress: Arc<Progress>,
+) -> Result<CheckReport, OpsError> {
     let mut report = CheckReport::default();
+    let scoped = opts.snapshots.is_some();
+    if !scoped {
+        progress.set_phase("reading keys");
+        for (key, why) in repo.unusable_keys().await? {
+            report.push(
+                Severity::Error,
+                key,
+                format!("cannot be used ({why}); commands skip it"),
+                vec![],
+            );
+        }
+    }
     progress.set_phase("listing packs");
     let listed: HashMap<Id, u64> = repo
         .store()
@@ -168,45 +261,85 @@ pub async fn check(
     report.packs = listed.len() as u64;
 
     progress.set_phase("loading indexes");
-    let mut files = Vec::new();
-    for id in repo.list_ids(FileKind::Index).await? {
-        match repo.load_file::<IndexFile>(FileKind::Index, &id).await {
-            Ok(f) => files.push((id, f)),
-            Err(e) => report.push(
-                Severity::Error,
-                format!("index {id}"),
-                e.to_string(),
+    let loaded = repo.load_index_report().await?;
+    for u in &loaded.unreadable {
+        if u.superseded {
+            report.push(
+                Severity::Warning,
+                format!("index {}", u.id),
+                format!(
+                    "cannot be read ({}); superseded by a readable index file, so ignored",
+                    u.reason
+                ),
                 vec![],
-            ),
+            );
+        } else {
+            report.push(
+                Severity::Error,
+                format!("index {}", u.id),
+                format!(
+                    "{}; commands skip it (`lifeboat repo repair` re-indexes its packs)",
+                    u.reason
+                ),
+                vec![],
+            );
         }
     }
-    let index = Index::from_files(files);
+    let index = if extra.is_empty() {
+        loaded.index
+    } else {
+        let mut files = Vec::new();
+        for id in &loaded.index.files {
+            files.push((*id, repo.load_file::<IndexFile>(FileKind::Index, id).await?));
+        }
+        files.extend(extra);
+        Index::from_files(files)
+    };
 
     progress.set_phase("checking snapshots");
     let mut walk = Walk {
         repo,
         index: &index,
         trees: HashMap::new(),
+        refused: HashSet::new(),
         pack_users: HashMap::new(),
         referenced: HashSet::new(),
     };
     let mut snapshot_ids = Vec::new();
+    let mut roots = BTreeMap::new();
     let wanted = match &opts.snapshots {
         Some(ids) => ids.clone(),
         None => repo.list_ids(FileKind::Snapshot).await?,
+    };
+    let markers = if scoped {
+        HashMap::new()
+    } else {
+        repo.damage_markers().await?
     };
     for sid in wanted {
         match repo.load_file::<Snapshot>(FileKind::Snapshot, &sid).await {
             Ok(s) => {
                 walk.snapshot(&mut report, &sid, &s).await;
+                roots.insert(sid, s.tree);
                 snapshot_ids.push(sid);
             }
             Err(e) => report.push(
                 Severity::Error,
                 format!("snapshot {sid}"),
-                e.to_string(),
+                format!("{e}; commands skip it"),
                 vec![sid.short()],
             ),
+        }
+        if let Some(m) = markers.get(&sid) {
+            report.push(
+                Severity::Warning,
+                format!("snapshot {sid}"),
+                format!(
+                    "marked damaged by `repo repair` at {}: left out of `latest` and parent selection",
+                    m.time.to_rfc3339()
+                ),
+                vec![sid.short()],
+            );
         }
     }
     report.snapshots = snapshot_ids.len() as u64;
@@ -215,27 +348,33 @@ pub async fn check(
     let users = |p: &Id| -> Vec<String> {
         pack_users
             .get(p)
-            .map(|s| s.iter().cloned().collect())
+            .map(|s| s.iter().map(Id::short).collect())
             .unwrap_or_default()
     };
 
     // A check of chosen snapshots looks only at the packs they use.
-    let scoped = opts.snapshots.is_some();
     let in_scope = |p: &Id| !scoped || pack_users.contains_key(p);
+    let mut bad_packs = HashSet::new();
     for (pack, size) in index.packs().iter().filter(|(p, _)| in_scope(p)) {
         match listed.get(pack) {
-            None => report.push(
-                Severity::Error,
-                format!("pack {pack}"),
-                "missing from the store".into(),
-                users(pack),
-            ),
-            Some(actual) if actual != size => report.push(
-                Severity::Error,
-                format!("pack {pack}"),
-                format!("is {actual} bytes but the index says {size} (truncated or replaced)"),
-                users(pack),
-            ),
+            None => {
+                bad_packs.insert(*pack);
+                report.push(
+                    Severity::Error,
+                    format!("pack {pack}"),
+                    "missing from the store".into(),
+                    users(pack),
+                )
+            }
+            Some(actual) if actual != size => {
+                bad_packs.insert(*pack);
+                report.push(
+                    Severity::Error,
+                    format!("pack {pack}"),
+                    format!("is {actual} bytes but the index says {size} (truncated or replaced)"),
+                    users(pack),
+                )
+            }
             Some(_) => {}
         }
     }
@@ -257,7 +396,23 @@ pub async fn check(
             .filter(|(p, _)| in_scope(p))
             .map(|(p, n)| (*p, *n))
             .collect();
-        read_data(repo, &index, &to_read, &users, &mut report, &progress).await?;
+        let unreadable = read_data(repo, &index, &to_read, &users, &mut report, &progress).await?;
+        bad_packs.extend(unreadable);
+    }
+    // A snapshot whose blobs all have a good copy is whole, even if another
+    // copy's pack is damaged.
+    let suspects: BTreeSet<Id> = bad_packs
+        .iter()
+        .filter_map(|p| pack_users.get(p))
+        .flatten()
+        .copied()
+        .collect();
+    for sid in suspects {
+        if let Some(root) = roots.get(&sid) {
+            if !walk.intact(*root, &bad_packs) {
+                report.damaged_snapshots.insert(sid);
+            }
+        }
     }
     if let Some(policy) = repo.config().object_lock {
         progress.set_phase("checking object locks");
@@ -278,15 +433,16 @@ async fn read_data(
     users: &(dyn Fn(&Id) -> Vec<String> + Sync),
     report: &mut CheckReport,
     progress: &Progress,
-) -> Result<(), OpsError> {
+) -> Result<HashSet<Id>, OpsError> {
     progress.set_phase("reading packs");
+    let mut bad = HashSet::new();
     progress
         .items_total
         .store(listed.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     // What the index says each pack holds, gathered once (not per pack).
     let mut by_pack: HashMap<Id, Vec<(&Id, &BlobLocation)>> = HashMap::new();
-    for (id, loc) in index.blobs() {
+    for (id, loc) in index.all_locations() {
         by_pack.entry(loc.pack).or_default().push((id, loc));
     }
     let mut set = JoinSet::new();
@@ -324,12 +480,15 @@ async fn read_data(
         Progress::add(&progress.items_done, 1);
         Progress::add(&progress.bytes_read, n);
         match parsed {
-            Err(e) => report.push(
-                Severity::Error,
-                format!("pack {pack}"),
-                e.to_string(),
-                users(&pack),
-            ),
+            Err(e) => {
+                bad.insert(pack);
+                report.push(
+                    Severity::Error,
+                    format!("pack {pack}"),
+                    e.to_string(),
+                    users(&pack),
+                )
+            }
             Ok(blobs) => {
                 let mut in_pack: HashMap<Id, &PackBlob> = HashMap::with_capacity(blobs.len());
                 for b in &blobs {
@@ -340,6 +499,7 @@ async fn read_data(
                         .get(*id)
                         .is_some_and(|b| b.offset == loc.offset && b.length == loc.length);
                     if !agrees {
+                        bad.insert(pack);
                         report.push(
                             Severity::Error,
                             format!("pack {pack}"),
@@ -351,7 +511,7 @@ async fn read_data(
             }
         }
     }
-    Ok(())
+    Ok(bad)
 }
 
 async fn check_locks(

@@ -22,6 +22,7 @@ pub mod pending;
 mod progress;
 pub mod prune;
 mod reachable;
+pub mod repair;
 pub mod replicate;
 pub mod restore;
 pub mod sample_data;

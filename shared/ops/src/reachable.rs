@@ -61,11 +61,13 @@ pub(crate) async fn unindexed_blobs(
     Ok(missing)
 }
 
-/// The packs that hold any of `blobs`.
+/// The packs that hold any of `blobs`: every copy of a blob stored more than
+/// once, so that extend-locks, verify and prune treat all copies alike and a
+/// reader can fall back to any of them.
 pub(crate) fn packs_of(index: &Index, blobs: &HashSet<Id>) -> HashSet<Id> {
     blobs
         .iter()
-        .filter_map(|b| index.get(b).map(|l| l.pack))
+        .flat_map(|b| index.locations(b).map(|l| l.pack))
         .collect()
 }
 

@@ -8,9 +8,17 @@ use zeroize::Zeroizing;
 
 /// Domain separation for the key-file derivation.
 const KEYFILE_CONTEXT: &str = "lifeboat 2026-11 key-file wrapping key v1";
-/// Upper bounds on Argon2 parameters read from a key object.
-const MAX_KDF_MEMORY_KIB: u32 = 1024 * 1024;
-const MAX_KDF_ITERATIONS: u32 = 64;
+/// The Argon2id parameters of new passphrase key objects.
+const DEFAULT_MEMORY_KIB: u32 = 64 * 1024;
+const DEFAULT_ITERATIONS: u32 = 3;
+const DEFAULT_PARALLELISM: u32 = 4;
+/// Upper bounds on Argon2 parameters read from a key object: four times the
+/// default memory, 8 passes, 16 lanes. A key object above them is refused
+/// before any memory is taken, so a planted key cannot make opening the
+/// repository cost gigabytes or minutes.
+pub const MAX_KDF_MEMORY_KIB: u32 = 4 * DEFAULT_MEMORY_KIB;
+pub const MAX_KDF_ITERATIONS: u32 = 8;
+pub const MAX_KDF_PARALLELISM: u32 = 16;
 /// A key file must hold at least this many bytes.
 pub const MIN_KEYFILE_LEN: usize = 32;
 
@@ -42,9 +50,9 @@ impl KdfParams {
         let salt = random_bytes::<16>()?.to_vec();
         Ok(match cred {
             Credential::Passphrase(_) => KdfParams::Argon2id {
-                memory_kib: 64 * 1024,
-                iterations: 3,
-                parallelism: 4,
+                memory_kib: DEFAULT_MEMORY_KIB,
+                iterations: DEFAULT_ITERATIONS,
+                parallelism: DEFAULT_PARALLELISM,
                 salt,
             },
             Credential::KeyFile(_) => KdfParams::Keyfile { salt },
@@ -65,6 +73,58 @@ impl KdfParams {
         })
     }
 
+    /// Whether the parameters are within the limits a reader accepts
+    /// ([`MAX_KDF_MEMORY_KIB`], [`MAX_KDF_ITERATIONS`], [`MAX_KDF_PARALLELISM`]);
+    /// the error says which value is out of range. Costs nothing.
+    pub fn check_limits(&self) -> Result<(), String> {
+        let KdfParams::Argon2id {
+            memory_kib,
+            iterations,
+            parallelism,
+            ..
+        } = self
+        else {
+            return Ok(());
+        };
+        if *memory_kib > MAX_KDF_MEMORY_KIB
+            || *iterations > MAX_KDF_ITERATIONS
+            || *parallelism > MAX_KDF_PARALLELISM
+        {
+            return Err(format!(
+                "Argon2id with {memory_kib} KiB, {iterations} passes and {parallelism} lanes exceeds the limits ({MAX_KDF_MEMORY_KIB} KiB, {MAX_KDF_ITERATIONS} passes, {MAX_KDF_PARALLELISM} lanes)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether deriving costs no more than the defaults of new key objects
+    /// (a key file's derivation is always cheap).
+    pub fn is_default_cost(&self) -> bool {
+        match self {
+            KdfParams::Argon2id {
+                memory_kib,
+                iterations,
+                parallelism,
+                ..
+            } => {
+                *memory_kib <= DEFAULT_MEMORY_KIB
+                    && *iterations <= DEFAULT_ITERATIONS
+                    && *parallelism <= DEFAULT_PARALLELISM
+            }
+            KdfParams::Keyfile { .. } => true,
+        }
+    }
+
+    /// Whether these parameters can ever open with `cred` (a passphrase
+    /// opens only Argon2id keys, a key file only key-file keys).
+    pub fn fits(&self, cred: &Credential) -> bool {
+        matches!(
+            (self, cred),
+            (KdfParams::Argon2id { .. }, Credential::Passphrase(_))
+                | (KdfParams::Keyfile { .. }, Credential::KeyFile(_))
+        )
+    }
+
     fn derive(&self, cred: &Credential) -> Result<Zeroizing<[u8; 32]>, RepoError> {
         let mut out = Zeroizing::new([0u8; 32]);
         match (self, cred) {
@@ -78,15 +138,8 @@ impl KdfParams {
                 Credential::Passphrase(p),
             ) => {
                 // A tampered key object must not make opening cost unbounded memory or time.
-                if *memory_kib > MAX_KDF_MEMORY_KIB
-                    || *iterations > MAX_KDF_ITERATIONS
-                    || *parallelism > 16
-                {
-                    return Err(RepoError::malformed(
-                        "key file KDF parameters",
-                        format!("memory {memory_kib} KiB, {iterations} passes, parallelism {parallelism} exceed the limits (1 GiB, {MAX_KDF_ITERATIONS}, 16)"),
-                    ));
-                }
+                self.check_limits()
+                    .map_err(|why| RepoError::malformed("key file KDF parameters", why))?;
                 let params = argon2::Params::new(*memory_kib, *iterations, *parallelism, Some(32))
                     .map_err(|e| RepoError::malformed("key file KDF parameters", e))?;
                 let argon = argon2::Argon2::new(
@@ -155,6 +208,15 @@ impl KeyFile {
             kdf,
             wrapped: seal_with(&wrapping, &plain, aad.as_bytes())?,
         })
+    }
+
+    /// Parse a stored key object and check its KDF parameters against the
+    /// limits, without deriving anything; the error says what is wrong (the
+    /// caller names the object).
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let kf: KeyFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        kf.kdf.check_limits()?;
+        Ok(kf)
     }
 
     /// Unwrap the master key; [`RepoError::Decrypt`] if the credential does not fit.

@@ -11,6 +11,7 @@
 //! | `snapshots/<id>`      | snapshot manifests                                      |
 //! | `locks/<id>`          | short-lived coordination between backups and prune      |
 //! | `revoked/<key id>`    | a removed key object still under Object Lock (sealed)   |
+//! | `damage/<id>`         | `repo repair`'s mark on a snapshot whose data is missing |
 //!
 //! Blob ids are keyed BLAKE3 hashes of the plaintext; file ids (packs, indexes,
 //! snapshots) are plain BLAKE3 hashes of the stored bytes, so anyone can verify
@@ -31,6 +32,7 @@ mod id;
 mod index;
 mod kdf_memory;
 mod keyfile;
+mod listing;
 mod lock;
 mod pack;
 mod repository;
@@ -47,13 +49,18 @@ pub use error::RepoError;
 pub use fingerprint::RepoFingerprint;
 pub use id::Id;
 pub use index::{BlobLocation, Index, IndexFile, IndexPack, IndexedBlob};
-pub use keyfile::{KdfParams, KeyFile};
+pub use keyfile::{
+    KdfParams, KeyFile, MAX_KDF_ITERATIONS, MAX_KDF_MEMORY_KIB, MAX_KDF_PARALLELISM,
+};
+pub use listing::{DamageMarker, SnapshotListing};
 pub use lock::{
     LockEntry, LockGuard, LockHandle, LockKind, LockRecord, LockStatus,
     HOLD_WITHOUT_REFRESH_MINUTES, STALE_AFTER_MINUTES,
 };
 pub use pack::{parse_pack, parse_pack_header, PackBlob, PackBuilder, PACK_MAGIC};
-pub use repository::{FileKind, InitOptions, Repository, SealedBlob};
+pub use repository::{
+    FileKind, IndexLoad, InitOptions, Repository, SealedBlob, UnreadableIndex,
+};
 pub use revoke::{revocation_key, KeyRemoval, REVOKED_PREFIX};
 pub use snapshot::{
     ClusterResource, ClusterSource, MissingVolume, Snapshot, SnapshotSummary, VolumeData,

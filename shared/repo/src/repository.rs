@@ -24,6 +24,9 @@ pub enum FileKind {
     Lock,
     /// A restore's per-object report, kept beside the snapshot it restored.
     Report,
+    /// `repo repair`'s mark on a snapshot whose data is missing, keyed by the
+    /// snapshot's id (not by its own content).
+    Damage,
 }
 
 impl FileKind {
@@ -36,6 +39,7 @@ impl FileKind {
             FileKind::Snapshot => "snapshots/",
             FileKind::Lock => "locks/",
             FileKind::Report => "reports/",
+            FileKind::Damage => "damage/",
         }
     }
 
@@ -65,6 +69,7 @@ impl FileKind {
             FileKind::Snapshot => "snapshot",
             FileKind::Lock => "lock",
             FileKind::Report => "report",
+            FileKind::Damage => "damage marker",
         }
     }
 }
@@ -117,12 +122,54 @@ impl Default for InitOptions {
 /// An open repository: store, config and master key.
 #[derive(Debug, Clone)]
 pub struct Repository {
-    store: Arc<dyn ObjectStore>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     config: RepoConfig,
     key: Arc<MasterKey>,
     /// The key object this handle was opened with.
     key_id: Option<Id>,
 }
+
+/// An index file that cannot be used: missing its hash, not decrypting or not parsing.
+#[derive(Debug, Clone)]
+pub struct UnreadableIndex {
+    pub id: Id,
+    pub reason: String,
+    /// Whether a readable index file supersedes it (as `repo repair` writes),
+    /// so that nothing it listed is lost.
+    pub superseded: bool,
+}
+
+/// The live index, and the index files left out of it because they cannot be read.
+#[derive(Debug, Clone, Default)]
+pub struct IndexLoad {
+    pub index: Index,
+    pub unreadable: Vec<UnreadableIndex>,
+}
+
+/// What became of reading one object that a listing named.
+pub(crate) enum Read<T> {
+    Ok(T),
+    /// Deleted since it was listed (e.g. by a prune).
+    Gone,
+    /// The object is there but unusable (junk, rotten, tampered with): why.
+    Bad(String),
+}
+
+impl<T> Read<T> {
+    /// Sort a read's result: a store that fails (unreachable, access denied)
+    /// stays an error, for skipping objects then would hide good ones.
+    pub(crate) fn of(r: Result<T, RepoError>) -> Result<Self, RepoError> {
+        match r {
+            Ok(v) => Ok(Read::Ok(v)),
+            Err(RepoError::Store(e)) if e.is_not_found() => Ok(Read::Gone),
+            Err(e @ RepoError::Store(_)) => Err(e),
+            Err(e) => Ok(Read::Bad(e.to_string())),
+        }
+    }
+}
+
+/// Index files read at once.
+const INDEX_READS: usize = 8;
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -201,17 +248,34 @@ impl Repository {
             Err(e) => return Err(e.into()),
         };
         let config = RepoConfig::parse(&raw)?;
-        let keys = store.list(FileKind::Key.prefix()).await?;
-        if keys.is_empty() {
+        let listed = store.list(FileKind::Key.prefix()).await?;
+        if listed.is_empty() {
             return Err(RepoError::malformed(
                 format!("repository {}", store.location()),
                 "it has no key objects",
             ));
         }
-        for k in &keys {
-            let bytes = store.get(&k.key).await?;
-            let kf: KeyFile = serde_json::from_slice(&bytes)
-                .map_err(|e| RepoError::malformed(format!("key {}", k.key), e))?;
+        // Key objects that do not parse or whose KDF exceeds the limits are
+        // skipped (and named), so one planted object cannot lock everyone out.
+        let mut usable = Vec::new();
+        let mut refused = Vec::new();
+        for k in &listed {
+            let bytes = match store.get(&k.key).await {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            match KeyFile::parse(&bytes) {
+                Ok(kf) => usable.push((k.key.clone(), kf)),
+                Err(why) => {
+                    tracing::warn!(key = %k.key, reason = %why, "skipping a key object that cannot be used");
+                    refused.push(RepoError::malformed(format!("key {}", k.key), why));
+                }
+            }
+        }
+        let mut tried = 0;
+        for (name, kf) in try_order(usable, cred) {
+            tried += 1;
             let key_version = kf.version;
             let cred = cred.clone();
             let attempt = tokio::task::spawn_blocking(move || kf.unwrap_key(&cred))
@@ -219,22 +283,29 @@ impl Repository {
                 .map_err(|e| RepoError::malformed("key", e))?;
             match attempt {
                 Ok(key) => {
-                    crate::keyfile::check_config_version(&config, key_version, &k.key)?;
+                    crate::keyfile::check_config_version(&config, key_version, &name)?;
                     return Ok(Repository {
-                        key_id: FileKind::Key.parse_key(&k.key),
+                        key_id: FileKind::Key.parse_key(&name),
                         store,
                         config,
                         key: Arc::new(key),
                     });
                 }
                 Err(RepoError::Decrypt { .. }) => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(key = %name, error = %e, "skipping a key object that cannot be used");
+                    refused.push(RepoError::malformed(format!("key {name}"), e));
+                }
             }
         }
-        Err(RepoError::WrongCredential {
-            location: store.location(),
-            keys: keys.len(),
-        })
+        match refused.into_iter().next() {
+            // Nothing could even be tried: say why the first one was refused.
+            Some(first) if tried == 0 => Err(first),
+            _ => Err(RepoError::WrongCredential {
+                location: store.location(),
+                keys: listed.len(),
+            }),
+        }
     }
 
     /// Add a key object that opens the repository with `cred`.
@@ -259,16 +330,38 @@ impl Repository {
         Ok(id)
     }
 
-    /// Every key object, with its id.
+    /// Every usable key object, with its id; the others are skipped with a
+    /// warning (see [`Repository::unusable_keys`]).
     pub async fn keys(&self) -> Result<Vec<(Id, KeyFile)>, RepoError> {
-        let mut out = Vec::new();
-        for id in self.list_ids(FileKind::Key).await? {
-            let bytes = self.store.get(&FileKind::Key.key(&id)).await?;
-            let kf: KeyFile = serde_json::from_slice(&bytes)
-                .map_err(|e| RepoError::malformed(format!("key {id}"), e))?;
-            out.push((id, kf));
+        let (good, bad) = self.key_objects().await?;
+        for (key, why) in bad {
+            tracing::warn!(key = %key, reason = %why, "skipping a key object that cannot be used");
         }
-        Ok(out)
+        Ok(good)
+    }
+
+    /// Key objects that do not parse or whose KDF parameters exceed the
+    /// limits: (object key, why).
+    pub async fn unusable_keys(&self) -> Result<Vec<(String, String)>, RepoError> {
+        Ok(self.key_objects().await?.1)
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn key_objects(&self) -> Result<(Vec<(Id, KeyFile)>, Vec<(String, String)>), RepoError> {
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        for o in self.store.list(FileKind::Key.prefix()).await? {
+            let bytes = match self.store.get(&o.key).await {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            match (FileKind::Key.parse_key(&o.key), KeyFile::parse(&bytes)) {
+                (Some(id), Ok(kf)) => good.push((id, kf)),
+                (None, _) => bad.push((o.key, "the name is not a 64-digit hex id".into())),
+                (_, Err(why)) => bad.push((o.key, why)),
+            }
+        }
+        Ok((good, bad))
     }
 
     /// The key object this handle was opened with.
@@ -374,9 +467,17 @@ impl Repository {
                 actual,
             });
         }
-        let compressed = self
-            .key
-            .open(bytes, &Aad::file(self.format(), kind), &what)?;
+        self.open_sealed(what, &Aad::file(self.format(), kind), bytes)
+    }
+
+    /// Open, decompress (with a cap) and parse `seal(zstd(json))`.
+    pub(crate) fn open_sealed<T: DeserializeOwned>(
+        &self,
+        what: String,
+        aad: &Aad,
+        bytes: &[u8],
+    ) -> Result<T, RepoError> {
+        let compressed = self.key.open(bytes, aad, &what)?;
         // Stream the decompression with a cap: no up-front allocation of the
         // cap, and a decompression bomb is refused rather than followed.
         let mut json = Vec::new();
@@ -416,42 +517,98 @@ impl Repository {
             .collect())
     }
 
-    /// Load every index file (in parallel) and merge the live ones.
+    /// Load every index file (8 at a time) and merge the live ones. Index
+    /// files that fail their hash check, do not decrypt or do not parse are
+    /// left out with a warning naming each.
     pub async fn load_index(&self) -> Result<Index, RepoError> {
+        Ok(self.load_index_report().await?.index)
+    }
+
+    /// [`Repository::load_index`], also naming the index files left out.
+    pub async fn load_index_report(&self) -> Result<IndexLoad, RepoError> {
         let ids = self.list_ids(FileKind::Index).await?;
         let mut set = JoinSet::new();
         let mut files = Vec::with_capacity(ids.len());
+        let mut bad = Vec::new();
         let mut pending = ids.into_iter();
         loop {
-            while set.len() < 8 {
+            while set.len() < INDEX_READS {
                 let Some(id) = pending.next() else { break };
                 let repo = self.clone();
                 set.spawn(async move {
-                    let f: IndexFile = repo.load_file(FileKind::Index, &id).await?;
-                    Ok::<_, RepoError>((id, f))
+                    let r = repo.load_file::<IndexFile>(FileKind::Index, &id).await;
+                    (id, Read::of(r))
                 });
             }
-            match set.join_next().await {
-                Some(r) => files.push(r.map_err(|e| RepoError::malformed("index", e))??),
-                None => break,
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
+            let (id, read) = joined.map_err(|e| RepoError::malformed("index", e))?;
+            match read? {
+                Read::Ok(f) => files.push((id, f)),
+                Read::Gone => {}
+                Read::Bad(reason) => bad.push((id, reason)),
             }
         }
-        Ok(Index::from_files(files))
+        let superseded: std::collections::HashSet<Id> = files
+            .iter()
+            .flat_map(|(_, f)| f.supersedes.iter().copied())
+            .collect();
+        let mut unreadable: Vec<UnreadableIndex> = bad
+            .into_iter()
+            .map(|(id, reason)| UnreadableIndex {
+                superseded: superseded.contains(&id),
+                id,
+                reason,
+            })
+            .collect();
+        unreadable.sort_by(|a, b| a.id.cmp(&b.id));
+        for u in &unreadable {
+            if u.superseded {
+                tracing::debug!(index = %u.id, reason = %u.reason, "ignoring a superseded index file that cannot be read");
+            } else {
+                tracing::warn!(index = %u.id, reason = %u.reason, "skipping an index file that cannot be read (`lifeboat repo repair` re-indexes its packs)");
+            }
+        }
+        Ok(IndexLoad {
+            index: Index::from_files(files),
+            unreadable,
+        })
     }
 
-    /// Read, decrypt, decompress and verify one blob.
+    /// Read, decrypt, decompress and verify one blob. A blob stored more than
+    /// once is read from its preferred copy, and from the next one when that
+    /// fails (missing, truncated, not authentic); the error is the first copy's.
     pub async fn read_blob(&self, index: &Index, id: &Id) -> Result<Vec<u8>, RepoError> {
-        let sealed = self.read_sealed_blob(index, id).await?;
-        let key = self.key.clone();
-        tokio::task::spawn_blocking(move || sealed.decode(&key))
-            .await
-            .map_err(|e| RepoError::malformed("blob", e))?
+        let mut first_error = None;
+        for loc in index.locations(id) {
+            let attempt = async {
+                let sealed = self.read_sealed_at(id, *loc).await?;
+                let key = self.key.clone();
+                tokio::task::spawn_blocking(move || sealed.decode(&key))
+                    .await
+                    .map_err(|e| RepoError::malformed("blob", e))?
+            };
+            match attempt.await {
+                Ok(data) => return Ok(data),
+                Err(e) => {
+                    tracing::warn!(blob = %id, pack = %loc.pack, error = %e, "cannot read this copy of the blob");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or(RepoError::BlobNotIndexed { id: *id }))
     }
 
     /// Fetch a blob's stored bytes without decoding them, so that a caller can
     /// decode on a thread of its choosing (together with other blocking work).
+    /// Reads the preferred copy only; [`Repository::read_blob`] falls back.
     pub async fn read_sealed_blob(&self, index: &Index, id: &Id) -> Result<SealedBlob, RepoError> {
         let loc = *index.get(id).ok_or(RepoError::BlobNotIndexed { id: *id })?;
+        self.read_sealed_at(id, loc).await
+    }
+
+    async fn read_sealed_at(&self, id: &Id, loc: BlobLocation) -> Result<SealedBlob, RepoError> {
         let sealed = self
             .store
             .get_range(
@@ -472,57 +629,25 @@ impl Repository {
         let bytes = self.read_blob(index, id).await?;
         Tree::parse(&bytes, id)
     }
+}
 
-    /// Every snapshot, oldest first.
-    pub async fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>, RepoError> {
-        let ids = self.list_ids(FileKind::Snapshot).await?;
-        let mut set = JoinSet::new();
-        for id in ids {
-            let repo = self.clone();
-            set.spawn(async move {
-                let s: Snapshot = repo.load_file(FileKind::Snapshot, &id).await?;
-                Ok::<_, RepoError>((id, s))
-            });
-        }
-        let mut out = Vec::new();
-        while let Some(r) = set.join_next().await {
-            out.push(r.map_err(|e| RepoError::malformed("snapshot", e))??);
-        }
-        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok(out)
-    }
-
-    /// Find a snapshot by full id, unique id prefix, or `latest`.
-    pub async fn resolve_snapshot(&self, spec: &str) -> Result<(Id, Snapshot), RepoError> {
-        let all = self.snapshots().await?;
-        if spec == "latest" {
-            return all.into_iter().last().ok_or_else(|| {
-                RepoError::SnapshotRef(format!(
-                    "repository {} has no snapshots yet",
-                    self.store.location()
-                ))
-            });
-        }
-        let spec_l = spec.to_ascii_lowercase();
-        if spec_l.is_empty() || !spec_l.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(RepoError::SnapshotRef(format!(
-                "{spec:?} is not a snapshot id, id prefix, or \"latest\""
-            )));
-        }
-        let mut matches: Vec<_> = all
-            .into_iter()
-            .filter(|(id, _)| id.to_hex().starts_with(&spec_l))
-            .collect();
-        match matches.len() {
-            0 => Err(RepoError::SnapshotRef(format!(
-                "no snapshot matches {spec:?}"
-            ))),
-            1 => Ok(matches.remove(0)),
-            n => Err(RepoError::SnapshotRef(format!(
-                "{spec:?} matches {n} snapshots; give more digits"
-            ))),
-        }
-    }
+/// The order in which to try key objects with `cred`: only those that can fit
+/// it, those costing no more than the defaults first, then the cheaper ones,
+/// then by name. A costly planted key is thus tried last, if at all.
+fn try_order(mut keys: Vec<(String, KeyFile)>, cred: &Credential) -> Vec<(String, KeyFile)> {
+    keys.retain(|(_, kf)| kf.kdf.fits(cred));
+    let cost = |k: &KdfParams| match k {
+        KdfParams::Argon2id {
+            memory_kib,
+            iterations,
+            ..
+        } => u64::from(*memory_kib) * u64::from(*iterations),
+        KdfParams::Keyfile { .. } => 0,
+    };
+    keys.sort_by(|(na, a), (nb, b)| {
+        (!a.kdf.is_default_cost(), cost(&a.kdf), na).cmp(&(!b.kdf.is_default_cost(), cost(&b.kdf), nb))
+    });
+    keys
 }
 
 #[cfg(test)]

@@ -148,6 +148,20 @@ impl Tree {
     pub fn parse(bytes: &[u8], id: &Id) -> Result<Self, RepoError> {
         serde_json::from_slice(bytes).map_err(|e| RepoError::malformed(format!("tree {id}"), e))
     }
+
+    /// The first node whose name is listed twice. Restore refuses such a
+    /// tree (a symlink and a directory of one name could lead it outside
+    /// the target), and check reports it.
+    pub fn duplicate_name(&self) -> Option<&Node> {
+        let mut names = std::collections::HashSet::new();
+        self.nodes.iter().find(|n| !names.insert(n.os_name()))
+    }
+
+    /// The first node whose name is not a single safe path component (see
+    /// [`Node::has_safe_name`]).
+    pub fn unsafe_name(&self) -> Option<&Node> {
+        self.nodes.iter().find(|n| !n.has_safe_name())
+    }
 }
 
 mod opt_hex {
@@ -191,6 +205,22 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn duplicate_and_unsafe_names_are_found() {
+        let tree = |names: &[&[u8]]| Tree {
+            nodes: names
+                .iter()
+                .map(|n| Node::new(OsStr::from_bytes(n), NodeType::File))
+                .collect(),
+        };
+        assert!(tree(&[b"a", b"b"]).duplicate_name().is_none());
+        assert!(tree(&[b"a", b"b"]).unsafe_name().is_none());
+        assert_eq!(tree(&[b"a", b"b", b"a"]).duplicate_name().unwrap().name, "a");
+        // Equal bytes are equal names, however the name is stored.
+        assert!(tree(&[b"\xff", b"\xff"]).duplicate_name().is_some());
+        assert_eq!(tree(&[b"ok", b".."]).unsafe_name().unwrap().name, "..");
     }
 
     #[test]

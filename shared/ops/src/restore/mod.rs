@@ -192,15 +192,12 @@ async fn abandon(
 /// directory of the same name could otherwise lead the restore outside the target.
 async fn load_checked_tree(repo: &Repository, index: &Index, id: &Id) -> Result<Tree, OpsError> {
     let tree = repo.load_tree(index, id).await?;
-    let mut names = std::collections::HashSet::new();
-    for n in &tree.nodes {
-        if !names.insert(n.os_name()) {
-            return Err(OpsError::InvalidInput(format!(
-                "tree {} lists {:?} twice; refusing to restore it",
-                id.short(),
-                n.name
-            )));
-        }
+    if let Some(n) = tree.duplicate_name() {
+        return Err(OpsError::InvalidInput(format!(
+            "tree {} lists {:?} twice; refusing to restore it",
+            id.short(),
+            n.name
+        )));
     }
     Ok(tree)
 }
