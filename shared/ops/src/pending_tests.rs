@@ -66,6 +66,7 @@ async fn snapshot_of(repo: &Repository, tree: Id, hours_ago: i64) -> Id {
         parent: None,
         summary: SnapshotSummary::default(),
         cluster: None,
+        repository: None,
     };
     repo.save_file(FileKind::Snapshot, &snap).await.unwrap()
 }
@@ -79,6 +80,9 @@ fn exported(tree: Id) -> ExportedState {
             scope: serde_json::json!({}),
             resources: vec![],
             volumes: vec![],
+            full: Some(true),
+            scope_id: None,
+            volumes_missing: vec![],
         },
         summary: SnapshotSummary::default(),
         warnings: vec![],

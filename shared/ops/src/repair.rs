@@ -251,13 +251,13 @@ async fn index_packs(
             }
         }
     }
-    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out.sort_by_key(|p| p.id);
     Ok(out)
 }
 
 async fn read_pack_index(repo: &Repository, pack: Id) -> Result<IndexPack, RepoError> {
     let bytes = repo.store().get(&FileKind::Pack.key(&pack)).await?;
-    let key = repo.key().clone();
+    let (key, format) = (repo.key().clone(), repo.format());
     tokio::task::spawn_blocking(move || {
         let what = format!("pack {pack}");
         let actual = Id::of_file(&bytes);
@@ -268,7 +268,7 @@ async fn read_pack_index(repo: &Repository, pack: Id) -> Result<IndexPack, RepoE
                 actual,
             });
         }
-        let blobs = parse_pack_header(&key, &bytes, &what)?;
+        let blobs = parse_pack_header(&key, format, &bytes, &what)?;
         Ok(IndexPack {
             id: pack,
             size: bytes.len() as u64,

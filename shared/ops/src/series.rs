@@ -97,6 +97,7 @@ mod tests {
                 full,
                 volumes_missing: vec![],
             }),
+            repository: None,
         }
     }
 
@@ -124,6 +125,7 @@ mod tests {
             objects_lock_checked: 0,
             objects_decoded: 0,
             duration_secs: 0.0,
+            fingerprint: None,
         };
         repo.save_file(FileKind::Report, &v).await.unwrap();
         id

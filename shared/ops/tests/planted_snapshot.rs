@@ -32,6 +32,7 @@ fn snapshot_json(path: String) -> Vec<u8> {
         parent: None,
         summary: SnapshotSummary::default(),
         cluster: None,
+        repository: None,
     };
     serde_json::to_vec(&snap).unwrap()
 }

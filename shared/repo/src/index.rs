@@ -79,7 +79,7 @@ impl Index {
     /// Merge index files, ignoring those that another one supersedes. The
     /// result does not depend on the order of `files`.
     pub fn from_files(mut files: Vec<(Id, IndexFile)>) -> Self {
-        files.sort_by(|a, b| a.0.cmp(&b.0));
+        files.sort_by_key(|f| f.0);
         let superseded: HashSet<Id> = files
             .iter()
             .flat_map(|(_, f)| f.supersedes.iter().copied())

@@ -58,9 +58,7 @@ pub use lock::{
     HOLD_WITHOUT_REFRESH_MINUTES, STALE_AFTER_MINUTES,
 };
 pub use pack::{parse_pack, parse_pack_header, PackBlob, PackBuilder, PACK_MAGIC};
-pub use repository::{
-    FileKind, IndexLoad, InitOptions, Repository, SealedBlob, UnreadableIndex,
-};
+pub use repository::{FileKind, IndexLoad, InitOptions, Repository, SealedBlob, UnreadableIndex};
 pub use revoke::{revocation_key, KeyRemoval, REVOKED_PREFIX};
 pub use snapshot::{
     ClusterResource, ClusterSource, MissingVolume, Snapshot, SnapshotSummary, VolumeData,

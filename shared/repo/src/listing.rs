@@ -79,7 +79,7 @@ impl Repository {
         oldest_first(&mut usable);
         oldest_first(&mut listing.damaged);
         listing.usable = usable.into_iter().map(|(id, s, ())| (id, s)).collect();
-        listing.unreadable.sort_by(|a, b| a.0.cmp(&b.0));
+        listing.unreadable.sort_by_key(|u| u.0);
         Ok(listing)
     }
 
@@ -132,7 +132,9 @@ impl Repository {
                 Read::Ok(m) if m.snapshot == id => {
                     out.insert(id, m);
                 }
-                Read::Ok(m) => tracing::warn!(marker = %id, names = %m.snapshot, "ignoring a damage marker stored under another snapshot's id"),
+                Read::Ok(m) => {
+                    tracing::warn!(marker = %id, names = %m.snapshot, "ignoring a damage marker stored under another snapshot's id")
+                }
                 Read::Gone => {}
                 Read::Bad(why) => {
                     tracing::warn!(marker = %id, reason = %why, "ignoring a damage marker that cannot be read")
@@ -149,9 +151,10 @@ impl Repository {
         let json = serde_json::to_vec(marker).map_err(|e| RepoError::malformed(what, e))?;
         let compressed = zstd::bulk::compress(&json, self.config().compression_level)
             .map_err(|e| RepoError::malformed(what, e))?;
-        let sealed = self
-            .key()
-            .seal(&compressed, &crate::Aad::file(self.format(), FileKind::Damage))?;
+        let sealed = self.key().seal(
+            &compressed,
+            &crate::Aad::file(self.format(), FileKind::Damage),
+        )?;
         self.store
             .put(
                 &FileKind::Damage.key(&marker.snapshot),
@@ -212,9 +215,9 @@ impl Repository {
         };
         match self.load_file::<Snapshot>(FileKind::Snapshot, &id).await {
             Ok(s) => Ok((id, s)),
-            Err(RepoError::Store(e)) if e.is_not_found() => Err(RepoError::SnapshotRef(
-                format!("no snapshot matches {spec:?}"),
-            )),
+            Err(RepoError::Store(e)) if e.is_not_found() => Err(RepoError::SnapshotRef(format!(
+                "no snapshot matches {spec:?}"
+            ))),
             Err(e) => Err(e),
         }
     }

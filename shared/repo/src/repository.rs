@@ -1,6 +1,6 @@
 use crate::{
     decode_blob, Aad, BlobLocation, ChunkingParams, Credential, Format, Id, Index, IndexFile,
-    KdfParams, KeyFile, LockPolicy, MasterKey, RepoConfig, RepoError, Snapshot, Tree,
+    KdfParams, KeyFile, LockPolicy, MasterKey, RepoConfig, RepoError, Tree,
 };
 use bytes::Bytes;
 use chrono::{Duration, Utc};
@@ -562,7 +562,7 @@ impl Repository {
                 reason,
             })
             .collect();
-        unreadable.sort_by(|a, b| a.id.cmp(&b.id));
+        unreadable.sort_by_key(|u| u.id);
         for u in &unreadable {
             if u.superseded {
                 tracing::debug!(index = %u.id, reason = %u.reason, "ignoring a superseded index file that cannot be read");
@@ -645,7 +645,11 @@ fn try_order(mut keys: Vec<(String, KeyFile)>, cred: &Credential) -> Vec<(String
         KdfParams::Keyfile { .. } => 0,
     };
     keys.sort_by(|(na, a), (nb, b)| {
-        (!a.kdf.is_default_cost(), cost(&a.kdf), na).cmp(&(!b.kdf.is_default_cost(), cost(&b.kdf), nb))
+        (!a.kdf.is_default_cost(), cost(&a.kdf), na).cmp(&(
+            !b.kdf.is_default_cost(),
+            cost(&b.kdf),
+            nb,
+        ))
     });
     keys
 }

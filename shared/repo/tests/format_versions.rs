@@ -35,6 +35,7 @@ fn snapshot_json() -> Vec<u8> {
         parent: None,
         summary: SnapshotSummary::default(),
         cluster: None,
+        repository: None,
     };
     serde_json::to_vec(&snap).unwrap()
 }

@@ -46,6 +46,7 @@ fn planted_json() -> Vec<u8> {
         parent: None,
         summary: SnapshotSummary::default(),
         cluster: None,
+        repository: None,
     };
     serde_json::to_vec(&snap).unwrap()
 }

@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use chrono::{Duration, Utc};
 use lifeboat_repo::{
-    encode_blob, BlobType, Credential, DamageMarker, FileKind, Id, IndexFile, IndexPack,
+    encode_blob, BlobType, Credential, DamageMarker, FileKind, Format, Id, IndexFile, IndexPack,
     IndexedBlob, InitOptions, KdfParams, KeyFile, MasterKey, PackBuilder, RepoError, Repository,
     Snapshot, SnapshotSummary,
 };
@@ -46,6 +46,7 @@ fn snapshot(minutes_ago: i64) -> Snapshot {
         parent: None,
         summary: SnapshotSummary::default(),
         cluster: None,
+        repository: None,
     }
 }
 
@@ -70,7 +71,9 @@ fn kdf_bomb() -> Vec<u8> {
 async fn planted_junk_key_does_not_lock_out_the_right_credential() {
     let (mem, repo, cred) = repo().await;
     plant(&mem, &format!("keys/{JUNK_ID}"), b"not json").await;
-    let opened = Repository::open(Arc::new(mem.clone()), &cred).await.unwrap();
+    let opened = Repository::open(Arc::new(mem.clone()), &cred)
+        .await
+        .unwrap();
     assert_eq!(opened.key_id(), repo.key_id());
     let bad = opened.unusable_keys().await.unwrap();
     assert_eq!(bad.len(), 1);
@@ -85,7 +88,9 @@ async fn kdf_bomb_key_is_refused_quickly_without_spending_its_memory() {
     // Named so that it is listed first.
     plant(&mem, &format!("keys/{JUNK_ID}"), &kdf_bomb()).await;
     let started = Instant::now();
-    let opened = Repository::open(Arc::new(mem.clone()), &cred).await.unwrap();
+    let opened = Repository::open(Arc::new(mem.clone()), &cred)
+        .await
+        .unwrap();
     // Deriving with 1 GiB and 64 passes would take minutes.
     assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
     assert_eq!(opened.key_id(), repo.key_id());
@@ -173,7 +178,7 @@ async fn planted_junk_index_is_skipped_and_named() {
     let (mem, repo, _) = repo().await;
     let key = repo.key().clone();
     let (pack, blob) = store_pack(&mem, &key, b"hello").await;
-    repo.save_file(FileKind::Index, &index_of(&[pack.clone()]))
+    repo.save_file(FileKind::Index, &index_of(std::slice::from_ref(&pack)))
         .await
         .unwrap();
     plant(&mem, &format!("index/{JUNK_ID}"), b"junk").await;
@@ -198,9 +203,9 @@ async fn planted_junk_index_is_skipped_and_named() {
 async fn store_pack(mem: &MemoryStore, key: &MasterKey, data: &[u8]) -> (IndexPack, Id) {
     let id = key.blob_id(data);
     let mut b = PackBuilder::new(1024);
-    b.add(&encode_blob(key, BlobType::Data, id, data, 3).unwrap())
+    b.add(&encode_blob(key, Format::LATEST, BlobType::Data, id, data, 3).unwrap())
         .unwrap();
-    let (pack, bytes, blobs) = b.finish(key).unwrap();
+    let (pack, bytes, blobs) = b.finish(key, Format::LATEST).unwrap();
     let size = bytes.len() as u64;
     plant(mem, &FileKind::Pack.key(&pack), &bytes).await;
     (
@@ -228,11 +233,21 @@ async fn read_blob_falls_back_to_the_other_copy_of_a_duplicate_blob() {
     // The same blob in two packs (two writers at once), each in its own index file.
     let (a, blob) = store_pack(&mem, &key, b"twice").await;
     let mut b = PackBuilder::new(1024);
-    b.add(&encode_blob(&key, BlobType::Data, key.blob_id(b"pad"), b"pad", 3).unwrap())
+    b.add(
+        &encode_blob(
+            &key,
+            repo.format(),
+            BlobType::Data,
+            key.blob_id(b"pad"),
+            b"pad",
+            3,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    b.add(&encode_blob(&key, repo.format(), BlobType::Data, blob, b"twice", 3).unwrap())
         .unwrap();
-    b.add(&encode_blob(&key, BlobType::Data, blob, b"twice", 3).unwrap())
-        .unwrap();
-    let (b_id, b_bytes, b_blobs) = b.finish(&key).unwrap();
+    let (b_id, b_bytes, b_blobs) = b.finish(&key, repo.format()).unwrap();
     plant(&mem, &FileKind::Pack.key(&b_id), &b_bytes).await;
     let b = IndexPack {
         id: b_id,
@@ -240,10 +255,10 @@ async fn read_blob_falls_back_to_the_other_copy_of_a_duplicate_blob() {
         // Only the second entry is the real copy.
         blobs: vec![IndexedBlob::from(&b_blobs[1])],
     };
-    repo.save_file(FileKind::Index, &index_of(&[a.clone()]))
+    repo.save_file(FileKind::Index, &index_of(std::slice::from_ref(&a)))
         .await
         .unwrap();
-    repo.save_file(FileKind::Index, &index_of(&[b.clone()]))
+    repo.save_file(FileKind::Index, &index_of(std::slice::from_ref(&b)))
         .await
         .unwrap();
     let index = repo.load_index().await.unwrap();
