@@ -405,16 +405,25 @@ async fn run_repair(g: &GlobalArgs, dry_run: bool, read_data: bool) -> Result<u8
         None => println!("the index is whole"),
     }
     for id in &r.snapshots_marked {
-        println!("snapshot {}: {would}marked damaged (data missing or refused)", id.short());
+        println!(
+            "snapshot {}: {would}marked damaged (data missing or refused)",
+            id.short()
+        );
     }
     for id in &r.snapshots_still_damaged {
         println!("snapshot {}: still damaged (marked before)", id.short());
     }
     for id in &r.markers_removed {
-        println!("snapshot {}: damage mark {would}removed (whole again, or gone)", id.short());
+        println!(
+            "snapshot {}: damage mark {would}removed (whole again, or gone)",
+            id.short()
+        );
     }
     for u in &r.skipped_objects {
-        println!("{}: cannot be read ({}); commands skip it", u.object, u.reason);
+        println!(
+            "{}: cannot be read ({}); commands skip it",
+            u.object, u.reason
+        );
     }
     Ok(0)
 }

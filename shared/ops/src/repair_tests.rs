@@ -120,7 +120,11 @@ async fn check_refuses_the_trees_that_restore_refuses() {
     let dotdot = crafted(&repo, vec![file(b"..")]).await;
     let slash = crafted(&repo, vec![file(b"a/b")]).await;
     let nul = crafted(&repo, vec![file(b"a\0b")]).await;
-    let twice = crafted(&repo, vec![file(b"x"), Node::new(OsStr::new("x"), NodeType::Dir)]).await;
+    let twice = crafted(
+        &repo,
+        vec![file(b"x"), Node::new(OsStr::new("x"), NodeType::Dir)],
+    )
+    .await;
     let fine = crafted(&repo, vec![file(b"ok")]).await;
     let report = check(&repo, CheckOptions::default(), progress())
         .await
@@ -167,7 +171,9 @@ async fn check_names_every_planted_object_and_commands_still_work() {
     }
     // Open, list, resolve, back up, restore and prune all still work.
     let cred = Credential::Passphrase("pw".into());
-    let repo = Repository::open(Arc::new(mem.clone()), &cred).await.unwrap();
+    let repo = Repository::open(Arc::new(mem.clone()), &cred)
+        .await
+        .unwrap();
     assert_eq!(repo.resolve_snapshot("latest").await.unwrap().0, id);
     assert!(restores(&repo, &id).await);
     backed_up(&repo, &dir.path().join("v"), b"more data").await;
@@ -205,7 +211,10 @@ async fn repair_reindexes_the_packs_of_a_rotten_index_file() {
     assert_eq!(dry.index_files_superseded.len(), 1);
     assert!(dry.packs_indexed > 0);
     assert!(dry.index_written.is_none());
-    assert!(dry.snapshots_marked.is_empty(), "the re-index makes it whole");
+    assert!(
+        dry.snapshots_marked.is_empty(),
+        "the re-index makes it whole"
+    );
     assert_eq!(repo.list_ids(FileKind::Index).await.unwrap().len(), 1);
     assert!(mem.list("locks/").await.unwrap().is_empty());
 
@@ -304,9 +313,13 @@ async fn a_lost_copy_of_a_duplicate_blob_does_not_damage_its_snapshots() {
     }
     let (pack, bytes, blobs) = copy.finish(&key).unwrap();
     let size = bytes.len() as u64;
-    mem.put(&FileKind::Pack.key(&pack), Bytes::from(bytes), &PutOptions::default())
-        .await
-        .unwrap();
+    mem.put(
+        &FileKind::Pack.key(&pack),
+        Bytes::from(bytes),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
     repo.save_file(
         FileKind::Index,
         &IndexFile {

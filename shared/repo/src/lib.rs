@@ -48,8 +48,6 @@ pub use keyfile::{
 pub use listing::{DamageMarker, SnapshotListing};
 pub use lock::{LockGuard, LockKind, LockRecord};
 pub use pack::{parse_pack, parse_pack_header, PackBlob, PackBuilder, PACK_MAGIC};
-pub use repository::{
-    FileKind, IndexLoad, InitOptions, Repository, SealedBlob, UnreadableIndex,
-};
+pub use repository::{FileKind, IndexLoad, InitOptions, Repository, SealedBlob, UnreadableIndex};
 pub use snapshot::{ClusterResource, ClusterSource, Snapshot, SnapshotSummary, VolumeData};
 pub use tree::{ChunkRef, Node, NodeType, Tree};

@@ -128,7 +128,9 @@ impl Repository {
                 Read::Ok(m) if m.snapshot == id => {
                     out.insert(id, m);
                 }
-                Read::Ok(m) => tracing::warn!(marker = %id, names = %m.snapshot, "ignoring a damage marker stored under another snapshot's id"),
+                Read::Ok(m) => {
+                    tracing::warn!(marker = %id, names = %m.snapshot, "ignoring a damage marker stored under another snapshot's id")
+                }
                 Read::Gone => {}
                 Read::Bad(why) => {
                     tracing::warn!(marker = %id, reason = %why, "ignoring a damage marker that cannot be read")
@@ -206,9 +208,9 @@ impl Repository {
         };
         match self.load_file::<Snapshot>(FileKind::Snapshot, &id).await {
             Ok(s) => Ok((id, s)),
-            Err(RepoError::Store(e)) if e.is_not_found() => Err(RepoError::SnapshotRef(
-                format!("no snapshot matches {spec:?}"),
-            )),
+            Err(RepoError::Store(e)) if e.is_not_found() => Err(RepoError::SnapshotRef(format!(
+                "no snapshot matches {spec:?}"
+            ))),
             Err(e) => Err(e),
         }
     }

@@ -607,7 +607,11 @@ fn try_order(mut keys: Vec<(String, KeyFile)>, cred: &Credential) -> Vec<(String
         KdfParams::Keyfile { .. } => 0,
     };
     keys.sort_by(|(na, a), (nb, b)| {
-        (!a.kdf.is_default_cost(), cost(&a.kdf), na).cmp(&(!b.kdf.is_default_cost(), cost(&b.kdf), nb))
+        (!a.kdf.is_default_cost(), cost(&a.kdf), na).cmp(&(
+            !b.kdf.is_default_cost(),
+            cost(&b.kdf),
+            nb,
+        ))
     });
     keys
 }

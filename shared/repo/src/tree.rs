@@ -217,7 +217,10 @@ mod tests {
         };
         assert!(tree(&[b"a", b"b"]).duplicate_name().is_none());
         assert!(tree(&[b"a", b"b"]).unsafe_name().is_none());
-        assert_eq!(tree(&[b"a", b"b", b"a"]).duplicate_name().unwrap().name, "a");
+        assert_eq!(
+            tree(&[b"a", b"b", b"a"]).duplicate_name().unwrap().name,
+            "a"
+        );
         // Equal bytes are equal names, however the name is stored.
         assert!(tree(&[b"\xff", b"\xff"]).duplicate_name().is_some());
         assert_eq!(tree(&[b"ok", b".."]).unsafe_name().unwrap().name, "..");

@@ -70,7 +70,9 @@ fn kdf_bomb() -> Vec<u8> {
 async fn planted_junk_key_does_not_lock_out_the_right_credential() {
     let (mem, repo, cred) = repo().await;
     plant(&mem, &format!("keys/{JUNK_ID}"), b"not json").await;
-    let opened = Repository::open(Arc::new(mem.clone()), &cred).await.unwrap();
+    let opened = Repository::open(Arc::new(mem.clone()), &cred)
+        .await
+        .unwrap();
     assert_eq!(opened.key_id(), repo.key_id());
     let bad = opened.unusable_keys().await.unwrap();
     assert_eq!(bad.len(), 1);
@@ -85,7 +87,9 @@ async fn kdf_bomb_key_is_refused_quickly_without_spending_its_memory() {
     // Named so that it is listed first.
     plant(&mem, &format!("keys/{JUNK_ID}"), &kdf_bomb()).await;
     let started = Instant::now();
-    let opened = Repository::open(Arc::new(mem.clone()), &cred).await.unwrap();
+    let opened = Repository::open(Arc::new(mem.clone()), &cred)
+        .await
+        .unwrap();
     // Deriving with 1 GiB and 64 passes would take minutes.
     assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
     assert_eq!(opened.key_id(), repo.key_id());
