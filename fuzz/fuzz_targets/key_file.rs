@@ -79,7 +79,11 @@ fn checked_parse(json: &[u8]) {
         }
         Err(why) => match plain {
             Ok(kf) => {
-                assert!(over_limits(&kf), "KeyFile::parse refused {:?}: {why}", kf.kdf);
+                assert!(
+                    over_limits(&kf),
+                    "KeyFile::parse refused {:?}: {why}",
+                    kf.kdf
+                );
                 assert!(why.contains("exceeds the limits"), "{why}");
             }
             Err(_) => {}
