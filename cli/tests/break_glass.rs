@@ -125,6 +125,7 @@ fn replica_restores_on_a_fresh_machine_with_only_read_credentials_and_the_recove
                 "restore",
                 "latest",
                 target.to_str().unwrap(),
+                "--restore-setuid",
                 "--json",
             ],
         ),
