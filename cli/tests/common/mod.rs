@@ -32,6 +32,11 @@ impl Env {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+        // The data sets hold a setuid file and these tests compare metadata
+        // exactly: keep set-id bits (cleared by default; the default is
+        // tested in lifeboat-ops' restore target tests).
+        let keep_setuid =
+            args.starts_with(&["volume", "restore"]) && !args.contains(&"--restore-setuid");
         c.args(args)
             .env("LIFEBOAT_REPO", &self.repo)
             .env("LIFEBOAT_PASSWORD", PASSWORD)
@@ -39,6 +44,9 @@ impl Env {
             .env("LIFEBOAT_MOVER_IMAGE", "lifeboat.test/lifeboat:dev")
             .env_remove("LIFEBOAT_PASSWORD_FILE")
             .env_remove("LIFEBOAT_KEY_FILE");
+        if keep_setuid {
+            c.arg("--restore-setuid");
+        }
         for (k, v) in &self.extra_env {
             c.env(k, v);
         }
