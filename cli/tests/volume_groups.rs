@@ -112,7 +112,8 @@ fn setup(env: &mut Env, ns: &str, claims: &[(&str, &str, &str, &str)]) -> (PathB
         &json!({"version": 1,
             "clusters": {
                 "primary": {"access": {"kubeconfig": {"path": kubeconfig("primary")}},
-                            "region": "us-east-1"},
+                            "region": "us-east-1",
+                            "scope": {"include_namespaces": [ns]}},
                 "dr": {"access": {"kubeconfig": {"path": kubeconfig("dr")}},
                        "region": "us-west-2"}},
             "regions": {
@@ -122,8 +123,10 @@ fn setup(env: &mut Env, ns: &str, claims: &[(&str, &str, &str, &str)]) -> (PathB
     (fleet, dr_repo.to_str().unwrap().to_string())
 }
 
-/// Run the backup workflow of `scope`: the execution's output (state).
-fn backup(env: &Env, fleet: &Path, dr_repo: &str, scope: Value) -> Value {
+/// Run the backup workflow of `scope` and check its outcome: the
+/// execution's output (state). The fleet's scope is the test namespace, so a
+/// backup of that namespace is a full-scope one (which a failover restores).
+fn backup(env: &Env, fleet: &Path, dr_repo: &str, scope: Value, outcome: &str) -> Value {
     let input = env.path("backup.json");
     write_json(
         &input,
@@ -133,7 +136,7 @@ fn backup(env: &Env, fleet: &Path, dr_repo: &str, scope: Value) -> Value {
     let (code, execution) = run_backup(env, &input, fleet, dr_repo);
     assert_eq!(code, 0, "{execution:#}");
     let output = execution["output"].clone();
-    assert_eq!(output["report"]["outcome"], "succeeded", "{output:#}");
+    assert_eq!(output["report"]["outcome"], outcome, "{output:#}");
     output
 }
 
@@ -173,7 +176,7 @@ fn labelled_claims_are_snapshotted_together_and_restored() {
     bound_handle("primary", &ns, "disk");
     let scope = json!({"include_namespaces": [ns]});
 
-    let first = backup(&env, &fleet, &dr_repo, scope.clone());
+    let first = backup(&env, &fleet, &dr_repo, scope.clone(), "succeeded");
     let group = volume(&first, "db")["group"].as_str().unwrap().to_string();
     assert!(group.starts_with("lifeboat-group-app-"), "{group}");
     assert_eq!(volume(&first, "wal")["group"], group.as_str());
@@ -221,7 +224,7 @@ fn labelled_claims_are_snapshotted_together_and_restored() {
     // A second backup: the first run's group snapshots are released, and
     // the ones kept are not part of the export.
     std::fs::write(dirs[0].join("data.txt"), "changed\n").unwrap();
-    let second = backup(&env, &fleet, &dr_repo, scope);
+    let second = backup(&env, &fleet, &dr_repo, scope, "succeeded");
     let released = second["report"]["stored"]["released_snapshots"]
         .as_array()
         .unwrap();
@@ -308,7 +311,13 @@ fn without_a_group_class_the_claims_are_snapshotted_one_by_one() {
         None,
     );
     assert!(ok, "{out}");
-    let output = backup(&env, &fleet, &dr_repo, json!({"include_namespaces": [ns]}));
+    let output = backup(
+        &env,
+        &fleet,
+        &dr_repo,
+        json!({"include_namespaces": [ns]}),
+        "succeeded",
+    );
     for claim in ["db", "wal"] {
         let v = volume(&output, claim);
         assert!(v.get("group").is_none(), "{v:#}");
@@ -343,7 +352,8 @@ fn a_group_selector_taking_a_claim_out_of_scope_is_refused() {
         bound_handle("primary", &ns, c);
     }
     let scope = json!({"include_namespaces": [ns], "selector": "tier=data"});
-    let output = backup(&env, &fleet, &dr_repo, scope);
+    // Volumes left uncopied make the backup partial, never "succeeded".
+    let output = backup(&env, &fleet, &dr_repo, scope, "partial");
     let not_copied = output["report"]["volumes_not_copied"].as_array().unwrap();
     assert_eq!(not_copied.len(), 2, "{output:#}");
     for line in not_copied {

@@ -176,11 +176,19 @@ impl Repository {
     /// names, which may be one marked damaged.
     pub async fn resolve_snapshot(&self, spec: &str) -> Result<(Id, Snapshot), RepoError> {
         if spec == "latest" {
-            return self.snapshots().await?.into_iter().last().ok_or_else(|| {
-                RepoError::SnapshotRef(format!(
-                    "repository {} has no usable snapshots",
-                    self.store.location()
-                ))
+            let listing = self.snapshot_listing().await?;
+            let (damaged, unreadable) = (listing.damaged.len(), listing.unreadable.len());
+            return listing.usable.into_iter().last().ok_or_else(|| {
+                let location = self.store.location();
+                RepoError::SnapshotRef(if damaged + unreadable == 0 {
+                    format!("repository {location} has no snapshots yet")
+                } else {
+                    format!(
+                        "repository {location} has no usable snapshots: {damaged} marked \
+                         damaged, {unreadable} unreadable (see `lifeboat repo check`; \
+                         name one by id to read it anyway)"
+                    )
+                })
             });
         }
         let spec_l = spec.to_ascii_lowercase();
