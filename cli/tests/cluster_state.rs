@@ -119,8 +119,13 @@ fn normalise(t: &ResourceType, obj: Value) -> Value {
         ("", "PersistentVolume") => {
             remove(&mut v, "/spec/claimRef/uid");
             remove(&mut v, "/spec/claimRef/resourceVersion");
-            // Re-attached volumes are always Retain (checked on its own).
+            // Re-attached volumes are always Retain (checked on its own),
+            // and the external-provisioner drops its deletion finalizer
+            // from Retain volumes.
             remove(&mut v, "/spec/persistentVolumeReclaimPolicy");
+            if let Some(Value::Array(f)) = v.pointer_mut("/metadata/finalizers") {
+                f.retain(|x| x != "external-provisioner.volume.kubernetes.io/finalizer");
+            }
         }
         ("batch", "Job") => {
             remove(&mut v, "/spec/selector");
