@@ -164,7 +164,9 @@ fn write_files(dir: &Path) {
     .unwrap();
 }
 
-/// The mover's leftovers in `ns`: Jobs, Secrets and claims it made.
+/// The mover's leftovers in `ns` on primary: Jobs, Secrets and claims it
+/// made (none ever in an application's namespace; in Lifeboat's, none once
+/// a run is over).
 fn mover_leftovers(ns: &str) -> String {
     let (ok, out) = kubectl(
         "primary",
@@ -311,6 +313,11 @@ fn volumes_backed_up_incrementally_and_restored_into_another_region() {
     assert!(r1["bytes_stored"].as_u64().unwrap() < 1 << 20, "{r1:#}");
     assert_eq!(
         mover_leftovers(&ns),
+        "",
+        "movers never run in the claim's namespace"
+    );
+    assert_eq!(
+        mover_leftovers("lifeboat-system"),
         "",
         "the mover Jobs clean up after themselves"
     );
@@ -465,10 +472,12 @@ fn volumes_backed_up_incrementally_and_restored_into_another_region() {
     assert!(differs.is_empty(), "restored pages differ: {differs:?}");
 }
 
-/// A namespace that enforces Pod Security "restricted" refuses the mover's
-/// pod (root, capabilities): the copy fails at once with the admission's
-/// message, rather than waiting for a pod that cannot exist, and the backup
-/// is committed without that volume, as partial.
+/// Lifeboat's namespace enforcing Pod Security "restricted" refuses the
+/// mover's pod (root, capabilities): the copy fails at once with the
+/// admission's message, rather than waiting for a pod that cannot exist, and
+/// the backup is committed without that volume, as partial. (The
+/// application's namespace enforces "restricted" too, which does not matter:
+/// the mover never runs there.)
 #[test]
 fn a_mover_refused_by_pod_security_leaves_its_volume_out_with_the_reason() {
     if common::skip_clusters() {
@@ -476,15 +485,25 @@ fn a_mover_refused_by_pod_security_leaves_its_volume_out_with_the_reason() {
     }
     let mut env = Env::new();
     env.extra_env = lifeboat_tests::aws_env();
-    env.ok(&["repo", "init"]);
     let ns = format!("restricted-{}", std::process::id());
+    let mover_ns = format!("lifeboat-restricted-{}", std::process::id());
+    env.extra_env
+        .push(("LIFEBOAT_MOVER_NAMESPACE".into(), mover_ns.clone()));
+    env.ok(&["repo", "init"]);
     let _cleanup = Cleanup(ns.clone());
+    let _cleanup_mover = Cleanup(mover_ns.clone());
     let manifest = format!(
         r#"
 apiVersion: v1
 kind: Namespace
 metadata:
   name: {ns}
+  labels: {{pod-security.kubernetes.io/enforce: restricted}}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {mover_ns}
   labels: {{pod-security.kubernetes.io/enforce: restricted}}
 ---
 apiVersion: v1
@@ -532,6 +551,7 @@ spec:
     assert!(
         cause.starts_with(&format!("{ns}/files: Lifeboat.Failed: "))
             && cause.contains("may not create its pod")
+            && cause.contains(&format!("namespace {mover_ns}"))
             && cause.contains("PodSecurity"),
         "{cause}"
     );
@@ -548,5 +568,6 @@ spec:
         "took {:?}: the refusal should end the wait",
         started.elapsed()
     );
-    assert_eq!(mover_leftovers(&ns), "", "the refused Job is removed");
+    assert_eq!(mover_leftovers(&mover_ns), "", "the refused Job is removed");
+    assert_eq!(mover_leftovers(&ns), "");
 }

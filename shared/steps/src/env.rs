@@ -39,7 +39,8 @@ pub trait StepEnv: Send + Sync {
     /// The EBS direct APIs in `region` (this process's region if `None`).
     async fn ebs(&self, region: Option<&str>) -> Result<aws_sdk_ebs::Client, StepError>;
     /// How mover Jobs run, and the environment their container gets: this
-    /// region's repository and its passphrase.
+    /// region's repository and its passphrase (a Secret in Lifeboat's own
+    /// namespace, never in an application's).
     async fn mover(&self) -> Result<MoverAccess, StepError>;
 }
 
@@ -48,7 +49,7 @@ pub trait StepEnv: Send + Sync {
 pub struct MoverAccess {
     pub settings: MoverSettings,
     /// `LIFEBOAT_REPO`, `LIFEBOAT_PASSWORD` and the AWS region: the
-    /// container's environment, through a Secret.
+    /// container's environment, through a Secret in `settings.namespace`.
     pub env: BTreeMap<String, String>,
 }
 
@@ -286,9 +287,10 @@ impl StepEnv for Environment {
         if let Some(region) = self.sdk().await.region() {
             env.insert("AWS_REGION".into(), region.to_string());
         }
-        Ok(MoverAccess {
-            settings: MoverSettings::from_env(),
-            env,
-        })
+        let settings = MoverSettings::from_env();
+        if let Some(problem) = settings.namespace_problem() {
+            return Err(StepError::invalid(problem));
+        }
+        Ok(MoverAccess { settings, env })
     }
 }

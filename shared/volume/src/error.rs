@@ -53,6 +53,11 @@ pub enum VolumeError {
     /// A wait ran out of time.
     #[error("timed out after {secs} s waiting for {what}")]
     Timeout { what: String, secs: u64 },
+    /// An object exists under the name Lifeboat uses, but Lifeboat did not
+    /// make it for this run (no matching nonce): it is neither used nor
+    /// deleted.
+    #[error("{what} exists but Lifeboat did not create it for this run ({reason}); refusing to use it: delete it if it is stale, or find out who made it")]
+    NotOurs { what: String, reason: String },
 }
 
 impl VolumeError {

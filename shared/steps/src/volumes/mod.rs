@@ -17,6 +17,7 @@ mod backup;
 mod group;
 mod missing;
 pub mod mover;
+mod mover_restore;
 mod reattach;
 mod restore;
 mod snapshot;

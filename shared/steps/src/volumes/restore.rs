@@ -101,7 +101,8 @@ pub async fn restore_volumes(env: &dyn StepEnv, state: State) -> Result<Value, S
         }
     }
     out.volumes.extend(
-        super::mover::restore_with_jobs(env, &cluster, &resolved.snapshot, &moved, &run).await?,
+        super::mover_restore::restore_with_jobs(env, &cluster, &resolved.snapshot, &moved, &run)
+            .await?,
     );
     to_value(&out)
 }
@@ -117,18 +118,18 @@ struct Source<'a> {
 /// The annotation on an imported VolumeSnapshot that holds what was written
 /// into it ([`Written`], JSON): a retried restore-volumes finds the volume
 /// done and does not write it again.
-const RESTORED_ANNOTATION: &str = "lifeboat.dev/restored";
+pub(super) const RESTORED_ANNOTATION: &str = "lifeboat.dev/restored";
 
 /// What restoring one volume wrote, as recorded on its VolumeSnapshot.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-struct Written {
-    blocks_written: u64,
-    bytes_written: u64,
+pub(super) struct Written {
+    pub(super) blocks_written: u64,
+    pub(super) bytes_written: u64,
 }
 
 /// The VolumeSnapshot a restore run imports for a claim: named by the run
 /// and the claim, so that a retry of the step looks for the same name.
-fn restored_snapshot_name(run: &str, v: &VolumeData) -> String {
+pub(super) fn restored_snapshot_name(run: &str, v: &VolumeData) -> String {
     format!(
         "lifeboat-restore-{}",
         &blake3::hash(format!("{run}/{}/{}", v.namespace, v.claim).as_bytes()).to_hex()[..12]
@@ -136,13 +137,15 @@ fn restored_snapshot_name(run: &str, v: &VolumeData) -> String {
 }
 
 /// The volume as an earlier attempt of this run restored it, if it did:
-/// imported, ready, and recorded as compared with the backup.
-async fn restored_before(
+/// imported (with `nonce`: a VolumeSnapshot of that name that Lifeboat did
+/// not import is refused), ready, and recorded as compared with the backup.
+pub(super) async fn restored_before(
     cluster: &Cluster,
     v: &VolumeData,
     name: &str,
+    nonce: &str,
 ) -> Result<Option<RestoredVolume>, StepError> {
-    let Some((vs, annotations)) = csi::find_ready(cluster, &v.namespace, name).await? else {
+    let Some((vs, annotations)) = csi::find_ours(cluster, &v.namespace, name, nonce).await? else {
         return Ok(None);
     };
     let Some(written) = annotations
@@ -182,7 +185,8 @@ async fn restore_one(
         tree,
     } = *from;
     let name = restored_snapshot_name(run, v);
-    if let Some(done) = restored_before(cluster, v, &name).await? {
+    let nonce = super::mover::nonce(repo.key(), &format!("restored/{}/{name}", v.namespace));
+    if let Some(done) = restored_before(cluster, v, &name, &nonce).await? {
         return Ok(done);
     }
     let node = tree_node(repo, index, tree, &v.path)
@@ -237,17 +241,19 @@ async fn restore_one(
         bytes_written: written.bytes_written,
     })
     .map_err(|e| StepError::failed(format!("restore record not serialisable: {e}")))?;
-    let imported = csi::import_snapshot(
-        cluster,
-        &v.namespace,
-        &name,
-        &v.driver,
-        &written.handle,
-        Some(v.snapshot_class.as_str()).filter(|c| !c.is_empty()),
-        &BTreeMap::from([(RESTORED_ANNOTATION.to_string(), record)]),
-        Wait::default(),
-    )
-    .await?;
+    let import = csi::SnapshotImport {
+        namespace: v.namespace.clone(),
+        name,
+        driver: v.driver.clone(),
+        handle: written.handle.clone(),
+        class: Some(v.snapshot_class.clone()).filter(|c| !c.is_empty()),
+        // The restored copy belongs to whoever restored it: deleting the
+        // VolumeSnapshot must not delete the data.
+        deletion_policy: csi::DeletionPolicy::Retain,
+        annotations: BTreeMap::from([(RESTORED_ANNOTATION.to_string(), record)]),
+        nonce,
+    };
+    let imported = csi::import_snapshot(cluster, &import, Wait::default()).await?;
     Ok(RestoredVolume {
         namespace: v.namespace.clone(),
         claim: v.claim.clone(),

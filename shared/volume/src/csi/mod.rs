@@ -14,13 +14,17 @@
 //! - [`delete_older_snapshots`] / [`delete_older_group_snapshots`]: the
 //!   newest of Lifeboat's snapshots of a claim or group kept, the rest
 //!   deleted.
-//! - [`import_snapshot`]: a driver snapshot handle brought into a cluster as
-//!   a pre-provisioned VolumeSnapshotContent and VolumeSnapshot, for a
-//!   restored claim's dataSource.
+//! - [`import_snapshot`]: a driver snapshot handle brought into a namespace
+//!   as a pre-provisioned VolumeSnapshotContent and VolumeSnapshot, for a
+//!   restored claim's dataSource or a mover's staging claim.
+//! - [`owned`]: objects with predictable names carry a nonce only Lifeboat
+//!   can compute; one without it is refused, never adopted.
 
 mod claim;
 mod group;
 mod group_class;
+mod import;
+pub mod owned;
 mod release;
 mod snapshot;
 
@@ -28,11 +32,16 @@ pub use claim::{claim, claims_in, parse_quantity, Claim};
 pub(crate) use claim::{core, str_at};
 pub use group::{group_snapshot_name, labelled_claims, take_group_snapshot, GROUP_LABEL};
 pub use group_class::{group_snapshot_class, GroupClass, GROUP_CLASS_ANNOTATION};
+pub use import::{
+    delete_snapshot_and_content, find_ours, find_ready, import_snapshot, imported_content_name,
+    retain_content, DeletionPolicy, SnapshotImport,
+};
+pub use owned::NONCE_ANNOTATION;
 pub use release::{
     delete_older_group_snapshots, delete_older_snapshots, delete_snapshot, group_of_snapshot,
 };
 pub(crate) use snapshot::label_value;
 pub use snapshot::{
-    find_ready, import_snapshot, snapshot_class, snapshot_name, take_snapshot, wait_ready,
-    CsiSnapshot, Wait, CLASS_ANNOTATION, MANAGED_LABEL, RUN_LABEL,
+    snapshot_class, snapshot_name, take_owned_snapshot, take_snapshot, wait_ready, CsiSnapshot,
+    Wait, CLASS_ANNOTATION, MANAGED_LABEL, RUN_LABEL,
 };

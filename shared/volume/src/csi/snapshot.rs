@@ -1,12 +1,12 @@
-//! VolumeSnapshots: choosing the class, taking one and waiting for it,
-//! deleting it, and bringing an existing snapshot handle into a cluster.
+//! VolumeSnapshots: choosing the class, taking one and waiting for it
+//! (bringing an existing snapshot handle into a cluster is in
+//! [`super::import`]).
 
 use super::claim::{annotation, default_classes, storage_classes, str_at, Claim};
 use crate::VolumeError;
 use lifeboat_kube::{api, Cluster, KubeError, ResourceType};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Label on every VolumeSnapshot Lifeboat makes.
@@ -170,8 +170,42 @@ pub async fn take_snapshot(
     run: &str,
     wait: Wait,
 ) -> Result<CsiSnapshot, VolumeError> {
+    let obj = snapshot_request(claim, class, run);
+    match api::create(cluster, &snapshots(), &obj, false).await {
+        Ok(_) => {}
+        // A retried step: the snapshot is already asked for.
+        Err(KubeError::Api { code: 409, .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
     let name = snapshot_name(claim, run);
-    let obj = json!({
+    tracing::info!(claim = %claim.key(), snapshot = %name, class, "volume snapshot requested");
+    wait_ready(cluster, &claim.namespace, &name, wait).await
+}
+
+/// A VolumeSnapshot `claim.namespace/name` of `claim`, stamped with
+/// `nonce` (and labelled like [`take_snapshot`]'s), waited for until ready.
+/// A VolumeSnapshot of that name without the nonce is refused
+/// ([`super::owned`]), not waited for.
+pub async fn take_owned_snapshot(
+    cluster: &Cluster,
+    claim: &Claim,
+    class: &str,
+    name: &str,
+    run: &str,
+    nonce: &str,
+    wait: Wait,
+) -> Result<CsiSnapshot, VolumeError> {
+    let mut obj = snapshot_request(claim, class, run);
+    obj["metadata"]["name"] = json!(name);
+    super::owned::create_or_get(cluster, &snapshots(), &obj, nonce).await?;
+    tracing::info!(claim = %claim.key(), snapshot = %name, class, "volume snapshot requested");
+    wait_ready(cluster, &claim.namespace, name, wait).await
+}
+
+/// The VolumeSnapshot [`take_snapshot`] asks for.
+fn snapshot_request(claim: &Claim, class: &str, run: &str) -> Value {
+    let name = snapshot_name(claim, run);
+    json!({
         "apiVersion": "snapshot.storage.k8s.io/v1",
         "kind": "VolumeSnapshot",
         "metadata": {
@@ -184,15 +218,7 @@ pub async fn take_snapshot(
             "volumeSnapshotClassName": class,
             "source": { "persistentVolumeClaimName": claim.name },
         },
-    });
-    match api::create(cluster, &snapshots(), &obj, false).await {
-        Ok(_) => {}
-        // A retried step: the snapshot is already asked for.
-        Err(KubeError::Api { code: 409, .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
-    tracing::info!(claim = %claim.key(), snapshot = %name, class, "volume snapshot requested");
-    wait_ready(cluster, &claim.namespace, &name, wait).await
+    })
 }
 
 /// The snapshot controller's error on a snapshot or group snapshot, if it
@@ -261,7 +287,10 @@ pub async fn wait_ready(
     }
 }
 
-async fn read_snapshot(cluster: &Cluster, vs: &Value) -> Result<CsiSnapshot, VolumeError> {
+pub(crate) async fn read_snapshot(
+    cluster: &Cluster,
+    vs: &Value,
+) -> Result<CsiSnapshot, VolumeError> {
     let content_name = str_at(vs, "/status/boundVolumeSnapshotContentName");
     let content = api::get(cluster, &contents(), None, content_name)
         .await?
@@ -308,94 +337,6 @@ pub(crate) fn snapshot_from(vs: &Value, content: &Value) -> Result<CsiSnapshot, 
         group: Some(str_at(vs, "/status/volumeGroupSnapshotName").to_string())
             .filter(|s| !s.is_empty()),
     })
-}
-
-/// Bring the driver snapshot `handle` into the cluster as a pre-provisioned
-/// VolumeSnapshotContent and a VolumeSnapshot `namespace/name` bound to it,
-/// and wait until it is ready: a claim can then name it as its dataSource.
-/// `annotations` go on the VolumeSnapshot (what the importer wants to find
-/// again, see [`find_ready`]). Idempotent: existing objects of the same
-/// names are reused.
-#[allow(clippy::too_many_arguments)]
-pub async fn import_snapshot(
-    cluster: &Cluster,
-    namespace: &str,
-    name: &str,
-    driver: &str,
-    handle: &str,
-    class: Option<&str>,
-    annotations: &BTreeMap<String, String>,
-    wait: Wait,
-) -> Result<CsiSnapshot, VolumeError> {
-    let content_name = format!(
-        "{name}-{}",
-        &blake3::hash(namespace.as_bytes()).to_hex()[..8]
-    );
-    let mut content = json!({
-        "apiVersion": "snapshot.storage.k8s.io/v1",
-        "kind": "VolumeSnapshotContent",
-        "metadata": {
-            "name": content_name,
-            "labels": { MANAGED_LABEL: "lifeboat" },
-        },
-        "spec": {
-            // The restored copy belongs to whoever restored it: deleting the
-            // VolumeSnapshot must not delete the data.
-            "deletionPolicy": "Retain",
-            "driver": driver,
-            "source": { "snapshotHandle": handle },
-            "volumeSnapshotRef": { "name": name, "namespace": namespace },
-        },
-    });
-    let snapshot = json!({
-        "apiVersion": "snapshot.storage.k8s.io/v1",
-        "kind": "VolumeSnapshot",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": { MANAGED_LABEL: "lifeboat" },
-            "annotations": annotations,
-        },
-        "spec": { "source": { "volumeSnapshotContentName": content_name } },
-    });
-    if let (Some(c), Some(spec)) = (
-        class,
-        content.get_mut("spec").and_then(Value::as_object_mut),
-    ) {
-        spec.insert("volumeSnapshotClassName".into(), json!(c));
-    }
-    for (r, obj) in [(contents(), &content), (snapshots(), &snapshot)] {
-        match api::create(cluster, &r, obj, false).await {
-            Ok(_) | Err(KubeError::Api { code: 409, .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    wait_ready(cluster, namespace, name, wait).await
-}
-
-/// VolumeSnapshot `namespace/name` and its annotations, if it exists and is
-/// ready to use; `None` if it does not exist or is not ready (yet).
-pub async fn find_ready(
-    cluster: &Cluster,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<(CsiSnapshot, BTreeMap<String, String>)>, VolumeError> {
-    let Some(vs) = api::get(cluster, &snapshots(), Some(namespace), name).await? else {
-        return Ok(None);
-    };
-    if vs.pointer("/status/readyToUse").and_then(Value::as_bool) != Some(true) {
-        return Ok(None);
-    }
-    let annotations = vs
-        .pointer("/metadata/annotations")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Some((read_snapshot(cluster, &vs).await?, annotations)))
 }
 
 /// A label value: at most 63 characters of `[A-Za-z0-9._-]`, alphanumeric at

@@ -1,7 +1,9 @@
-//! Running a mover Job: create it (and its Secret), wait for it, read its
-//! result, and clean up.
+//! Running a mover Job in Lifeboat's namespace: create it (and its Secret
+//! and staging claim), wait for it, read its result, and clean up.
 
-use super::manifest::{MoverJob, MoverSettings};
+use super::manifest::MoverJob;
+use super::settings::MoverSettings;
+use crate::csi::owned::{create_or_get, delete_if_ours};
 use crate::csi::{core, str_at, Wait};
 use crate::VolumeError;
 use lifeboat_kube::{api, Cluster, KubeError, ResourceType};
@@ -25,6 +27,10 @@ fn secrets() -> ResourceType {
 
 fn pods() -> ResourceType {
     core("pods", "Pod", true)
+}
+
+fn namespaces() -> ResourceType {
+    core("namespaces", "Namespace", false)
 }
 
 fn claims() -> ResourceType {
@@ -52,30 +58,43 @@ async fn failed_create(cluster: &Cluster, job: &MoverJob) -> Option<String> {
         .filter(|m| !m.is_empty())
 }
 
-/// Create `obj`; one that exists already (a retried step) is fetched.
-async fn create_or_get(
+/// Make sure Lifeboat's namespace exists: create it when it is missing
+/// (Pod Security "baseline" enforced, see [`MoverSettings::namespace_manifest`]).
+/// An existing one is used as it is (an operator may create it beforehand,
+/// with the mover's service account). If Lifeboat may not create it, the
+/// error says that it must exist.
+pub async fn ensure_namespace(
     cluster: &Cluster,
-    r: &ResourceType,
-    obj: &Value,
-) -> Result<Value, VolumeError> {
-    match api::create(cluster, r, obj, false).await {
-        Ok(v) => Ok(v),
-        Err(KubeError::Api { code: 409, .. }) => {
-            let (ns, name) = api::ns_name(obj);
-            api::get(cluster, r, ns.as_deref(), &name)
-                .await?
-                .ok_or_else(|| VolumeError::Failed {
-                    what: api::describe(r, ns.as_deref(), &name),
-                    message: "it existed a moment ago and is gone".into(),
-                })
+    settings: &MoverSettings,
+) -> Result<(), VolumeError> {
+    if let Some(problem) = settings.namespace_problem() {
+        return Err(VolumeError::Invalid(problem));
+    }
+    let ns = &settings.namespace;
+    if api::get(cluster, &namespaces(), None, ns).await?.is_some() {
+        return Ok(());
+    }
+    match api::create(cluster, &namespaces(), &settings.namespace_manifest(), false).await {
+        Ok(_) => {
+            tracing::info!(namespace = %ns, "created Lifeboat's namespace for mover jobs");
+            Ok(())
         }
+        Err(KubeError::Api { code: 409, .. }) => Ok(()),
+        Err(KubeError::Api { code: 403, message, .. }) => Err(VolumeError::Failed {
+            what: format!("namespace {ns} (LIFEBOAT_MOVER_NAMESPACE)"),
+            message: format!(
+                "it does not exist and Lifeboat may not create it ({message}): create it, or let Lifeboat's cluster role create namespaces"
+            ),
+        }),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Create the staging claim `claim`, the Job, and its Secret with `env`
-/// (the repository's address and passphrase). Idempotent: a retried step
-/// finds what it made.
+/// (the repository's address and passphrase), all in Lifeboat's namespace
+/// and stamped with the job's nonce. Idempotent: a retried step finds what
+/// it made; an object of the same name that Lifeboat did not make for this
+/// run is refused ([`VolumeError::NotOurs`]) and left alone.
 pub async fn start(
     cluster: &Cluster,
     job: &MoverJob,
@@ -83,16 +102,16 @@ pub async fn start(
     claim: &Value,
     env: &BTreeMap<String, String>,
 ) -> Result<(), VolumeError> {
-    create_or_get(cluster, &claims(), claim).await?;
-    let created = create_or_get(cluster, &jobs(), &job.job(settings)).await?;
+    create_or_get(cluster, &claims(), claim, &job.nonce).await?;
+    let created = create_or_get(cluster, &jobs(), &job.job(settings), &job.nonce).await?;
     let uid = str_at(&created, "/metadata/uid");
     // After the Job, so the Secret can name it as its owner; the pod waits
     // for the Secret meanwhile.
-    create_or_get(cluster, &secrets(), &job.secret(uid, env)).await?;
+    create_or_get(cluster, &secrets(), &job.secret(uid, env), &job.nonce).await?;
     tracing::info!(
         namespace = %job.namespace,
         job = %job.name,
-        claim = %job.claim,
+        claim = %format!("{}/{}", job.claim_namespace, job.claim),
         "mover job started"
     );
     Ok(())
@@ -184,10 +203,11 @@ pub async fn wait_for(
 ) -> Result<JobResult, VolumeError> {
     let started = Instant::now();
     let what = format!(
-        "mover job {}/{} ({} of claim {})",
+        "mover job {}/{} ({} of claim {}/{})",
         job.namespace,
         job.name,
         job.args()[1],
+        job.claim_namespace,
         job.claim
     );
     loop {
@@ -273,11 +293,13 @@ pub async fn wait_for(
     }
 }
 
-/// Delete the Job (its pods and Secret go with it) and the staging claim.
+/// Delete the Job (its pods and Secret go with it), the Secret and the
+/// staging claim, each only if it carries the job's nonce.
 pub async fn remove(cluster: &Cluster, job: &MoverJob) -> Result<(), VolumeError> {
-    api::delete_owned(cluster, &jobs(), Some(&job.namespace), &job.name).await?;
+    let ns = Some(job.namespace.as_str());
+    delete_if_ours(cluster, &jobs(), ns, &job.name, &job.nonce).await?;
     // Not left to the garbage collector: the passphrase goes now.
-    api::delete(cluster, &secrets(), Some(&job.namespace), &job.name).await?;
-    api::delete(cluster, &claims(), Some(&job.namespace), &job.volume_claim).await?;
+    delete_if_ours(cluster, &secrets(), ns, &job.name, &job.nonce).await?;
+    delete_if_ours(cluster, &claims(), ns, &job.volume_claim, &job.nonce).await?;
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! The objects a mover Job needs: the Job, the Secret its container reads
-//! the repository's address and passphrase from, and the staging claim.
+//! the repository's address and passphrase from, and the staging claim. All
+//! of them are in Lifeboat's own namespace ([`MoverSettings::namespace`]),
+//! never in the application's, and carry the run's nonce.
 
-use crate::csi::{label_value, CsiSnapshot, MANAGED_LABEL, RUN_LABEL};
-use serde::{Deserialize, Serialize};
+use super::settings::MoverSettings;
+use crate::csi::{label_value, MANAGED_LABEL, NONCE_ANNOTATION, RUN_LABEL};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -15,51 +17,7 @@ pub const TERMINATION_LOG: &str = "/dev/termination-log";
 /// `backup` or `restore`, on the Job, its pods, Secret and staging claim.
 pub const MOVER_LABEL: &str = "lifeboat.dev/mover";
 /// The claim (`namespace/name`) a mover works for.
-const CLAIM_ANNOTATION: &str = "lifeboat.dev/claim";
-
-/// How mover Jobs run; from `LIFEBOAT_MOVER_*` in the environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MoverSettings {
-    /// The Lifeboat image (`LIFEBOAT_MOVER_IMAGE`).
-    pub image: String,
-    /// A service account for the pod (`LIFEBOAT_MOVER_SERVICE_ACCOUNT`):
-    /// on EKS, one bound to an IAM role that may use the repository bucket.
-    pub service_account: Option<String>,
-    /// Memory request and limit (`LIFEBOAT_MOVER_MEMORY`, default 512Mi:
-    /// a backup stays well under 256 MiB).
-    pub memory: String,
-    /// The Job's activeDeadlineSeconds (`LIFEBOAT_MOVER_DEADLINE`, default 6 h).
-    pub deadline_secs: u64,
-}
-
-impl Default for MoverSettings {
-    fn default() -> Self {
-        MoverSettings {
-            image: format!(
-                "ghcr.io/lifeboat-dev/lifeboat:{}",
-                env!("CARGO_PKG_VERSION")
-            ),
-            service_account: None,
-            memory: "512Mi".into(),
-            deadline_secs: 6 * 3600,
-        }
-    }
-}
-
-impl MoverSettings {
-    pub fn from_env() -> Self {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let d = MoverSettings::default();
-        MoverSettings {
-            image: var("LIFEBOAT_MOVER_IMAGE").unwrap_or(d.image),
-            service_account: var("LIFEBOAT_MOVER_SERVICE_ACCOUNT"),
-            memory: var("LIFEBOAT_MOVER_MEMORY").unwrap_or(d.memory),
-            deadline_secs: var("LIFEBOAT_MOVER_DEADLINE")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(d.deadline_secs),
-        }
-    }
-}
+pub const CLAIM_ANNOTATION: &str = "lifeboat.dev/claim";
 
 /// What the Job does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,15 +47,21 @@ impl Direction {
 /// One mover Job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MoverJob {
+    /// Lifeboat's namespace: the Job, its Secret and the staging claim are
+    /// here ([`MoverSettings::namespace`]).
     pub namespace: String,
     /// The Job's name; its Secret has the same name.
     pub name: String,
     /// The backup or restore run (the execution's name).
     pub run: String,
-    /// The application's claim the work is for.
+    /// The application's claim the work is for: its namespace and name.
+    pub claim_namespace: String,
     pub claim: String,
-    /// The claim the Job mounts (a staging claim).
+    /// The claim the Job mounts (a staging claim, in [`Self::namespace`]).
     pub volume_claim: String,
+    /// Stamped on everything made for this Job ([`NONCE_ANNOTATION`]): a
+    /// retried step uses only objects that carry it.
+    pub nonce: String,
     /// A Block volume (attached as a device) rather than a Filesystem one.
     pub block: bool,
     pub direction: Direction,
@@ -117,7 +81,10 @@ impl MoverJob {
             "name": name,
             "namespace": self.namespace,
             "labels": self.labels(),
-            "annotations": { CLAIM_ANNOTATION: format!("{}/{}", self.namespace, self.claim) },
+            "annotations": {
+                CLAIM_ANNOTATION: format!("{}/{}", self.claim_namespace, self.claim),
+                NONCE_ANNOTATION: self.nonce,
+            },
         })
     }
 
@@ -262,12 +229,14 @@ impl MoverJob {
         })
     }
 
-    /// The staging claim: from `snapshot` (backup), or empty (restore).
+    /// The staging claim: from VolumeSnapshot `snapshot`, which must be in
+    /// the same namespace (backup: the application's snapshot imported
+    /// there), or empty (restore).
     pub fn staging_claim(
         &self,
         storage_class: Option<&str>,
         size: u64,
-        snapshot: Option<&CsiSnapshot>,
+        snapshot: Option<&str>,
     ) -> Value {
         let mut spec = json!({
             "accessModes": ["ReadWriteOnce"],
@@ -281,7 +250,7 @@ impl MoverJob {
             let source = json!({
                 "apiGroup": "snapshot.storage.k8s.io",
                 "kind": "VolumeSnapshot",
-                "name": s.name,
+                "name": s,
             });
             spec["dataSource"] = source.clone();
             spec["dataSourceRef"] = source;
@@ -301,10 +270,12 @@ mod tests {
 
     fn backup(block: bool) -> MoverJob {
         MoverJob {
-            namespace: "shop".into(),
+            namespace: "lifeboat-system".into(),
             name: "lifeboat-backup-0123456789ab".into(),
             run: "nightly:2026-11-27T01:00".into(),
+            claim_namespace: "shop".into(),
             claim: "orders-db".into(),
+            nonce: "n1".into(),
             volume_claim: "lifeboat-backup-0123456789ab".into(),
             block,
             direction: Direction::Backup {
@@ -447,19 +418,27 @@ mod tests {
     }
 
     #[test]
+    fn every_object_is_in_lifeboats_namespace_with_the_nonce() {
+        let m = backup(false);
+        let env = BTreeMap::from([("LIFEBOAT_PASSWORD".to_string(), "p".to_string())]);
+        for obj in [
+            m.job(&MoverSettings::default()),
+            m.secret("uid-1", &env),
+            m.staging_claim(None, 5, Some("lifeboat-backup-0123456789ab")),
+        ] {
+            assert_eq!(obj["metadata"]["namespace"], "lifeboat-system", "{obj}");
+            assert_eq!(obj["metadata"]["annotations"][NONCE_ANNOTATION], "n1");
+            // The application's claim is named, not its namespace used.
+            assert_eq!(
+                obj["metadata"]["annotations"]["lifeboat.dev/claim"],
+                "shop/orders-db"
+            );
+        }
+    }
+
+    #[test]
     fn the_staging_claim_comes_from_the_snapshot() {
-        let snap = CsiSnapshot {
-            namespace: "shop".into(),
-            name: "lifeboat-orders-db-1".into(),
-            class: "c".into(),
-            content: "x".into(),
-            driver: "d".into(),
-            handle: "h".into(),
-            size: 1 << 30,
-            created: None,
-            group: None,
-        };
-        let pvc = backup(true).staging_claim(Some("fast"), 1 << 30, Some(&snap));
+        let pvc = backup(true).staging_claim(Some("fast"), 1 << 30, Some("lifeboat-orders-db-1"));
         assert_eq!(pvc["spec"]["dataSource"]["kind"], "VolumeSnapshot");
         assert_eq!(pvc["spec"]["dataSourceRef"]["name"], "lifeboat-orders-db-1");
         assert_eq!(pvc["spec"]["volumeMode"], "Block");
