@@ -120,6 +120,12 @@ pub struct PruneArgs {
     /// a backup under way may not have written its snapshot yet.
     #[arg(long, default_value = "6h", value_parser = parse_grace)]
     grace: chrono::Duration,
+    /// Delete reports (workflow, restore and verification records) older
+    /// than this many days, once unlocked; verification records of
+    /// snapshots still in the repository are always kept. 0 keeps every
+    /// report.
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(0..=36500))]
+    keep_reports_days: u32,
 }
 
 fn parse_grace(s: &str) -> Result<chrono::Duration, String> {
@@ -522,6 +528,8 @@ async fn run_prune(g: &GlobalArgs, a: PruneArgs) -> Result<u8> {
             policy,
             dry_run: a.dry_run,
             grace: a.grace,
+            keep_reports: (a.keep_reports_days > 0)
+                .then(|| chrono::Duration::days(i64::from(a.keep_reports_days))),
         },
         progress,
     )
@@ -562,6 +570,12 @@ async fn run_prune(g: &GlobalArgs, a: PruneArgs) -> Result<u8> {
         r.packs_locked,
         r.packs_recent
     );
+    if let Some(reports) = &r.reports {
+        println!(
+            "reports: {verb} {} older than the retention; kept {} verification record(s) of snapshots still here, {} still locked, {} unreadable",
+            reports.removed, reports.kept_for_snapshots, reports.locked, reports.unreadable
+        );
+    }
     Ok(0)
 }
 

@@ -277,7 +277,12 @@ fn writers_are_scoped_per_kind_and_per_function() -> Result<()> {
     ensure!(
         put_object_grants(&t, "RepositoryReportWritePolicy")? == [format!("{prefix}reports/*")]
     );
-    ensure!(put_object_grants(&t, "RepositoryAccessPolicy")? == [format!("{prefix}locks/*")]);
+    // Every step: its lock records, and a backup run's pending marker
+    // (prepare writes it, commit and the failure report remove it).
+    ensure!(
+        put_object_grants(&t, "RepositoryAccessPolicy")?
+            == [format!("{prefix}locks/*"), format!("{prefix}pending/*")]
+    );
     let functions = t
         .get("Resources")
         .and_then(Yaml::as_mapping)
@@ -407,5 +412,133 @@ fn the_trigger_reads_the_grants_and_sets_refused_requests_aside() -> Result<()> 
         vars.get("LIFEBOAT_DEAD_LETTER_QUEUE").map(text).as_deref() == Some("${DeadLetterQueue}")
     );
     ensure!(vars.get("LIFEBOAT_ALERT_TOPIC").map(text).as_deref() == Some("${AlarmTopic}"));
+    Ok(())
+}
+
+/// The bucket policy's statements that exist only with a DR account of its
+/// own: `!If [HasPeerAccount, <statement>, !Ref AWS::NoValue]`.
+fn peer_statements(t: &Yaml) -> Result<Vec<&Yaml>> {
+    let mut out = Vec::new();
+    for s in bucket_policy(t)? {
+        let Yaml::Tagged(tagged) = s else { continue };
+        ensure!(
+            tagged.tag == "If",
+            "a bucket policy statement under {}",
+            tagged.tag
+        );
+        let parts = tagged.value.as_sequence().context("!If without a list")?;
+        ensure!(
+            parts.len() == 3 && parts[0].as_str() == Some("HasPeerAccount"),
+            "a conditional statement not under HasPeerAccount: {parts:?}"
+        );
+        ensure!(text(&parts[2]) == "${AWS::NoValue}", "{parts:?}");
+        out.push(&parts[1]);
+    }
+    Ok(out)
+}
+
+/// The keys under the repository prefix that a statement's resources name.
+fn prefixed_keys(resources: Vec<String>) -> BTreeSet<String> {
+    resources
+        .iter()
+        .filter_map(|r| {
+            r.split_once("/${RepositoryPrefix}/")
+                .map(|(_, k)| k.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_dr_account_of_its_own_admits_the_peers_replica_roles_for_exactly_their_work() -> Result<()> {
+    let t = template()?;
+    let param = t
+        .get("Parameters")
+        .and_then(|p| p.get("PeerAccountId"))
+        .context("no PeerAccountId parameter")?;
+    ensure!(param.get("Default").and_then(Yaml::as_str) == Some(""));
+    let peer = peer_statements(&t)?;
+    let sids: BTreeSet<&str> = peer
+        .iter()
+        .filter_map(|s| s.get("Sid").and_then(Yaml::as_str))
+        .collect();
+    let want: BTreeSet<&str> = [
+        "PeerReplicaReads",
+        "PeerReplicaLocks",
+        "PeerReplicaWrites",
+        "PeerReplicaMirror",
+    ]
+    .into();
+    ensure!(sids == want, "peer statements {sids:?}, expected {want:?}");
+    for s in &peer {
+        let sid = s.get("Sid").and_then(Yaml::as_str).unwrap_or("?");
+        ensure!(
+            s.get("Effect").and_then(Yaml::as_str) == Some("Allow"),
+            "{sid}"
+        );
+        let principal = s.get("Principal").and_then(|p| p.get("AWS")).map(text);
+        ensure!(
+            principal.as_deref() == Some("arn:${AWS::Partition}:iam::${PeerAccountId}:root"),
+            "{sid}: principal {principal:?}"
+        );
+        let tags = condition(
+            s,
+            "StringEquals",
+            "aws:PrincipalTag/lifeboat-replica-access",
+        );
+        ensure!(!tags.is_empty(), "{sid} is not limited to the tagged roles");
+        ensure!(
+            !list(s.get("Action")).iter().any(|a| a.contains('*')),
+            "{sid} grants a wildcard action"
+        );
+        // Writing and deleting is the replicate role's alone.
+        let writes = list(s.get("Action"))
+            .iter()
+            .any(|a| a.starts_with("s3:Put") || a.starts_with("s3:Delete"));
+        let locks_only = prefixed_keys(list(s.get("Resource"))) == ["locks/*".to_string()].into();
+        if writes && !locks_only {
+            ensure!(tags == ["write"], "{sid}: writes for {tags:?}");
+        }
+    }
+    // The same keys as the same-account policies, no more.
+    let by_sid = |sid: &str| {
+        peer.iter()
+            .find(|s| s.get("Sid").and_then(Yaml::as_str) == Some(sid))
+            .map(|s| prefixed_keys(list(s.get("Resource"))))
+            .with_context(|| format!("no statement {sid}"))
+    };
+    let writes = by_sid("PeerReplicaWrites")?;
+    let same_account = prefixed_keys(put_object_grants(&t, "ReplicaWritePolicy")?);
+    ensure!(
+        writes == same_account,
+        "peer writes {writes:?}, same-account writes {same_account:?}"
+    );
+    ensure!(
+        writes.contains("revoked/*"),
+        "replicate mirrors revoked/ markers"
+    );
+    let deletes = by_sid("PeerReplicaMirror")?;
+    ensure!(
+        !deletes
+            .iter()
+            .any(|k| k.starts_with("data/") || k.starts_with("index/")),
+        "the peer may delete data or indexes: {deletes:?}"
+    );
+    // The roles carry the tags the peer's bucket looks for.
+    for (function, access) in [
+        ("ReplicateFunction", "write"),
+        ("VerifyReplicaFunction", "read"),
+    ] {
+        let tag = resource(&t, function)?
+            .get("Properties")
+            .and_then(|p| p.get("Tags"))
+            .and_then(|tags| tags.get("lifeboat-replica-access"))
+            .map(text);
+        ensure!(tag.as_deref() == Some(access), "{function}: tag {tag:?}");
+    }
+    // Every reference to the replica's bucket follows the peer account.
+    let raw = fs::read_to_string(lifeboat_tests::repo_root().join("infra/template.yaml"))?;
+    if raw.contains("${AWS::AccountId}-${ReplicaRegion}") {
+        bail!("a replica bucket name still assumes this account");
+    }
     Ok(())
 }

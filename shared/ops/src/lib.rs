@@ -24,6 +24,7 @@ pub mod prune;
 mod reachable;
 pub mod repair;
 pub mod replicate;
+pub mod report_retention;
 pub mod restore;
 pub mod sample_data;
 pub mod sample_volume;

@@ -99,6 +99,7 @@ async fn prune_keep_last_one(repo: &Repository) -> crate::prune::PruneReport {
         },
         dry_run: false,
         grace: Duration::zero(),
+        keep_reports: None,
     };
     prune(repo, &opts, Arc::new(Progress::default()))
         .await

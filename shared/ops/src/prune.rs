@@ -3,6 +3,7 @@
 
 use crate::forget::{apply_policy, Decision, RetentionPolicy};
 use crate::reachable::{packs_of, reachable_blobs};
+use crate::report_retention::{prune_reports, ReportRetention};
 use crate::{OpsError, Progress};
 use chrono::Utc;
 use lifeboat_repo::{
@@ -30,6 +31,10 @@ pub struct PruneOptions {
     /// exports in one step and commits in a later one, holding no lock in
     /// between). The CLI's default is six hours.
     pub grace: chrono::Duration,
+    /// Reports (`reports/`) older than this are deleted once unlocked,
+    /// except the verification records of snapshots still in the
+    /// repository; `None` keeps every report.
+    pub keep_reports: Option<chrono::Duration>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -58,10 +63,17 @@ pub struct PruneReport {
     pub temporaries_removed: u64,
     /// Revoked key objects deleted now that their locks have expired.
     pub keys_removed: Vec<Id>,
+    /// The reports' retention, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reports: Option<ReportRetention>,
 }
 
 /// Delete an object unless its lock is still active. Returns whether it was deleted.
-async fn delete_if_unlocked(repo: &Repository, key: &str, dry_run: bool) -> Result<bool, OpsError> {
+pub(crate) async fn delete_if_unlocked(
+    repo: &Repository,
+    key: &str,
+    dry_run: bool,
+) -> Result<bool, OpsError> {
     let head = match repo.store().head(key).await {
         Ok(h) => h,
         Err(e) if e.is_not_found() => return Ok(false),
@@ -195,6 +207,20 @@ async fn prune_locked(
     }
 
     report.keys_removed = repo.remove_revoked_keys(opts.dry_run).await?;
+    if let Some(age) = opts.keep_reports {
+        progress.set_phase("applying the reports' retention");
+        let before = now.checked_sub_signed(age).ok_or_else(|| {
+            OpsError::InvalidInput(format!("report retention of {} days", age.num_days()))
+        })?;
+        let removed: HashSet<Id> = report.snapshots_removed.iter().copied().collect();
+        let present: HashSet<Id> = repo
+            .list_ids(FileKind::Snapshot)
+            .await?
+            .into_iter()
+            .filter(|id| !removed.contains(id))
+            .collect();
+        report.reports = Some(prune_reports(repo, &present, before, opts.dry_run).await?);
+    }
     if !opts.dry_run {
         let before = cutoff.min(now - MIN_TEMPORARY_AGE);
         report.temporaries_removed = repo.store().remove_stale_temporaries(before).await?;
@@ -206,7 +232,9 @@ async fn prune_locked(
         progress.set_phase("rewriting index");
         let present = repo.list_ids(FileKind::Index).await?;
         let mut packs: std::collections::HashMap<Id, IndexPack> = std::collections::HashMap::new();
-        for (id, loc) in index.blobs() {
+        // Every copy of a blob stored twice is kept: a reader falls back to
+        // the other when one is damaged.
+        for (id, loc) in index.all_locations() {
             if deleted.contains(&loc.pack) {
                 continue;
             }

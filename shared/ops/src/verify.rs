@@ -114,8 +114,11 @@ pub async fn verify_snapshot(
 /// a report that cannot be read is skipped with a warning).
 pub async fn verifications(repo: &Repository) -> Result<Vec<Verification>, OpsError> {
     let mut out = Vec::new();
-    for id in repo.list_ids(FileKind::Report).await? {
-        let value: Value = match repo.load_file(FileKind::Report, &id).await {
+    let ids = repo.list_ids(FileKind::Report).await?;
+    let mut reports = repo.read_files::<Value>(FileKind::Report, ids).await?;
+    reports.sort_by_key(|(id, _)| *id);
+    for (id, read) in reports {
+        let value = match read {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(report = %id.short(), error = %e, "unreadable report skipped");

@@ -94,6 +94,7 @@ async fn attack(format: Format) -> (Arc<dyn ObjectStore>, Id, Result<PruneReport
         },
         dry_run: false,
         grace: chrono::Duration::zero(),
+        keep_reports: None,
     };
     let report = prune(&repo, &opts, Arc::new(Progress::default())).await;
     (store, real, report)

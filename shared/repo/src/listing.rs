@@ -83,6 +83,27 @@ impl Repository {
         Ok(listing)
     }
 
+    /// Read the files `ids` of one kind, [`SNAPSHOT_READS`] at a time, in
+    /// no particular order: each one's content, or why it cannot be used
+    /// (junk, rotten, tampered with). Files deleted since they were listed
+    /// are left out; a store that fails is an error.
+    pub async fn read_files<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        kind: FileKind,
+        ids: Vec<Id>,
+    ) -> Result<Vec<(Id, Result<T, String>)>, RepoError> {
+        Ok(self
+            .read_all::<T>(kind, ids)
+            .await?
+            .into_iter()
+            .filter_map(|(id, r)| match r {
+                Read::Ok(v) => Some((id, Ok(v))),
+                Read::Gone => None,
+                Read::Bad(why) => Some((id, Err(why))),
+            })
+            .collect())
+    }
+
     /// Read files of one kind, [`SNAPSHOT_READS`] at a time.
     async fn read_all<T: serde::de::DeserializeOwned + Send + 'static>(
         &self,

@@ -166,6 +166,8 @@ async fn version_2_config_downgraded_to_version_1_is_refused() {
     let mut v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     v["version"] = 1.into();
     let downgraded = serde_json::to_vec(&v).unwrap();
+    // Stores never overwrite; an attacker with write access deletes first.
+    store.delete("config").await.unwrap();
     store
         .put("config", downgraded.into(), &PutOptions::default())
         .await

@@ -188,6 +188,9 @@ async fn save_checked_snapshot(
     tags: BTreeMap<String, String>,
     time: chrono::DateTime<Utc>,
 ) -> Result<(Id, Snapshot), OpsError> {
+    // A prune that holds the repository now is a lost lock (retryable), not
+    // data that went missing while it ran.
+    lock.ensure_held().await?;
     let index = repo.load_index().await?;
     let missing = crate::reachable::unindexed_blobs(repo, &index, exported.tree).await?;
     if let Some(first) = missing.first() {

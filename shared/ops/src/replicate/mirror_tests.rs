@@ -157,6 +157,7 @@ async fn a_rotated_passphrase_reaches_the_replica_and_the_old_key_goes_once_unlo
             },
             dry_run: false,
             grace: Duration::zero(),
+            keep_reports: None,
         },
         progress(),
     )
@@ -199,6 +200,7 @@ async fn the_replicas_older_snapshot_stays_restorable_after_the_primary_prunes()
             },
             dry_run: false,
             grace: Duration::zero(),
+            keep_reports: None,
         },
         progress(),
     )

@@ -11,7 +11,7 @@
 use super::target::{Attrs, Dir, Temp};
 use crate::{OpsError, Progress};
 use futures::stream::{self, StreamExt};
-use lifeboat_repo::{ChunkRef, Index, Repository};
+use lifeboat_repo::{ChunkRef, Id, Index, Repository};
 use rustix::fs::{openat, statat, AtFlags, FileType, Mode, OFlags};
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -74,15 +74,18 @@ pub(super) async fn write_chunks(
                 .acquire_many_owned(cost)
                 .await
                 .map_err(|e| OpsError::Pipeline(format!("restore budget: {e}")))?;
-            let blob = repo
-                .read_sealed_blob(&index, &id)
-                .await
-                .map_err(|e| chunk_error(e.into()))?;
-            let key = repo.key().clone();
-            let data = tokio::task::spawn_blocking(move || blob.decode(&key))
-                .await
-                .map_err(|e| OpsError::Pipeline(e.to_string()))?
-                .map_err(|e| chunk_error(e.into()))?;
+            let data = match read_preferred(&repo, &index, &id).await? {
+                Ok(data) => data,
+                // Another copy of a blob stored twice (two writers at once)
+                // may still be good: read_blob tries each in turn.
+                Err(e) if index.locations(&id).nth(1).is_some() => {
+                    tracing::warn!(blob = %id, error = %e, "preferred copy unreadable; trying the others");
+                    repo.read_blob(&index, &id)
+                        .await
+                        .map_err(|e| chunk_error(e.into()))?
+                }
+                Err(e) => return Err(chunk_error(e.into())),
+            };
             Ok::<_, OpsError>((offset, data, permit))
         })
     });
@@ -103,6 +106,23 @@ pub(super) async fn write_chunks(
         Progress::add(&progress.bytes_written, n);
     }
     Ok(written)
+}
+
+/// A chunk read from its preferred copy and decoded on a blocking thread:
+/// the outer error is the pipeline's, the inner one the repository's.
+async fn read_preferred(
+    repo: &Repository,
+    index: &Index,
+    id: &Id,
+) -> Result<Result<Vec<u8>, lifeboat_repo::RepoError>, OpsError> {
+    let blob = match repo.read_sealed_blob(index, id).await {
+        Ok(blob) => blob,
+        Err(e) => return Ok(Err(e)),
+    };
+    let key = repo.key().clone();
+    tokio::task::spawn_blocking(move || blob.decode(&key))
+        .await
+        .map_err(|e| OpsError::Pipeline(e.to_string()))
 }
 
 /// Where a file's data goes.

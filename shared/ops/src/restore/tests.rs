@@ -162,3 +162,63 @@ async fn include_and_subtree_together_are_refused() {
         "{missing}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_copy_of_a_blob_stored_twice_is_read_from_the_other() {
+    let (mem, repo) = crate::testing::memory_repo_and_store(InitOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let vol = dir.path().join("vol");
+    fs::create_dir_all(&vol).unwrap();
+    let mut rng = crate::sample_data::Rng::new(7);
+    let mut data = vec![0u8; 3 << 20];
+    rng.fill(&mut data);
+    fs::write(vol.join("data.bin"), &data).unwrap();
+    let backup_opts = BackupOptions {
+        paths: vec![vol.clone()],
+        ..Default::default()
+    };
+    let id = backup(&repo, backup_opts, Arc::new(Progress::default()))
+        .await
+        .unwrap()
+        .snapshot_id;
+    crate::testing::store_every_blob_twice(&repo).await;
+    let index = repo.load_index().await.unwrap();
+    let snap: lifeboat_repo::Snapshot = repo
+        .load_file(lifeboat_repo::FileKind::Snapshot, &id)
+        .await
+        .unwrap();
+    let root = repo.load_tree(&index, &snap.tree).await.unwrap();
+    let tree = repo
+        .load_tree(&index, &root.nodes[0].subtree.unwrap())
+        .await
+        .unwrap();
+    let chunks = &tree.nodes[0].content;
+    assert!(chunks.len() > 1, "{} chunks", chunks.len());
+    // Rot the preferred copy of every chunk of the file.
+    for c in chunks {
+        assert_eq!(
+            index.locations(&c.id).count(),
+            2,
+            "chunk {} not stored twice",
+            c.id
+        );
+        let pack = index.get(&c.id).unwrap().pack;
+        mem.tamper(
+            &lifeboat_repo::FileKind::Pack.key(&pack),
+            bytes::Bytes::from_static(b"rot"),
+        );
+    }
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("mnt");
+    fs::create_dir_all(&target).unwrap();
+    let s = restore(
+        &repo,
+        &id,
+        &opts(&target, "vol"),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+    assert!(s.verification.unwrap().matched());
+    assert_eq!(fs::read(target.join("data.bin")).unwrap(), data);
+}
