@@ -131,6 +131,8 @@ fn backup_input(env: &Env, ns: &str) -> PathBuf {
     );
     input
 }
+// The fleet's scope is the test namespace, so these backups are full-scope
+// ones, which a failover's `latest` takes.
 
 #[test]
 fn movers_leave_nothing_in_the_application_namespace_and_refuse_a_planted_job() {
@@ -166,7 +168,8 @@ fn movers_leave_nothing_in_the_application_namespace_and_refuse_a_planted_job() 
         &json!({"version": 1,
             "clusters": {
                 "primary": {"access": {"kubeconfig": {"path": kubeconfig("primary")}},
-                            "region": "us-east-1"},
+                            "region": "us-east-1",
+                            "scope": {"include_namespaces": [ns]}},
                 "dr": {"access": {"kubeconfig": {"path": kubeconfig("dr")}},
                        "region": "us-west-2"}},
             "regions": {
@@ -332,10 +335,19 @@ fn movers_leave_nothing_in_the_application_namespace_and_refuse_a_planted_job() 
         names("primary", "secrets", &lifeboat_ns),
         Vec::<String>::new()
     );
-    let left: Vec<String> = ["pvc", "volumesnapshots"]
-        .iter()
-        .flat_map(|w| names("primary", w, &lifeboat_ns))
-        .collect();
+    // Deleted, though a snapshot may wait a moment for the provisioner to
+    // drop its source-protection finalizer (the staging claim went first).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let left = loop {
+        let left: Vec<String> = ["pvc", "volumesnapshots"]
+            .iter()
+            .flat_map(|w| names("primary", w, &lifeboat_ns))
+            .collect();
+        if left.is_empty() || Instant::now() >= deadline {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     assert!(
         left.is_empty(),
         "Lifeboat's own objects are cleaned up: {left:?}"
