@@ -110,6 +110,9 @@ pub async fn run(g: &GlobalArgs, cmd: SnapshotCommand) -> Result<u8> {
                     for r in &c.resources {
                         println!("  {:>6}  {}", r.objects, r.key());
                     }
+                    for w in &c.warnings {
+                        println!("warning    {w}");
+                    }
                 }
             }
         }

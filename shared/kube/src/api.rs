@@ -185,6 +185,34 @@ pub async fn patch_status(
     Ok(())
 }
 
+/// Give an object's fields back to their owners: replace its
+/// `metadata.managedFields` with `fields` (as backed up). A request that
+/// changes nothing but managedFields is the one way the API server takes
+/// them as given; a create or update would make Lifeboat the owner of
+/// every field it wrote.
+pub async fn patch_managed_fields(
+    cluster: &Cluster,
+    r: &ResourceType,
+    namespace: Option<&str>,
+    name: &str,
+    fields: &Value,
+) -> Result<(), KubeError> {
+    let what = format!(
+        "restore the field owners of {}",
+        describe(r, namespace, name)
+    );
+    let patch = serde_json::json!({ "metadata": { "managedFields": fields } });
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    api(cluster, r, namespace)
+        .patch(name, &pp, &Patch::Merge(&patch))
+        .await
+        .map_err(|e| cluster.err(what, e))?;
+    Ok(())
+}
+
 /// Merge `metadata` (labels, annotations) into an object's metadata.
 pub async fn patch_metadata(
     cluster: &Cluster,

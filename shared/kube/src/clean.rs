@@ -25,6 +25,28 @@ pub struct CleanObject {
     pub body: Vec<u8>,
     /// Canonical JSON of `.status`, when the object has a non-empty one.
     pub status: Option<Vec<u8>>,
+    /// Canonical JSON of `.metadata.managedFields` (who owns which field),
+    /// each entry without its `time`, when the object has any: a restore
+    /// gives the fields back to their owners ([`managed_fields`]).
+    pub fields: Option<Vec<u8>>,
+}
+
+/// An object's field ownership as backed up: its `managedFields` entries
+/// without their timestamps (which change whenever a manager writes, even
+/// when the fields it owns do not, and which the API server sets anew on
+/// restore anyway); `None` when it has none.
+pub fn managed_fields(meta: &Map<String, Value>) -> Option<Value> {
+    let entries = meta.get("managedFields")?.as_array()?;
+    let kept: Vec<Value> = entries
+        .iter()
+        .filter_map(Value::as_object)
+        .map(|e| {
+            let mut e = e.clone();
+            e.remove("time");
+            Value::Object(e)
+        })
+        .collect();
+    (!kept.is_empty()).then_some(Value::Array(kept))
 }
 
 /// Clean `obj` (an item of a list of `resource`) and serialize it canonically.
@@ -45,6 +67,7 @@ pub fn clean(resource: &ResourceType, mut obj: Value) -> Result<CleanObject, Kub
             what: what(),
             message: "no metadata".into(),
         })?;
+    let fields = managed_fields(meta);
     for f in SERVER_OWNED_METADATA {
         meta.remove(*f);
     }
@@ -76,6 +99,7 @@ pub fn clean(resource: &ResourceType, mut obj: Value) -> Result<CleanObject, Kub
         name,
         body: canonical(&obj)?,
         status: status.map(|s| canonical(&s)).transpose()?,
+        fields: fields.map(|f| canonical(&f)).transpose()?,
     })
 }
 
@@ -163,6 +187,37 @@ mod tests {
                    "spec": {"replicas": 2}})
         );
         assert_eq!(c.status.as_deref(), Some(&br#"{"readyReplicas":2}"#[..]));
+        assert_eq!(
+            c.fields.as_deref(),
+            Some(&br#"[{"manager":"kubectl"}]"#[..])
+        );
+    }
+
+    #[test]
+    fn field_owners_are_kept_apart_without_their_times() {
+        let entry = |time: &str| {
+            json!({"manager": "gitops", "operation": "Apply", "apiVersion": "apps/v1",
+                   "time": time, "fieldsType": "FieldsV1",
+                   "fieldsV1": {"f:spec": {"f:replicas": {}}}})
+        };
+        let obj = |time: &str| {
+            json!({"metadata": {"name": "web", "namespace": "shop", "managedFields": [entry(time)]},
+                   "spec": {"replicas": 2}})
+        };
+        let a = clean(&deployments(), obj("2026-01-01T00:00:00Z")).unwrap();
+        let b = clean(&deployments(), obj("2026-06-01T00:00:00Z")).unwrap();
+        // A manager writing again changes nothing that is stored.
+        assert_eq!((&a.body, &a.fields), (&b.body, &b.fields));
+        let fields: Value = serde_json::from_slice(a.fields.as_deref().unwrap()).unwrap();
+        assert_eq!(fields[0]["manager"], "gitops");
+        assert_eq!(fields[0]["operation"], "Apply");
+        assert!(fields[0].get("time").is_none(), "{fields}");
+        assert_eq!(fields[0]["fieldsV1"]["f:spec"]["f:replicas"], json!({}));
+        let none = clean(
+            &deployments(),
+            json!({"metadata": {"name": "x", "namespace": "n", "managedFields": []}}),
+        );
+        assert!(none.unwrap().fields.is_none(), "no owners, nothing stored");
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod restore;
 pub mod scope;
 
 pub use client::Cluster;
-pub use discovery::{discover, ServedResource};
+pub use discovery::{discover, unavailable_apis, ServedResource, UnavailableApi};
 pub use error::KubeError;
 pub use readiness::{check_readiness, Check, KindCount, ReadinessOptions, ReadinessReport};
 pub use resource::{ObjectRef, ResourceType};

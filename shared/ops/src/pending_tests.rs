@@ -83,6 +83,7 @@ fn exported(tree: Id) -> ExportedState {
             full: Some(true),
             scope_id: None,
             volumes_missing: vec![],
+            warnings: Vec::new(),
         },
         summary: SnapshotSummary::default(),
         warnings: vec![],

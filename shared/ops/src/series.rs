@@ -96,6 +96,7 @@ mod tests {
                 volumes: vec![],
                 full,
                 volumes_missing: vec![],
+                warnings: Vec::new(),
             }),
             repository: None,
         }

@@ -314,6 +314,7 @@ async fn a_cluster_commit_saves_no_snapshot_once_a_prune_holds_the_repository() 
             full: Some(true),
             scope_id: None,
             volumes_missing: Vec::new(),
+            warnings: Vec::new(),
         },
         summary: SnapshotSummary::default(),
         warnings: Vec::new(),

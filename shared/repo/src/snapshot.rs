@@ -80,6 +80,12 @@ pub struct ClusterSource {
     /// them. Absent when none, and in older snapshots.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes_missing: Vec<MissingVolume>,
+    /// The export's warnings, as the backup printed them (at most 100):
+    /// what it could not read (an aggregated API not served, a resource
+    /// that could not be listed), whose objects the snapshot lacks. Absent
+    /// when none, and in older snapshots.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A claim in scope whose data a cluster snapshot does not hold although it

@@ -1,6 +1,7 @@
 //! Creating the objects of a restore in the target cluster, phase by phase.
 
 use super::actions::{prepare, Fixup, FixupContext, Transform};
+use super::drift;
 use super::order::{phase_of, Stage, PHASES};
 use super::report::{ItemReport, Outcome};
 use crate::api::{self, describe};
@@ -64,6 +65,8 @@ pub struct RestoreItem {
     pub has_status: bool,
     pub object: Value,
     pub status: Option<Value>,
+    /// Its field ownership as backed up (`managedFields` without times).
+    pub managed_fields: Option<Value>,
 }
 
 impl RestoreItem {
@@ -165,7 +168,7 @@ pub async fn restore_objects(
             .map(|r| (r.item.resource.clone(), r.source.name.clone()))
             .collect();
         let mut results = futures::stream::iter(ready)
-            .map(|r| restore_one(cluster, r, opts, &abort, &abort_reason))
+            .map(|r| restore_one(cluster, r, opts, &ctx, &abort, &abort_reason))
             .buffer_unordered(opts.parallelism.max(1));
         let mut phase_reports = Vec::new();
         while let Some(rep) = results.next().await {
@@ -193,6 +196,8 @@ fn line(
         outcome,
         reason,
         status_restored: false,
+        owners_restored: false,
+        differs: None,
     }
 }
 
@@ -246,6 +251,7 @@ async fn restore_one(
     cluster: &Cluster,
     r: Ready,
     opts: &ApplyOptions,
+    ctx: &FixupContext<'_>,
     abort: &AtomicBool,
     abort_reason: &std::sync::Mutex<String>,
 ) -> ItemReport {
@@ -274,15 +280,18 @@ async fn restore_one(
     if opts.dry_run {
         match with_retries(|| api::get(cluster, res, target_ns.as_deref(), &name)).await {
             Ok(None) => rep.outcome = Outcome::WouldCreate,
-            Ok(Some(_)) => {
+            Ok(Some(existing)) => {
+                let differs = drift::differences(res, &item.object, existing, ctx);
+                let how = drift::describe(&differs);
                 (rep.outcome, rep.reason) = match opts.existing {
-                    Existing::Skip => (Outcome::WouldSkip, "already exists".into()),
-                    Existing::Update => (Outcome::WouldUpdate, "already exists".into()),
+                    Existing::Skip => (Outcome::WouldSkip, format!("already exists, {how}")),
+                    Existing::Update => (Outcome::WouldUpdate, format!("already exists, {how}")),
                     Existing::Fail => (
                         Outcome::WouldFail,
-                        "already exists (--existing fail)".into(),
+                        format!("already exists (--existing fail), {how}"),
                     ),
-                }
+                };
+                rep.differs = Some(differs);
             }
             Err(e) => {
                 stop(&e);
@@ -294,20 +303,44 @@ async fn restore_one(
     }
     match with_retries(|| api::create(cluster, res, &item.object, false)).await {
         Ok(_) => rep.outcome = Outcome::Created,
-        Err(e) if e.reason() == Some("AlreadyExists") => match opts.existing {
-            Existing::Skip => {
-                rep.outcome = Outcome::Skipped;
-                rep.reason = "already exists".into();
-            }
-            Existing::Fail => rep.reason = "already exists (--existing fail)".into(),
-            Existing::Update => match update(cluster, res, &item.object, &target_ns, &name).await {
-                Ok(()) => rep.outcome = Outcome::Updated,
-                Err(e) => {
-                    stop(&e);
-                    rep.reason = format!("exists, and updating it failed: {e}");
+        Err(e) if e.reason() == Some("AlreadyExists") => {
+            // How the target's copy compares with the backup, before any update.
+            let differs = match with_retries(|| api::get(cluster, res, target_ns.as_deref(), &name))
+                .await
+            {
+                Ok(Some(existing)) => Some(drift::differences(res, &item.object, existing, ctx)),
+                Ok(None) | Err(_) => None,
+            };
+            let how = differs.as_deref().map_or_else(
+                || "not compared with the backup (it could not be read)".into(),
+                drift::describe,
+            );
+            rep.differs = differs;
+            match opts.existing {
+                Existing::Skip => {
+                    rep.outcome = Outcome::Skipped;
+                    rep.reason = format!("already exists, {how}");
                 }
-            },
-        },
+                Existing::Fail => rep.reason = format!("already exists (--existing fail), {how}"),
+                Existing::Update => {
+                    match update(cluster, res, &item.object, &target_ns, &name).await {
+                        Ok(()) => {
+                            rep.outcome = Outcome::Updated;
+                            let was = format!("already existed, {how}");
+                            rep.reason = if rep.reason.is_empty() {
+                                was
+                            } else {
+                                format!("{}; {was}", rep.reason)
+                            };
+                        }
+                        Err(e) => {
+                            stop(&e);
+                            rep.reason = format!("exists ({how}), and updating it failed: {e}");
+                        }
+                    }
+                }
+            }
+        }
         Err(e) if e.status() == Some(404) && e.reason() != Some("NotFound") => {
             rep.reason = format!(
                 "the target cluster does not serve {} {}: its CRD (or API) must be restored or installed first",
@@ -336,6 +369,23 @@ async fn restore_one(
                     );
                     rep.outcome = Outcome::Failed;
                 }
+            }
+        }
+    }
+    // Last, so that no write of Lifeboat's comes after it.
+    let wrote = matches!(rep.outcome, Outcome::Created | Outcome::Updated);
+    if let (true, Some(fields)) = (wrote, &item.managed_fields) {
+        let patch = || api::patch_managed_fields(cluster, res, target_ns.as_deref(), &name, fields);
+        match with_retries(patch).await {
+            Ok(()) => rep.owners_restored = true,
+            Err(e) => {
+                let note =
+                    format!("its field owners were not restored (Lifeboat owns every field): {e}");
+                rep.reason = if rep.reason.is_empty() {
+                    note
+                } else {
+                    format!("{}; {note}", rep.reason)
+                };
             }
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod actions;
 mod apply;
+mod drift;
 pub mod order;
 mod report;
 

@@ -52,6 +52,15 @@ pub struct ItemReport {
     /// Whether its status was written too (`--restore-status`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub status_restored: bool,
+    /// Whether its fields were given back to the managers that owned them
+    /// in the source (`managedFields`), so that they can keep applying.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub owners_restored: bool,
+    /// For an object that already existed in the target: the fields in
+    /// which the target's copy differs from the backup (empty: identical),
+    /// after the same normalisation as a backup. Absent for new objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differs: Option<Vec<String>>,
 }
 
 /// Count the outcomes of `items`.

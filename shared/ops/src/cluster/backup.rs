@@ -239,6 +239,7 @@ async fn export_unlocked(
     let filter = ScopeFilter::new(opts.scope.clone())?;
     progress.set_phase("discovering");
     let served = discover(cluster).await?;
+    let unserved = unserved_apis(cluster, &filter).await;
     progress.set_phase("loading index");
     let index = Arc::new(repo.load_index().await?);
     let (pipeline, saver) = BlobPipeline::start(repo, index, progress.clone());
@@ -252,7 +253,10 @@ async fn export_unlocked(
         .await
         .map_err(|e| OpsError::Pipeline(e.to_string()))?;
     let written = pipeline.finish(saver).await?;
-    let findings = exported?;
+    let mut findings = exported?;
+    for w in unserved {
+        findings.warn(w);
+    }
     let (tree, stats): (Id, Collected) = collected?;
 
     let has_status: HashMap<&ResourceType, bool> =
@@ -305,6 +309,7 @@ async fn export_unlocked(
             resources,
             volumes: Vec::new(),
             volumes_missing: Vec::new(),
+            warnings: findings.warnings.clone(),
         },
         warnings: findings.warnings,
         warning_count: findings.warning_count,
@@ -360,6 +365,34 @@ async fn export(
         export_dependencies(cluster, &by_kind, filter, all_cluster, tx, &mut findings).await?;
     }
     Ok(findings)
+}
+
+/// Warnings for the aggregated APIs the server does not serve now: their
+/// objects cannot be listed, so the backup is incomplete, unless the scope
+/// leaves the group out explicitly (`--exclude-resources '*.<group>'`). A
+/// server that does not let us list APIServices is a warning too.
+async fn unserved_apis(cluster: &Cluster, filter: &ScopeFilter) -> Vec<String> {
+    let unavailable = match lifeboat_kube::unavailable_apis(cluster).await {
+        Ok(u) => u,
+        Err(e) => {
+            return vec![format!(
+                "cannot list APIServices to check that every aggregated API is served: {e}"
+            )]
+        }
+    };
+    unavailable
+        .into_iter()
+        .filter(|u| {
+            let wildcard = format!("*.{}", u.group);
+            !filter.scope.exclude_resources.contains(&wildcard)
+        })
+        .map(|u| {
+            format!(
+                "APIService {} is not available ({}): objects of {}/{} are not in this backup (leave the group out with --exclude-resources '*.{}')",
+                u.name, u.why, u.group, u.version, u.group
+            )
+        })
+        .collect()
 }
 
 /// List every object of one resource and send those in scope.
@@ -440,6 +473,7 @@ async fn send(
         name: c.name,
         body: c.body,
         status: c.status,
+        fields: c.fields,
     })
     .await
     .map_err(|_| OpsError::Pipeline("the object collector stopped".into()))

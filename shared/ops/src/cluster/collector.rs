@@ -17,6 +17,8 @@ pub(crate) struct Exported {
     pub name: String,
     pub body: Vec<u8>,
     pub status: Option<Vec<u8>>,
+    /// Its field ownership (`managedFields` without times), if any.
+    pub fields: Option<Vec<u8>>,
 }
 
 /// What the collector built.
@@ -47,6 +49,7 @@ fn run(
 ) -> Result<(Id, Collected), OpsError> {
     let mut objects: Dirs = BTreeMap::new();
     let mut status: Dirs = BTreeMap::new();
+    let mut fields: Dirs = BTreeMap::new();
     let mut seen = HashSet::new();
     let mut stats = Collected::default();
     while let Some(o) = rx.blocking_recv() {
@@ -63,26 +66,27 @@ fn run(
             .entry(o.namespace.clone())
             .or_default()
             .push(node);
-        if let Some(s) = o.status {
-            stats.bytes += s.len() as u64;
-            let node = file_node(saver, &o.name, s)?;
-            status
-                .entry(o.key)
+        for (extra, dirs) in [(o.status, &mut status), (o.fields, &mut fields)] {
+            let Some(data) = extra else { continue };
+            stats.bytes += data.len() as u64;
+            let node = file_node(saver, &o.name, data)?;
+            dirs.entry(o.key.clone())
                 .or_default()
-                .entry(o.namespace)
+                .entry(o.namespace.clone())
                 .or_default()
                 .push(node);
         }
     }
-    let objects_dir = write_dirs(saver, objects)?;
-    let status_dir = write_dirs(saver, status)?;
-    let root = save_tree(
-        saver,
-        vec![
-            dir_node("objects", objects_dir),
-            dir_node("status", status_dir),
-        ],
-    )?;
+    let mut top = vec![
+        dir_node("objects", write_dirs(saver, objects)?),
+        dir_node("status", write_dirs(saver, status)?),
+    ];
+    // Only when some object has owners, so that exports of servers without
+    // managed fields keep the tree they always had.
+    if !fields.is_empty() {
+        top.push(dir_node("fields", write_dirs(saver, fields)?));
+    }
+    let root = save_tree(saver, top)?;
     Ok((root, stats))
 }
 
@@ -127,4 +131,78 @@ fn write_dirs(saver: &mut BlobSaver, dirs: Dirs) -> Result<Id, OpsError> {
         resources.push(dir_node(&key, id));
     }
     save_tree(saver, resources)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::backup::BlobPipeline;
+    use crate::Progress;
+    use lifeboat_repo::{InitOptions, Repository};
+    use std::sync::Arc;
+
+    fn object(name: &str, fields: Option<&str>) -> Exported {
+        Exported {
+            key: "configmaps".into(),
+            namespace: Some("shop".into()),
+            name: name.into(),
+            body: format!(r#"{{"metadata":{{"name":"{name}"}}}}"#).into_bytes(),
+            status: None,
+            fields: fields.map(|f| f.as_bytes().to_vec()),
+        }
+    }
+
+    /// The names at `path` (directories from the root) of the tree `root`.
+    async fn names(repo: &Repository, root: Id, path: &[&str]) -> Vec<String> {
+        let index = repo.load_index().await.unwrap();
+        let mut tree = repo.load_tree(&index, &root).await.unwrap();
+        for p in path {
+            let sub = tree
+                .nodes
+                .iter()
+                .find(|n| n.name == *p)
+                .unwrap()
+                .subtree
+                .unwrap();
+            tree = repo.load_tree(&index, &sub).await.unwrap();
+        }
+        tree.nodes.into_iter().map(|n| n.name).collect()
+    }
+
+    async fn export(repo: &Repository, objects: Vec<Exported>) -> Id {
+        let index = Arc::new(repo.load_index().await.unwrap());
+        let (pipeline, saver) = BlobPipeline::start(repo, index, Arc::new(Progress::default()));
+        let (tx, rx) = mpsc::channel(8);
+        let collector = tokio::task::spawn_blocking(move || collect(saver, rx));
+        for o in objects {
+            tx.send(o).await.unwrap();
+        }
+        drop(tx);
+        let (collected, saver) = collector.await.unwrap();
+        pipeline.finish(saver).await.unwrap();
+        collected.unwrap().0
+    }
+
+    #[tokio::test]
+    async fn field_owners_go_under_fields_and_only_when_some_object_has_them() {
+        let repo = crate::testing::memory_repo(InitOptions::default()).await;
+        let owners = r#"[{"manager":"gitops","operation":"Apply"}]"#;
+        let root = export(&repo, vec![object("a", Some(owners)), object("b", None)]).await;
+        assert_eq!(
+            names(&repo, root, &[]).await,
+            ["fields", "objects", "status"]
+        );
+        assert_eq!(
+            names(&repo, root, &["objects", "configmaps", "shop"]).await,
+            ["a", "b"]
+        );
+        assert_eq!(
+            names(&repo, root, &["fields", "configmaps", "shop"]).await,
+            ["a"]
+        );
+        // Without managers anywhere, the tree is the one exports always had.
+        let root = export(&repo, vec![object("b", None)]).await;
+        assert_eq!(names(&repo, root, &[]).await, ["objects", "status"]);
+    }
 }

@@ -55,6 +55,7 @@ struct Located {
     resource: usize,
     body: Id,
     status: Option<Id>,
+    fields: Option<Id>,
 }
 
 /// Restore the objects of snapshot `id` into `cluster`.
@@ -134,7 +135,7 @@ fn resource_type(r: &ClusterResource) -> ResourceType {
     }
 }
 
-/// Walk `objects/` and `status/` of the snapshot tree.
+/// Walk `objects/`, `status/` and `fields/` of the snapshot tree.
 async fn locate(
     repo: &Repository,
     index: &Index,
@@ -149,11 +150,13 @@ async fn locate(
     let root = repo.load_tree(index, &root).await?;
     let mut objects = BTreeMap::new();
     let mut status = HashMap::new();
+    let mut fields = HashMap::new();
     for top in &root.nodes {
         let Some(sub) = top.subtree else { continue };
-        let is_status = match top.name.as_str() {
-            "objects" => false,
-            "status" => true,
+        let mut into = match top.name.as_str() {
+            "objects" => None,
+            "status" => Some(&mut status),
+            "fields" => Some(&mut fields),
             _ => continue,
         };
         for res in repo.load_tree(index, &sub).await?.nodes {
@@ -182,10 +185,13 @@ async fn locate(
                     continue;
                 };
                 let key = (ri, ns, f.name.clone());
-                if is_status {
-                    status.insert(key, blob);
-                } else {
-                    objects.insert(key, blob);
+                match &mut into {
+                    Some(extra) => {
+                        extra.insert(key, blob);
+                    }
+                    None => {
+                        objects.insert(key, blob);
+                    }
                 }
             }
         }
@@ -196,6 +202,7 @@ async fn locate(
             resource: key.0,
             body,
             status: status.get(&key).copied(),
+            fields: fields.get(&key).copied(),
         })
         .collect())
 }
@@ -224,12 +231,16 @@ async fn read_items(
                 Some(s) => Some(read_json(repo, index, s).await?),
                 None => None,
             };
-            Ok::<_, OpsError>((l.resource, object, status))
+            let fields = match &l.fields {
+                Some(f) => Some(read_json(repo, index, f).await?),
+                None => None,
+            };
+            Ok::<_, OpsError>((l.resource, object, status, fields))
         })
         .buffer_unordered(READ_PARALLELISM);
     let mut items = Vec::new();
     while let Some(r) = reads.next().await {
-        let (ri, object, status) = r?;
+        let (ri, object, status, managed_fields) = r?;
         Progress::add(&progress.items_done, 1);
         let (Some(resource), Some(meta)) = (types.get(ri), resources.get(ri)) else {
             continue;
@@ -239,6 +250,7 @@ async fn read_items(
             has_status: meta.has_status,
             object,
             status,
+            managed_fields,
         });
     }
     Ok(items)

@@ -174,6 +174,8 @@ pub(super) async fn copy_with_job(
     let repo = env.repository().await?;
     let job = backup_job(item, plan, run, &access.settings, repo.key());
     mover::ensure_namespace(&cluster, &access.settings).await?;
+    // Before the import: a name that is not Lifeboat's leaves nothing made.
+    mover::check_name(&cluster, &job).await?;
     let source =
         csi::import_snapshot(&cluster, &backup_source(item, &job), Wait::default()).await?;
     let staging = job.staging_claim(

@@ -3,7 +3,7 @@
 
 use super::manifest::MoverJob;
 use super::settings::MoverSettings;
-use crate::csi::owned::{create_or_get, delete_if_ours};
+use crate::csi::owned::{check_ours, create_or_get, delete_if_ours};
 use crate::csi::{core, str_at, Wait};
 use crate::VolumeError;
 use lifeboat_kube::{api, Cluster, KubeError, ResourceType};
@@ -95,6 +95,23 @@ pub async fn ensure_namespace(
 /// and stamped with the job's nonce. Idempotent: a retried step finds what
 /// it made; an object of the same name that Lifeboat did not make for this
 /// run is refused ([`VolumeError::NotOurs`]) and left alone.
+/// Refuse a Job name taken by an object Lifeboat did not make (a retried
+/// step finds its own Job and goes on). Called before anything is made for
+/// the Job, so that a refusal leaves nothing behind: a staging claim
+/// provisioned from a snapshot and then deleted can leave the
+/// provisioner's source-protection finalizer on that snapshot.
+pub async fn check_name(cluster: &Cluster, job: &MoverJob) -> Result<(), VolumeError> {
+    let ns = Some(job.namespace.as_str());
+    if let Some(existing) = api::get(cluster, &jobs(), ns, &job.name).await? {
+        check_ours(
+            &existing,
+            &job.nonce,
+            &api::describe(&jobs(), ns, &job.name),
+        )?;
+    }
+    Ok(())
+}
+
 pub async fn start(
     cluster: &Cluster,
     job: &MoverJob,
@@ -102,6 +119,7 @@ pub async fn start(
     claim: &Value,
     env: &BTreeMap<String, String>,
 ) -> Result<(), VolumeError> {
+    check_name(cluster, job).await?;
     create_or_get(cluster, &claims(), claim, &job.nonce).await?;
     let created = create_or_get(cluster, &jobs(), &job.job(settings), &job.nonce).await?;
     let uid = str_at(&created, "/metadata/uid");

@@ -28,7 +28,7 @@ pub mod job;
 pub mod manifest;
 mod settings;
 
-pub use job::{ensure_namespace, remove, start, wait_for, JobResult};
+pub use job::{check_name, ensure_namespace, remove, start, wait_for, JobResult};
 pub use manifest::{
     Direction, MoverJob, CLAIM_ANNOTATION, MOVER_LABEL, TERMINATION_LOG, VOLUME_DEVICE,
     VOLUME_MOUNT,
