@@ -116,7 +116,8 @@ fn ok(cluster: &str, args: &[&str], stdin: Option<&str>) -> String {
 }
 
 fn get(cluster: &str, ns: &str, what: &str) -> Value {
-    serde_json::from_str(&ok(cluster, &["get", what, "-n", ns, "-o", "json"], None)).unwrap()
+    let args = ["get", what, "-n", ns, "-o", "json", "--show-managed-fields"];
+    serde_json::from_str(&ok(cluster, &args, None)).unwrap()
 }
 
 /// The managers of an object, each as `manager/operation`, sorted.
