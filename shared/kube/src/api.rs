@@ -201,16 +201,8 @@ pub async fn patch_managed_fields(
         "restore the field owners of {}",
         describe(r, namespace, name)
     );
-    let patch = serde_json::json!({ "metadata": { "managedFields": fields } });
-    let pp = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    api(cluster, r, namespace)
-        .patch(name, &pp, &Patch::Merge(&patch))
-        .await
-        .map_err(|e| cluster.err(what, e))?;
-    Ok(())
+    let metadata = serde_json::json!({ "managedFields": fields });
+    merge_metadata(cluster, r, namespace, name, what, &metadata).await
 }
 
 /// Merge `metadata` (labels, annotations) into an object's metadata.
@@ -222,6 +214,17 @@ pub async fn patch_metadata(
     metadata: &Value,
 ) -> Result<(), KubeError> {
     let what = format!("update metadata of {}", describe(r, namespace, name));
+    merge_metadata(cluster, r, namespace, name, what, metadata).await
+}
+
+async fn merge_metadata(
+    cluster: &Cluster,
+    r: &ResourceType,
+    namespace: Option<&str>,
+    name: &str,
+    what: String,
+    metadata: &Value,
+) -> Result<(), KubeError> {
     let patch = serde_json::json!({ "metadata": metadata });
     let pp = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
