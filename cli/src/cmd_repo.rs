@@ -581,7 +581,7 @@ async fn run_prune(g: &GlobalArgs, a: PruneArgs) -> Result<u8> {
 
 async fn run_replicate(g: &GlobalArgs, to: &str) -> Result<u8> {
     let repo = g.open().await?;
-    let dst = lifeboat_store_s3::open_url(to, None)
+    let dst = lifeboat_stores::open(to, &Default::default())
         .await
         .with_context(|| format!("cannot open the replica {to}"))?;
     let (replica, initialized) = replicate::open_replica(&repo, dst, &g.credential()?).await?;

@@ -31,7 +31,7 @@ impl GlobalArgs {
         let Some(url) = &self.repo else {
             bail!("no repository given: pass --repo or set LIFEBOAT_REPO");
         };
-        Ok(lifeboat_store_s3::open_url(url, None).await?)
+        Ok(lifeboat_stores::open(url, &Default::default()).await?)
     }
 
     /// The credential, from a key file, a password file or LIFEBOAT_PASSWORD.

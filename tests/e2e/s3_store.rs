@@ -519,3 +519,26 @@ async fn unreachable_endpoint_is_transient() -> Result<()> {
     ensure!(err.is_retryable(), "{err:?}");
     Ok(())
 }
+
+/// The conformance suite every store passes, against moto: a bucket with
+/// Object Lock (which moto enforces) and one without.
+#[tokio::test]
+async fn s3_passes_the_store_conformance_suite() -> Result<()> {
+    use lifeboat_store::conformance::{run, Capabilities, RetentionSupport};
+    let admin = admin_client().await;
+    for (lock, retention) in [
+        (true, RetentionSupport::Enforced),
+        (false, RetentionSupport::None),
+    ] {
+        let bucket = create_bucket(&admin, "conform", lock).await?;
+        let store = S3Store::connect(&bucket, "suite").await?;
+        let caps = Capabilities {
+            retention,
+            ..Capabilities::default()
+        };
+        if let Err(failed) = run(std::sync::Arc::new(store), &caps).await {
+            bail!("s3://{bucket} (object lock {lock}): {failed:#?}");
+        }
+    }
+    Ok(())
+}

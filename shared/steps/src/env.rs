@@ -10,6 +10,7 @@ use aws_config::SdkConfig;
 use lifeboat_kube::Cluster;
 use lifeboat_repo::{Credential, Repository};
 use lifeboat_store::ObjectStore;
+use lifeboat_stores::StoreOptions;
 use lifeboat_volume::mover::MoverSettings;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -147,7 +148,7 @@ impl StepEnv for Environment {
             "LIFEBOAT_REPO",
             "this region's repository",
         )?;
-        let store = lifeboat_store_s3::open_url(url, None).await?;
+        let store = lifeboat_stores::open(url, &StoreOptions::default()).await?;
         let cred = self.credential().await?;
         Ok(Repository::open(store, &cred).await?)
     }
@@ -158,7 +159,10 @@ impl StepEnv for Environment {
             "LIFEBOAT_REPLICA_REPO",
             "the DR region's repository",
         )?;
-        Ok(lifeboat_store_s3::open_url(url, self.settings.replica_region.as_deref()).await?)
+        let opts = StoreOptions {
+            region: self.settings.replica_region.clone(),
+        };
+        Ok(lifeboat_stores::open(url, &opts).await?)
     }
 
     async fn credential(&self) -> Result<Credential, StepError> {
@@ -178,13 +182,17 @@ impl StepEnv for Environment {
 
     async fn fleet(&self) -> Result<Fleet, StepError> {
         let loc = Self::required(&self.settings.fleet, "LIFEBOAT_FLEET", "the fleet file")?;
-        let text = if let Some(rest) = loc.strip_prefix("s3://") {
-            let (dir, name) = rest.rsplit_once('/').ok_or_else(|| {
-                StepError::invalid(format!(
-                    "LIFEBOAT_FLEET {loc:?} names no object (s3://bucket/key)"
-                ))
-            })?;
-            let store = lifeboat_store_s3::open_url(&format!("s3://{dir}"), None).await?;
+        let text = if loc.contains("://") {
+            // An object in a bucket: s3://, gs:// or azure://.../key.
+            let (dir, name) = loc
+                .rsplit_once('/')
+                .filter(|(dir, name)| !name.is_empty() && !dir.ends_with('/'))
+                .ok_or_else(|| {
+                    StepError::invalid(format!(
+                        "LIFEBOAT_FLEET {loc:?} names no object (s3://bucket/key, gs://bucket/key or azure://account/container/key)"
+                    ))
+                })?;
+            let store = lifeboat_stores::open(dir, &StoreOptions::default()).await?;
             let bytes = store.get(name).await?;
             String::from_utf8(bytes.to_vec())
                 .map_err(|_| StepError::invalid(format!("fleet file {loc} is not UTF-8")))?

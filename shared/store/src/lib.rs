@@ -9,6 +9,8 @@
 //! Stores know nothing of encryption or the repository format: they move bytes
 //! and, where the backend supports it, enforce retention ([`Retention`]).
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod error;
 mod local;
 mod memory;

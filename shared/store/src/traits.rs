@@ -96,7 +96,10 @@ pub trait ObjectStore: Send + Sync + Debug {
     /// with [`StoreError::Locked`].
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 
-    /// Set retention on an existing object. Stores refuse to shorten a lock.
+    /// Set retention on an existing object, or extend it. A lock is never
+    /// shortened: asking for an earlier date than the current one leaves the
+    /// lock as it is, either as a success (nothing to do) or as
+    /// [`StoreError::Locked`].
     async fn set_retention(&self, key: &str, retention: Retention) -> Result<(), StoreError>;
 
     /// Remove temporary files that interrupted writes left behind and that

@@ -6,8 +6,17 @@ use std::path::PathBuf;
 pub enum StoreUrl {
     /// A local directory: a plain path or `file:///path`.
     Local(PathBuf),
-    /// `s3://bucket/prefix`.
+    /// `s3://bucket/prefix`: AWS S3 or any S3-compatible store (endpoint
+    /// and path-style from the AWS configuration).
     S3 { bucket: String, prefix: String },
+    /// `azure://account/container/prefix`: Azure Blob Storage.
+    Azure {
+        account: String,
+        container: String,
+        prefix: String,
+    },
+    /// `gs://bucket/prefix`: Google Cloud Storage.
+    Gcs { bucket: String, prefix: String },
 }
 
 impl StoreUrl {
@@ -20,13 +29,31 @@ impl StoreUrl {
             return Err(invalid("empty"));
         }
         if let Some(rest) = url.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let (bucket, prefix) = bucket_and_prefix(rest);
             if bucket.is_empty() {
                 return Err(invalid("no bucket name after s3://"));
             }
-            return Ok(StoreUrl::S3 {
-                bucket: bucket.to_string(),
-                prefix: prefix.trim_matches('/').to_string(),
+            return Ok(StoreUrl::S3 { bucket, prefix });
+        }
+        if let Some(rest) = url.strip_prefix("gs://") {
+            let (bucket, prefix) = bucket_and_prefix(rest);
+            if bucket.is_empty() {
+                return Err(invalid("no bucket name after gs://"));
+            }
+            return Ok(StoreUrl::Gcs { bucket, prefix });
+        }
+        if let Some(rest) = url.strip_prefix("azure://") {
+            let (account, rest) = rest.split_once('/').unwrap_or((rest, ""));
+            let (container, prefix) = bucket_and_prefix(rest);
+            if account.is_empty() || container.is_empty() {
+                return Err(invalid(
+                    "azure:// URLs name the storage account and the container: azure://account/container/prefix",
+                ));
+            }
+            return Ok(StoreUrl::Azure {
+                account: account.to_string(),
+                container,
+                prefix,
             });
         }
         if let Some(path) = url.strip_prefix("file://") {
@@ -39,11 +66,16 @@ impl StoreUrl {
         }
         if let Some((scheme, _)) = url.split_once("://") {
             return Err(invalid(&format!(
-                "unknown scheme {scheme:?}: use a path, file:///path or s3://bucket/prefix"
+                "unknown scheme {scheme:?}: use a path, file:///path, s3://bucket/prefix, azure://account/container/prefix or gs://bucket/prefix"
             )));
         }
         Ok(StoreUrl::Local(PathBuf::from(url)))
     }
+}
+
+fn bucket_and_prefix(rest: &str) -> (String, String) {
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    (bucket.to_string(), prefix.trim_matches('/').to_string())
 }
 
 #[cfg(test)]
@@ -51,7 +83,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_the_three_forms() {
+    fn parses_every_form() {
         assert_eq!(
             StoreUrl::parse("/srv/repo").unwrap(),
             StoreUrl::Local("/srv/repo".into())
@@ -74,7 +106,32 @@ mod tests {
                 prefix: "".into()
             }
         );
-        for bad in ["", "s3://", "gs://x", "file://rel"] {
+        assert_eq!(
+            StoreUrl::parse("azure://acct/backups/team/a/").unwrap(),
+            StoreUrl::Azure {
+                account: "acct".into(),
+                container: "backups".into(),
+                prefix: "team/a".into()
+            }
+        );
+        assert_eq!(
+            StoreUrl::parse("gs://bkt/p").unwrap(),
+            StoreUrl::Gcs {
+                bucket: "bkt".into(),
+                prefix: "p".into()
+            }
+        );
+        for bad in [
+            "",
+            "s3://",
+            "gs://",
+            "gs:///p",
+            "azure://acct",
+            "azure://acct/",
+            "azure:///c",
+            "ftp://x",
+            "file://rel",
+        ] {
             assert!(StoreUrl::parse(bad).is_err(), "{bad}");
         }
     }
