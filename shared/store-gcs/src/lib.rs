@@ -31,6 +31,8 @@ mod retention;
 mod retry;
 mod store;
 #[cfg(test)]
+mod store_tests;
+#[cfg(test)]
 mod testing;
 mod transport;
 mod upload;
