@@ -217,6 +217,8 @@ async fn the_store_passes_the_conformance_suite() -> Result<()> {
     let bucket = create_bucket("conf").await?;
     let store = store(&bucket, "team/repo")?;
     assert_eq!(store.location(), format!("gs://{bucket}/team/repo"));
+    // repo check says the emulator's retention is no proof.
+    ensure!(store.retention_caveat().is_some_and(|c| c.contains("emulator")));
     let caps = Capabilities {
         // Retention is stored and reported; deletes are not refused.
         retention: RetentionSupport::Recorded,
@@ -366,5 +368,52 @@ async fn the_emulator_records_retention_but_does_not_enforce_it() -> Result<()> 
         .get("snapshots/s1")
         .await
         .is_err_and(|e| e.is_not_found()));
+    Ok(())
+}
+
+/// Throttling and 5xx are retried, a persisting 5xx ends as a retryable
+/// error naming the key, and a 403 is a permission error naming bucket and
+/// key: faults injected by a proxy in front of fake-gcs-server, which never
+/// fails on its own.
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried_and_named() -> Result<()> {
+    use lifeboat_tests::fault_proxy::FaultProxy;
+    let bucket = create_bucket("faults").await?;
+    let proxy = FaultProxy::start(&emulator()).await?;
+    // The store's own policy (six attempts), with shorter waits.
+    let mut opts = GcsOptions::emulator(proxy.url());
+    opts.retry.base_delay = std::time::Duration::from_millis(20);
+    let store = GcsStore::with_options(&bucket, "repo", opts)?;
+    proxy.fail_next(2, 503);
+    proxy.fail_next(1, 429);
+    store
+        .put("index/ab", Bytes::from_static(b"i"), &PutOptions::default())
+        .await
+        .context("a put behind two 503s and a 429")?;
+    ensure!(proxy.injected() == 3, "{} faults used", proxy.injected());
+    assert_eq!(store.get("index/ab").await?, "i");
+
+    proxy.fail_next(6, 500);
+    let err = store.get("index/ab").await.err().context("six 500s")?;
+    ensure!(matches!(err, StoreError::Transient { .. }), "{err:?}");
+    ensure!(err.to_string().contains("index/ab"), "{err}");
+    ensure!(
+        proxy.faults_left() == 0,
+        "{} of the 500s unused",
+        proxy.faults_left()
+    );
+
+    proxy.fail_next(1, 403);
+    let err = store.get("index/ab").await.err().context("a 403")?;
+    ensure!(matches!(err, StoreError::AccessDenied { .. }), "{err:?}");
+    ensure!(
+        err.to_string().contains(&bucket) && err.to_string().contains("index/ab"),
+        "{err}"
+    );
+    ensure!(
+        proxy.injected() == 10,
+        "the 403 was retried: {} faults used",
+        proxy.injected()
+    );
     Ok(())
 }

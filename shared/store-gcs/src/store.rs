@@ -1,7 +1,7 @@
 //! [`GcsStore`]: a repository in a Cloud Storage bucket, under a prefix.
 
 use crate::api::Api;
-use crate::auth::Auth;
+use crate::auth::{Auth, GcsCredentials};
 use crate::client::Client;
 use crate::failure::{lock_not_enabled, Failure, BUCKET_KEY};
 use crate::options::GcsOptions;
@@ -35,6 +35,9 @@ pub(crate) struct Inner {
     pub(crate) resumable_threshold: usize,
     pub(crate) resumable_chunk: usize,
     pub(crate) list_page_size: u32,
+    /// Why retention reported here is no proof: set for an endpoint reached
+    /// without credentials, which only an emulator accepts.
+    pub(crate) retention_caveat: Option<String>,
 }
 
 impl GcsStore {
@@ -72,6 +75,13 @@ impl GcsStore {
                 detail,
             })?;
         info!(bucket, endpoint = %opts.endpoint, credentials = %opts.credentials.kind(), "Cloud Storage store");
+        let retention_caveat = matches!(opts.credentials, GcsCredentials::Anonymous).then(|| {
+            format!(
+                "{} is reached without credentials, so it is an emulator (STORAGE_EMULATOR_HOST): \
+                 fake-gcs-server records object retention but does not enforce it",
+                opts.endpoint
+            )
+        });
         let client = Client {
             auth: Auth::new(opts.credentials, http.clone()),
             api: Api::new(&opts.endpoint, bucket),
@@ -85,6 +95,7 @@ impl GcsStore {
                 resumable_threshold: opts.resumable_threshold,
                 resumable_chunk: opts.resumable_chunk.max(256 << 10),
                 list_page_size: opts.list_page_size.clamp(1, 1000),
+                retention_caveat,
             }),
         })
     }
@@ -241,6 +252,10 @@ impl ObjectStore for GcsStore {
     async fn set_retention(&self, key: &str, retention: Retention) -> Result<(), StoreError> {
         self.set_object_retention(key, retention).await
     }
+
+    fn retention_caveat(&self) -> Option<String> {
+        self.inner.retention_caveat.clone()
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +276,22 @@ mod tests {
         assert_eq!(store("/a/b/").location(), "gs://bkt/a/b");
         assert!(store("").check_key("/abs").is_err());
         assert!(store("").check_key("").is_err());
+    }
+
+    #[test]
+    fn an_emulator_says_its_retention_is_no_proof() {
+        let caveat = store("").retention_caveat().unwrap();
+        assert!(
+            caveat.contains("http://127.0.0.1:1") && caveat.contains("does not enforce"),
+            "{caveat}"
+        );
+        let opts = GcsOptions::google(GcsCredentials::MetadataServer { host: "h".into() });
+        assert_eq!(
+            GcsStore::with_options("bkt", "", opts)
+                .unwrap()
+                .retention_caveat(),
+            None
+        );
     }
 
     #[test]
