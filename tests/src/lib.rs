@@ -2,7 +2,8 @@
 //!
 //! The tests run against real parts started on loopback by the scripts in
 //! `tests/substrate/`: `tests/substrate/aws up` starts moto and writes
-//! `target/substrate/aws.env`, which [`aws_env`] reads. The harness never starts
+//! `target/substrate/aws.env`, which [`aws_env`] reads; `tests/substrate/gcs up`
+//! starts fake-gcs-server and writes `target/substrate/gcs.env` ([`gcs_env`]). The harness never starts
 //! services itself, so a test run does not leave servers behind.
 
 pub mod alert_inbox;
@@ -47,6 +48,24 @@ pub fn aws_env() -> Vec<(String, String)> {
         Err(e) => panic!(
             "moto is not running: start it with tests/substrate/aws up (the README test command does) \
              [{}: {e}]",
+            path.display()
+        ),
+    }
+}
+
+/// The environment that points a Google Cloud Storage client at the running
+/// fake-gcs-server (`STORAGE_EMULATOR_HOST`).
+///
+/// # Panics
+/// When fake-gcs-server is not running, with a message saying how to start it.
+#[allow(clippy::panic)]
+pub fn gcs_env() -> Vec<(String, String)> {
+    let path = substrate_dir().join("gcs.env");
+    match fs::read_to_string(&path) {
+        Ok(text) => parse_env(&text),
+        Err(e) => panic!(
+            "fake-gcs-server is not running: start it with tests/substrate/gcs up \
+             (and stop it with tests/substrate/gcs down) [{}: {e}]",
             path.display()
         ),
     }

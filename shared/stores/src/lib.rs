@@ -35,6 +35,11 @@ pub async fn open(url: &str, opts: &StoreOptions) -> Result<Arc<dyn ObjectStore>
         #[cfg(not(feature = "s3"))]
         StoreUrl::S3 { .. } => return Err(not_built("S3")),
         StoreUrl::Azure { .. } => return Err(not_built("Azure Blob")),
+        #[cfg(feature = "gcs")]
+        StoreUrl::Gcs { bucket, prefix } => {
+            Arc::new(lifeboat_store_gcs::GcsStore::connect(&bucket, &prefix)?)
+        }
+        #[cfg(not(feature = "gcs"))]
         StoreUrl::Gcs { .. } => return Err(not_built("Google Cloud Storage")),
     })
 }
@@ -56,5 +61,16 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("ftp"), "{err}");
+    }
+
+    /// Connecting sends nothing: the store is made from the URL and the
+    /// environment's configuration (docs/stores.md).
+    #[cfg(feature = "gcs")]
+    #[tokio::test]
+    async fn a_gs_url_opens_a_cloud_storage_store() {
+        let store = open("gs://my-bucket/team/repo/", &StoreOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(store.location(), "gs://my-bucket/team/repo");
     }
 }
