@@ -542,3 +542,51 @@ async fn s3_passes_the_store_conformance_suite() -> Result<()> {
     }
     Ok(())
 }
+
+/// Throttling and 5xx are retried, a persisting 5xx ends as a retryable
+/// error naming the key, and a 403 is a permission error naming bucket and
+/// key: faults injected by a proxy in front of moto, which never fails on
+/// its own.
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried_and_named() -> Result<()> {
+    use lifeboat_tests::fault_proxy::FaultProxy;
+    let admin = admin_client().await;
+    let bucket = create_bucket(&admin, "faults", false).await?;
+    let upstream = lifeboat_tests::aws_env()
+        .into_iter()
+        .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+        .map(|(_, v)| v)
+        .context("no AWS_ENDPOINT_URL in aws.env")?;
+    let proxy = FaultProxy::start(&upstream).await?;
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(proxy.url())
+        .retry_config(
+            RetryConfig::standard().with_initial_backoff(std::time::Duration::from_millis(20)),
+        )
+        .load()
+        .await;
+    // The client Lifeboat itself makes (six attempts, 429 retried).
+    let store = S3Store::from_sdk_config(&shared, &bucket, "repo");
+    proxy.fail_next(2, 503);
+    proxy.fail_next(1, 429);
+    store
+        .put("index/ab", Bytes::from_static(b"i"), &PutOptions::default())
+        .await
+        .context("a put behind two 503s and a 429")?;
+    ensure!(proxy.injected() == 3, "{} faults used", proxy.injected());
+    assert_eq!(store.get("index/ab").await?, "i");
+
+    proxy.fail_next(6, 500);
+    let err = store.get("index/ab").await.err().context("six 500s")?;
+    ensure!(err.is_retryable(), "{err:?}");
+    ensure!(err.to_string().contains("index/ab"), "{err}");
+
+    proxy.fail_next(1, 403);
+    let err = store.get("index/ab").await.err().context("a 403")?;
+    ensure!(matches!(err, StoreError::AccessDenied { .. }), "{err:?}");
+    ensure!(
+        err.to_string().contains(&bucket) && err.to_string().contains("index/ab"),
+        "{err}"
+    );
+    Ok(())
+}

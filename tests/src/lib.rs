@@ -6,6 +6,7 @@
 //! services itself, so a test run does not leave servers behind.
 
 pub mod alert_inbox;
+pub mod fault_proxy;
 pub mod s3_admin;
 
 use std::fs;

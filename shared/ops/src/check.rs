@@ -422,6 +422,14 @@ pub(crate) async fn check_with(
             .filter(|p| listed.contains_key(*p) && in_scope(p));
         let keys = protected_keys(repo, &index, snapshot_ids.iter(), packs).await?;
         check_locks(repo, policy, keys, &mut report).await?;
+        if let Some(why) = repo.store().retention_caveat() {
+            report.push(
+                Severity::Warning,
+                repo.store().location(),
+                format!("retention is reported but not verified here: {why}"),
+                vec![],
+            );
+        }
     }
     Ok(report)
 }

@@ -2,7 +2,7 @@ mod convert;
 mod failure;
 
 use async_trait::async_trait;
-use aws_config::BehaviorVersion;
+use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -10,6 +10,7 @@ use aws_sdk_s3::types::{
     ChecksumAlgorithm, ObjectLockEnabled, ObjectLockLegalHoldStatus, ObjectLockRetention,
 };
 use aws_sdk_s3::Client;
+use aws_smithy_runtime::client::retries::classifiers::HttpStatusCodeClassifier;
 use bytes::Bytes;
 use chrono::Utc;
 use convert::{from_aws_time, object_lock_mode, retention_mode, retention_of, to_aws_time};
@@ -22,6 +23,10 @@ use tracing::{debug, instrument};
 /// throttling, 5xx and connection failures with jittered exponential backoff; its
 /// default of 3 is too few for a backup that runs unattended for minutes.
 const MIN_ATTEMPTS: u32 = 6;
+
+/// Statuses retried whatever the error body says: throttling and the
+/// transient server errors.
+const RETRYABLE_STATUS: &[u16] = &[429, 500, 502, 503, 504];
 
 /// Set to `true` or `1` for S3-compatible stores (MinIO, moto) that need path-style URLs.
 const PATH_STYLE_ENV: &str = "LIFEBOAT_S3_PATH_STYLE";
@@ -71,18 +76,28 @@ impl S3Store {
             loader = loader.region(aws_config::Region::new(r.to_string()));
         }
         let shared = loader.load().await;
+        Ok(S3Store::from_sdk_config(&shared, bucket, prefix))
+    }
+
+    /// A store on the client Lifeboat makes from an SDK configuration: at
+    /// least six attempts, 429 retried as throttling besides the SDK's own
+    /// classes (S3-compatible stores answer 429 where S3 says SlowDown), and
+    /// path-style addressing when `LIFEBOAT_S3_PATH_STYLE` asks for it.
+    pub fn from_sdk_config(shared: &SdkConfig, bucket: &str, prefix: &str) -> S3Store {
         let configured_attempts = shared.retry_config().map_or(0, RetryConfig::max_attempts);
-        let retry =
-            RetryConfig::standard().with_max_attempts(configured_attempts.max(MIN_ATTEMPTS));
-        let config = aws_sdk_s3::config::Builder::from(&shared)
+        let retry = shared
+            .retry_config()
+            .cloned()
+            .unwrap_or_else(RetryConfig::standard)
+            .with_max_attempts(configured_attempts.max(MIN_ATTEMPTS));
+        let config = aws_sdk_s3::config::Builder::from(shared)
             .retry_config(retry)
+            .retry_classifier(HttpStatusCodeClassifier::new_from_codes(
+                RETRYABLE_STATUS.to_vec(),
+            ))
             .force_path_style(path_style_from_env())
             .build();
-        Ok(S3Store::from_client(
-            Client::from_conf(config),
-            bucket,
-            prefix,
-        ))
+        S3Store::from_client(Client::from_conf(config), bucket, prefix)
     }
 
     /// Use an already configured client (tests, or callers with their own settings).

@@ -102,6 +102,14 @@ pub trait ObjectStore: Send + Sync + Debug {
     /// [`StoreError::Locked`].
     async fn set_retention(&self, key: &str, retention: Retention) -> Result<(), StoreError>;
 
+    /// Why the retention this store reports cannot be taken as proof, if it
+    /// cannot: an emulator that records retention without enforcing it.
+    /// `repo check` reports it beside its lock findings, so an emulator's
+    /// locks are never mistaken for immutability.
+    fn retention_caveat(&self) -> Option<String> {
+        None
+    }
+
     /// Remove temporary files that interrupted writes left behind and that
     /// were last modified before `before`; returns how many were removed.
     /// Stores whose writes leave nothing behind on failure (S3, memory) have

@@ -1,0 +1,237 @@
+//! A fault-injecting HTTP proxy for the store tests.
+//!
+//! No emulator throttles or fails on demand (moto, Azurite and
+//! fake-gcs-server all answer every request), so the retry and error paths
+//! of the HTTP stores are shown by putting this proxy between a store and
+//! its emulator: it forwards requests unchanged, except that the next `n`
+//! requests can be answered with a chosen status without reaching the
+//! emulator. Each request goes over a connection of its own (`Connection:
+//! close` both ways), so faults are counted per request.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A running proxy; stops when dropped.
+#[derive(Debug)]
+pub struct FaultProxy {
+    url: String,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Statuses to answer the next requests with, first to last.
+    faults: Mutex<Vec<u16>>,
+    /// Requests received, failed or forwarded.
+    requests: AtomicUsize,
+    /// Requests answered with an injected fault.
+    injected: AtomicUsize,
+}
+
+impl FaultProxy {
+    /// Start a proxy on 127.0.0.1 in front of `upstream` (`http://host:port`,
+    /// plain HTTP: the emulators).
+    pub async fn start(upstream: &str) -> std::io::Result<FaultProxy> {
+        let target = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let state = Arc::new(State::default());
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (state, target) = (shared.clone(), target.clone());
+                tokio::spawn(async move {
+                    let _ = serve(client, &target, &state).await;
+                });
+            }
+        });
+        Ok(FaultProxy { url, state, task })
+    }
+
+    /// `http://127.0.0.1:PORT`, to configure the store under test with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Answer the next `n` requests with `status` (after any faults already
+    /// queued), without forwarding them.
+    pub fn fail_next(&self, n: usize, status: u16) {
+        let mut faults = self.state.faults.lock().unwrap_or_else(|p| p.into_inner());
+        faults.extend(std::iter::repeat_n(status, n));
+    }
+
+    /// Faults queued and not yet used.
+    pub fn faults_left(&self) -> usize {
+        self.state
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// Requests received so far (forwarded or failed).
+    pub fn requests(&self) -> usize {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered with an injected fault so far.
+    pub fn injected(&self) -> usize {
+        self.state.injected.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Read one request, then fail it or forward it and relay the answer.
+async fn serve(client: TcpStream, target: &str, state: &State) -> std::io::Result<()> {
+    let mut client = BufReader::new(client);
+    let (head, body) = read_request(&mut client).await?;
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    let fault = {
+        let mut faults = state.faults.lock().unwrap_or_else(|p| p.into_inner());
+        (!faults.is_empty()).then(|| faults.remove(0))
+    };
+    let mut client = client.into_inner();
+    if let Some(status) = fault {
+        state.injected.fetch_add(1, Ordering::SeqCst);
+        let text = format!("injected fault {status}");
+        let answer = format!(
+            "HTTP/1.1 {status} Injected\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nretry-after: 0\r\nconnection: close\r\n\r\n{text}",
+            text.len()
+        );
+        client.write_all(answer.as_bytes()).await?;
+        return client.shutdown().await;
+    }
+    let mut upstream = TcpStream::connect(target).await?;
+    upstream.write_all(&head).await?;
+    upstream.write_all(&body).await?;
+    let mut answer = Vec::new();
+    upstream.read_to_end(&mut answer).await?;
+    client.write_all(&answer).await?;
+    client.shutdown().await
+}
+
+/// The request's head, with `Connection: close` in place of any connection
+/// header, and its body (by `Content-Length`, or chunked, kept as sent).
+async fn read_request(client: &mut BufReader<TcpStream>) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut head = Vec::new();
+    let mut length = 0usize;
+    let mut chunked = false;
+    loop {
+        let mut line = String::new();
+        if client.read_line(&mut line).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if line == "\r\n" || line == "\n" {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
+        if lower.starts_with("connection:") || lower.starts_with("keep-alive:") {
+            continue;
+        }
+        head.extend_from_slice(line.as_bytes());
+    }
+    head.extend_from_slice(b"connection: close\r\n\r\n");
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size_line = String::new();
+            client.read_line(&mut size_line).await?;
+            body.extend_from_slice(size_line.as_bytes());
+            let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
+            let mut chunk = vec![0; size + 2];
+            client.read_exact(&mut chunk).await?;
+            body.extend_from_slice(&chunk);
+            if size == 0 {
+                break;
+            }
+        }
+    } else {
+        body.resize(length, 0);
+        client.read_exact(&mut body).await?;
+    }
+    Ok((head, body))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// An upstream that answers every request with its own request line.
+    async fn echo_server() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((c, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut c = BufReader::new(c);
+                    let (head, body) = read_request(&mut c).await.unwrap();
+                    let first = String::from_utf8_lossy(&head)
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    let text = format!("{first} {}", body.len());
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                        text.len()
+                    );
+                    let mut c = c.into_inner();
+                    c.write_all(answer.as_bytes()).await.unwrap();
+                    c.shutdown().await.unwrap();
+                });
+            }
+        });
+        url
+    }
+
+    async fn send(url: &str, request: &str) -> String {
+        let mut c = TcpStream::connect(url.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        c.write_all(request.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn faults_are_injected_in_order_then_requests_pass_through() {
+        let proxy = FaultProxy::start(&echo_server().await).await.unwrap();
+        proxy.fail_next(1, 503);
+        proxy.fail_next(1, 429);
+        let put = "PUT /b/k HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\nconnection: keep-alive\r\n\r\nhello";
+        assert!(send(proxy.url(), put).await.starts_with("HTTP/1.1 503"));
+        assert!(send(proxy.url(), put).await.starts_with("HTTP/1.1 429"));
+        let through = send(proxy.url(), put).await;
+        assert!(through.starts_with("HTTP/1.1 200"), "{through}");
+        assert!(through.ends_with("PUT /b/k HTTP/1.1 5"), "{through}");
+        let chunked = "POST /u HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        assert!(send(proxy.url(), chunked)
+            .await
+            .ends_with("POST /u HTTP/1.1 13"));
+        assert_eq!((proxy.requests(), proxy.injected()), (4, 2));
+        assert_eq!(proxy.faults_left(), 0);
+    }
+}
