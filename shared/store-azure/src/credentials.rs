@@ -236,10 +236,7 @@ fn account_of_endpoint(endpoint: &str) -> Option<String> {
         .filter(|s| !s.is_empty());
     match first_segment {
         Some(seg) => Some(seg.to_string()),
-        None => url
-            .host_str()?
-            .split_once('.')
-            .map(|(a, _)| a.to_string()),
+        None => url.host_str()?.split_once('.').map(|(a, _)| a.to_string()),
     }
 }
 
@@ -328,7 +325,9 @@ mod tests {
         assert_eq!(key_of(&c.credentials), "k2");
         assert!(c.endpoint.is_none());
         let c = from_lookup("a", lookup(&[("AZURE_STORAGE_SAS_TOKEN", "?sv=1&sig=s")])).unwrap();
-        assert!(matches!(&c.credentials, AzureCredentials::Sas { token } if token.expose() == "sv=1&sig=s"));
+        assert!(
+            matches!(&c.credentials, AzureCredentials::Sas { token } if token.expose() == "sv=1&sig=s")
+        );
         let c = from_lookup(
             "a",
             lookup(&[
@@ -344,7 +343,9 @@ mod tests {
             AzureCredentials::Entra(e) => {
                 assert_eq!((e.tenant_id.as_str(), e.client_id.as_str()), ("t", "c"));
                 assert_eq!(e.authority_host, "https://login.example");
-                assert!(matches!(&e.proof, ClientProof::FederatedTokenFile(p) if p == &PathBuf::from("/var/run/token")));
+                assert!(
+                    matches!(&e.proof, ClientProof::FederatedTokenFile(p) if p == &PathBuf::from("/var/run/token"))
+                );
             }
             other => panic!("{other:?}"),
         }

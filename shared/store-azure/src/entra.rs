@@ -68,9 +68,7 @@ impl TokenSource {
             }
         }
         let (token, lifetime) = self.fetch().await?;
-        let renew_in = lifetime
-            .checked_sub(RENEW_BEFORE)
-            .unwrap_or(lifetime / 2);
+        let renew_in = lifetime.checked_sub(RENEW_BEFORE).unwrap_or(lifetime / 2);
         debug!(tenant = %self.creds.tenant_id, lifetime_secs = lifetime.as_secs(), "Entra ID token obtained");
         *cache = Some((token.clone(), Instant::now() + renew_in));
         Ok(token)
@@ -187,4 +185,4 @@ impl TokenSource {
 
 #[cfg(test)]
 #[path = "entra_tests.rs"]
-mod tests;
+pub(crate) mod tests;

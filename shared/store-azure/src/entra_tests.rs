@@ -114,7 +114,8 @@ async fn a_service_principal_asks_for_a_storage_token_once() {
     assert_eq!(seen.len(), 1);
     let req = &seen[0];
     assert!(
-        req.head.starts_with("POST /tenant-1/oauth2/v2.0/token HTTP/1.1"),
+        req.head
+            .starts_with("POST /tenant-1/oauth2/v2.0/token HTTP/1.1"),
         "{}",
         req.head
     );
@@ -141,10 +142,7 @@ async fn workload_identity_sends_the_federated_token_as_assertion() {
     std::fs::write(&file, "eyJhbGciOi.fed.sig\n").unwrap();
     // expires_in as a string, and short-lived: renewed at half its life.
     let (url, seen) = token_server(vec![
-        (
-            200,
-            r#"{"expires_in":"2","access_token":"tok-a"}"#.into(),
-        ),
+        (200, r#"{"expires_in":"2","access_token":"tok-a"}"#.into()),
         (200, r#"{"expires_in":3600,"access_token":"tok-b"}"#.into()),
     ])
     .await;

@@ -120,17 +120,15 @@ impl Failure {
                 StoreError::AlreadyExists { location, key }
             }
             ("BlobNotFound", _) | (_, 404) => StoreError::NotFound { location, key },
-            ("BlobImmutableDueToPolicy" | "BlobImmutableDueToLegalHold", _) => {
-                StoreError::Locked {
-                    location,
-                    key,
-                    until: if code.ends_with("LegalHold") {
-                        "its legal hold is removed".into()
-                    } else {
-                        "its immutability policy expires".into()
-                    },
-                }
-            }
+            ("BlobImmutableDueToPolicy" | "BlobImmutableDueToLegalHold", _) => StoreError::Locked {
+                location,
+                key,
+                until: if code.ends_with("LegalHold") {
+                    "its legal hold is removed".into()
+                } else {
+                    "its immutability policy expires".into()
+                },
+            },
             (_, 401 | 403) => StoreError::AccessDenied {
                 location,
                 key,
@@ -202,7 +200,10 @@ mod tests {
 
     #[test]
     fn conditional_creates_of_existing_blobs_are_already_exists() {
-        for f in [failure(409, Some("BlobAlreadyExists")), failure(412, Some("ConditionNotMet"))] {
+        for f in [
+            failure(409, Some("BlobAlreadyExists")),
+            failure(412, Some("ConditionNotMet")),
+        ] {
             assert!(map(f, Op::Create).is_already_exists());
         }
         // Only a create means "exists" by 409.
@@ -214,7 +215,10 @@ mod tests {
     fn immutable_blobs_are_locked() {
         let e = map(failure(409, Some("BlobImmutableDueToPolicy")), Op::Other);
         assert!(matches!(e, StoreError::Locked { .. }), "{e:?}");
-        let e = map(failure(409, Some("BlobImmutableDueToLegalHold")), Op::Create);
+        let e = map(
+            failure(409, Some("BlobImmutableDueToLegalHold")),
+            Op::Create,
+        );
         assert!(e.to_string().contains("legal hold"), "{e}");
     }
 

@@ -14,7 +14,8 @@ use tracing::debug;
 impl AzureStore {
     /// Get Container Properties must show version-level immutability.
     pub(crate) async fn check_lock_support(&self) -> Result<(), StoreError> {
-        let req = BlobRequest::new(Method::GET, self.container_path()).query("restype", "container");
+        let req =
+            BlobRequest::new(Method::GET, self.container_path()).query("restype", "container");
         let reply = self.call(CONTAINER_KEY, Op::Other, req).await?;
         let enabled = reply
             .header("x-ms-immutable-storage-with-versioning-enabled")
@@ -34,7 +35,11 @@ impl AzureStore {
             .map(|_| ())
     }
 
-    pub(crate) async fn extend_retention(&self, key: &str, wanted: Retention) -> Result<(), StoreError> {
+    pub(crate) async fn extend_retention(
+        &self,
+        key: &str,
+        wanted: Retention,
+    ) -> Result<(), StoreError> {
         self.lock_support_cached().await?;
         let current = self.head(key).await?.retention;
         let policy = match retention::plan(current, wanted, Utc::now()) {
@@ -58,14 +63,24 @@ impl AzureStore {
         };
         let req = BlobRequest::new(Method::PUT, self.blob_path(key))
             .query("comp", "immutabilityPolicies")
-            .header("x-ms-immutability-policy-until-date", &retention::until_header(policy.until))
-            .header("x-ms-immutability-policy-mode", retention::policy_mode(policy.mode));
+            .header(
+                "x-ms-immutability-policy-until-date",
+                &retention::until_header(policy.until),
+            )
+            .header(
+                "x-ms-immutability-policy-mode",
+                retention::policy_mode(policy.mode),
+            );
         self.call(key, Op::Other, req).await?;
         Ok(())
     }
 
     /// Until when a blob (or one version of it) is protected, if it is.
-    async fn protection(&self, key: &str, version: Option<&str>) -> Result<Option<String>, StoreError> {
+    async fn protection(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
         let mut req = BlobRequest::new(Method::HEAD, self.blob_path(key));
         if let Some(v) = version {
             req = req.query("versionid", v);
@@ -112,7 +127,10 @@ impl AzureStore {
             Ok(_) => {}
             Err(e) if e.is_not_found() => {}
             Err(StoreError::Locked { .. }) => {
-                let until = self.protection(key, None).await?.unwrap_or_else(|| "its policy expires".into());
+                let until = self
+                    .protection(key, None)
+                    .await?
+                    .unwrap_or_else(|| "its policy expires".into());
                 return Err(self.locked(key, until));
             }
             Err(e) => return Err(e),
@@ -127,7 +145,8 @@ impl AzureStore {
             .collect();
         debug!(versions = versions.len(), "deleting the versions kept");
         for version in versions {
-            let req = BlobRequest::new(Method::DELETE, self.blob_path(key)).query("versionid", &version);
+            let req =
+                BlobRequest::new(Method::DELETE, self.blob_path(key)).query("versionid", &version);
             match self.call(key, Op::Other, req).await {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => {}

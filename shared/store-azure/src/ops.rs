@@ -19,9 +19,19 @@ impl ObjectStore for AzureStore {
         self.place.location.clone()
     }
 
+    fn retention_caveat(&self) -> Option<String> {
+        // Azurite's well-known account: it stores no immutability policy at all.
+        (self.place.account == crate::credentials::DEV_ACCOUNT).then(|| {
+            "Azurite (the development account) keeps no immutability policies: \
+             retention there is neither stored nor enforced"
+                .to_string()
+        })
+    }
+
     #[instrument(skip_all, fields(account = %self.place.account, container = %self.place.container))]
     async fn exists(&self) -> Result<bool, StoreError> {
-        let req = BlobRequest::new(Method::HEAD, self.container_path()).query("restype", "container");
+        let req =
+            BlobRequest::new(Method::HEAD, self.container_path()).query("restype", "container");
         match self.call(CONTAINER_KEY, Op::Other, req).await {
             Ok(_) => Ok(true),
             Err(StoreError::StoreMissing { .. } | StoreError::NotFound { .. }) => Ok(false),
@@ -84,7 +94,11 @@ impl ObjectStore for AzureStore {
         if len == 0 {
             // An empty HTTP range cannot be expressed; still report a missing object.
             let size = self.head(key).await?.size;
-            return if offset <= size { Ok(Bytes::new()) } else { Err(short(0)) };
+            return if offset <= size {
+                Ok(Bytes::new())
+            } else {
+                Err(short(0))
+            };
         }
         let last = offset.saturating_add(len - 1);
         let req = BlobRequest::new(Method::GET, self.blob_path(key))
@@ -92,12 +106,16 @@ impl ObjectStore for AzureStore {
         let reply = match self.call(key, Op::Other, req).await {
             Ok(r) => r,
             // 416: the range starts at or past the end.
-            Err(StoreError::Backend { detail, .. }) if detail.contains("HTTP 416") => return Err(short(0)),
+            Err(StoreError::Backend { detail, .. }) if detail.contains("HTTP 416") => {
+                return Err(short(0))
+            }
             Err(e) => return Err(e),
         };
         // Azure shortens a range that runs past the end, and a service that
         // ignored the range would send the whole blob (200): both are errors.
-        if reply.status != StatusCode::PARTIAL_CONTENT && !(offset == 0 && reply.body.len() as u64 == len) {
+        if reply.status != StatusCode::PARTIAL_CONTENT
+            && !(offset == 0 && reply.body.len() as u64 == len)
+        {
             return Err(short(reply.body.len() as u64));
         }
         if reply.body.len() as u64 != len {
@@ -170,8 +188,14 @@ pub(crate) fn with_create_headers(
     }
     if let Some(r) = lock {
         req = req
-            .header("x-ms-immutability-policy-until-date", &retention::until_header(r.until))
-            .header("x-ms-immutability-policy-mode", retention::policy_mode(r.mode));
+            .header(
+                "x-ms-immutability-policy-until-date",
+                &retention::until_header(r.until),
+            )
+            .header(
+                "x-ms-immutability-policy-mode",
+                retention::policy_mode(r.mode),
+            );
     }
     req
 }

@@ -39,8 +39,11 @@ pub(crate) fn until_header(until: DateTime<Utc>) -> String {
 
 /// The retention a blob's properties report, if it has a policy.
 pub(crate) fn from_headers(until: Option<&str>, mode: Option<&str>) -> Option<Retention> {
-    let until = crate::xml::parse_http_date(until?)
-        .or_else(|| DateTime::parse_from_rfc3339(until?.trim()).ok().map(|t| t.with_timezone(&Utc)))?;
+    let until = crate::xml::parse_http_date(until?).or_else(|| {
+        DateTime::parse_from_rfc3339(until?.trim())
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    })?;
     Some(Retention {
         // A date without a mode is reported as the weaker mode.
         mode: mode.and_then(lock_mode).unwrap_or(LockMode::Governance),

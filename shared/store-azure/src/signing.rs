@@ -150,13 +150,7 @@ mod tests {
             ("restype".to_string(), "container".to_string()),
             ("comp".to_string(), "metadata".to_string()),
         ];
-        let s = string_to_sign(
-            &Method::GET,
-            &h,
-            "myaccount",
-            "/mycontainer",
-            &query,
-        );
+        let s = string_to_sign(&Method::GET, &h, "myaccount", "/mycontainer", &query);
         assert_eq!(
             s,
             "GET\n\n\n\n\n\n\n\n\n\n\n\n\

@@ -4,10 +4,12 @@
 use crate::credentials::{AzureCredentials, EnvConfig};
 use crate::entra::TokenSource;
 use crate::failure::{Failure, Op, Place};
-use crate::redact::SecretBytes;
 #[cfg(test)]
 use crate::redact::Secret;
-use crate::transport::{encode_path, http_client, Auth, BlobRequest, Reply, RetryPolicy, Transport};
+use crate::redact::SecretBytes;
+use crate::transport::{
+    encode_path, http_client, Auth, BlobRequest, Reply, RetryPolicy, Transport,
+};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use http::Method;
@@ -84,7 +86,11 @@ pub struct AzureStore {
 impl AzureStore {
     /// Connect to `container` of storage `account` with the credentials and
     /// endpoint the environment gives (see [`AzureCredentials::from_env`]).
-    pub async fn connect(account: &str, container: &str, prefix: &str) -> Result<AzureStore, StoreError> {
+    pub async fn connect(
+        account: &str,
+        container: &str,
+        prefix: &str,
+    ) -> Result<AzureStore, StoreError> {
         let location = location_of(account, container, prefix);
         let opts = AzureOptions::from_env(account).map_err(|detail| StoreError::AccessDenied {
             location,
@@ -107,7 +113,9 @@ impl AzureStore {
             reason,
         };
         if account.is_empty() || !account.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(invalid(format!("{account:?} is not a storage account name")));
+            return Err(invalid(format!(
+                "{account:?} is not a storage account name"
+            )));
         }
         if container.is_empty() || container.contains('/') {
             return Err(invalid(format!("{container:?} is not a container name")));
@@ -175,10 +183,15 @@ impl AzureStore {
     /// itself never creates containers, see [`lifeboat_store::ObjectStore::create`]).
     /// One that exists already is left as it is.
     pub async fn create_container(&self) -> Result<(), StoreError> {
-        let req = BlobRequest::new(Method::PUT, self.container_path()).query("restype", "container");
+        let req =
+            BlobRequest::new(Method::PUT, self.container_path()).query("restype", "container");
         match self.call(CONTAINER_KEY, Op::Other, req).await {
             Ok(_) => Ok(()),
-            Err(StoreError::Backend { detail, .. }) if detail.starts_with("ContainerAlreadyExists") => Ok(()),
+            Err(StoreError::Backend { detail, .. })
+                if detail.starts_with("ContainerAlreadyExists") =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
@@ -199,7 +212,11 @@ impl AzureStore {
 
     /// `/container/prefix/key`, percent-encoded.
     pub(crate) fn blob_path(&self, key: &str) -> String {
-        encode_path(&format!("/{}/{}", self.place.container, self.blob_name(key)))
+        encode_path(&format!(
+            "/{}/{}",
+            self.place.container,
+            self.blob_name(key)
+        ))
     }
 
     pub(crate) fn check_key(&self, key: &str) -> Result<(), StoreError> {
@@ -214,7 +231,12 @@ impl AzureStore {
     }
 
     /// Send `req`; a successful answer, or the error for `key`.
-    pub(crate) async fn call(&self, key: &str, op: Op, req: BlobRequest) -> Result<Reply, StoreError> {
+    pub(crate) async fn call(
+        &self,
+        key: &str,
+        op: Op,
+        req: BlobRequest,
+    ) -> Result<Reply, StoreError> {
         let reply = self
             .transport
             .send(&req)
@@ -271,22 +293,30 @@ mod tests {
         let s = store(None, "/team/a b/");
         assert_eq!(s.transport.origin, "https://acct.blob.core.windows.net");
         assert_eq!(s.transport.base_path, "");
-        assert_eq!(lifeboat_store::ObjectStore::location(&s), "azure://acct/cont/team/a b");
+        assert_eq!(
+            lifeboat_store::ObjectStore::location(&s),
+            "azure://acct/cont/team/a b"
+        );
         assert_eq!(s.blob_name("config"), "team/a b/config");
         assert_eq!(s.blob_path("data/ab"), "/cont/team/a%20b/data/ab");
         let s = store(Some("http://127.0.0.1:10000/devstoreaccount1/"), "");
         assert_eq!(s.transport.origin, "http://127.0.0.1:10000");
         assert_eq!(s.transport.base_path, "/devstoreaccount1");
-        assert_eq!(lifeboat_store::ObjectStore::location(&s), "azure://acct/cont");
+        assert_eq!(
+            lifeboat_store::ObjectStore::location(&s),
+            "azure://acct/cont"
+        );
         assert_eq!(s.blob_name("config"), "config");
         assert!(s.check_key("/x").is_err() && s.check_key("").is_err());
     }
 
     #[test]
     fn bad_names_endpoints_and_keys_are_refused_by_name() {
-        let opts = || AzureOptions::new(AzureCredentials::SharedKey {
-            account_key: Secret::new(DEV_ACCOUNT_KEY),
-        });
+        let opts = || {
+            AzureOptions::new(AzureCredentials::SharedKey {
+                account_key: Secret::new(DEV_ACCOUNT_KEY),
+            })
+        };
         assert!(AzureStore::with_options("ac-ct", "c", "", opts()).is_err());
         assert!(AzureStore::with_options("acct", "", "", opts()).is_err());
         let bad_endpoint = AzureOptions {
@@ -299,6 +329,9 @@ mod tests {
             account_key: Secret::new("not base64!"),
         });
         let err = AzureStore::with_options("acct", "c", "", bad_key).unwrap_err();
-        assert!(err.to_string().contains("not base64") && !err.to_string().contains("base64!"), "{err}");
+        assert!(
+            err.to_string().contains("not base64") && !err.to_string().contains("base64!"),
+            "{err}"
+        );
     }
 }

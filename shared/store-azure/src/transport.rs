@@ -227,9 +227,11 @@ impl Transport {
     async fn attempt(&self, req: &BlobRequest) -> Result<Reply, NoReply> {
         let request = self.build(req).await?;
         let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| {
-                format!("{}: {}", e, source_chain(&e))
-            })?;
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| format!("{}: {}", e, source_chain(&e)))?;
             let (parts, body) = response.into_parts();
             let body = body
                 .collect()
@@ -253,10 +255,7 @@ impl Transport {
             Err(_) => Err(NoReply {
                 retryable: true,
                 attempts: 1,
-                detail: format!(
-                    "no complete answer within {:?}",
-                    self.retry.attempt_timeout
-                ),
+                detail: format!("no complete answer within {:?}", self.retry.attempt_timeout),
             }),
         }
     }
@@ -284,11 +283,20 @@ impl Transport {
             headers.insert("x-ms-date", v);
         }
         if matches!(req.method, Method::PUT | Method::POST) || !req.body.is_empty() {
-            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(req.body.len()));
+            headers.insert(
+                http::header::CONTENT_LENGTH,
+                HeaderValue::from(req.body.len()),
+            );
         }
         match &self.auth {
             Auth::SharedKey { key } => {
-                let s = signing::string_to_sign(&req.method, &headers, &self.account, &path, &req.query);
+                let s = signing::string_to_sign(
+                    &req.method,
+                    &headers,
+                    &self.account,
+                    &path,
+                    &req.query,
+                );
                 let value = signing::authorization(&self.account, key.expose(), &s);
                 insert_secret(&mut headers, AUTHORIZATION, &value)?;
             }
@@ -299,18 +307,24 @@ impl Transport {
                     attempts: 1,
                     detail: e.detail,
                 })?;
-                insert_secret(&mut headers, AUTHORIZATION, &format!("Bearer {}", token.expose()))?;
+                insert_secret(
+                    &mut headers,
+                    AUTHORIZATION,
+                    &format!("Bearer {}", token.expose()),
+                )?;
             }
         }
         let mut builder = Request::builder().method(req.method.clone()).uri(&uri);
         if let Some(h) = builder.headers_mut() {
             *h = headers;
         }
-        builder.body(Full::new(req.body.clone())).map_err(|e| NoReply {
-            retryable: false,
-            attempts: 1,
-            detail: scrub(&format!("cannot build the request for {path}: {e}")),
-        })
+        builder
+            .body(Full::new(req.body.clone()))
+            .map_err(|e| NoReply {
+                retryable: false,
+                attempts: 1,
+                detail: scrub(&format!("cannot build the request for {path}: {e}")),
+            })
     }
 }
 
@@ -365,7 +379,10 @@ mod tests {
             .to_string();
         h.insert(RETRY_AFTER, HeaderValue::from_str(&soon).unwrap());
         let d = retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
     }
@@ -380,8 +397,87 @@ mod tests {
         }
     }
 
+    fn transport(auth: Auth) -> Transport {
+        Transport {
+            client: http_client().unwrap(),
+            origin: "http://127.0.0.1:9".into(),
+            base_path: "/acct".into(),
+            account: "acct".into(),
+            auth,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    fn list_request() -> BlobRequest {
+        BlobRequest::new(Method::GET, "/c".into())
+            .query("restype", "container")
+            .query("prefix", "p/a b&c")
+    }
+
+    #[tokio::test]
+    async fn a_sas_goes_on_every_url_and_nothing_else_authorizes() {
+        let t = transport(Auth::Sas {
+            token: Secret::new("sv=2022-11-02&sp=racwdl&sig=c2ln%3D"),
+        });
+        let req = t.build(&list_request()).await.unwrap();
+        assert_eq!(
+            req.uri().to_string(),
+            "http://127.0.0.1:9/acct/c?restype=container&prefix=p%2Fa%20b%26c&sv=2022-11-02&sp=racwdl&sig=c2ln%3D"
+        );
+        assert!(req.headers().get(AUTHORIZATION).is_none());
+        assert_eq!(req.headers()["x-ms-version"], API_VERSION);
+        assert!(req.headers().contains_key("x-ms-date"));
+    }
+
+    #[tokio::test]
+    async fn shared_key_signs_the_path_with_the_account() {
+        let key = Arc::new(SecretBytes::new(b"k".to_vec()));
+        let t = transport(Auth::SharedKey { key });
+        let req = t.build(&list_request()).await.unwrap();
+        let auth = req.headers()[AUTHORIZATION].to_str().unwrap().to_string();
+        let s = signing::string_to_sign(
+            &Method::GET,
+            req.headers(),
+            "acct",
+            "/acct/c",
+            &list_request().query,
+        );
+        assert_eq!(auth, signing::authorization("acct", b"k", &s));
+        assert!(
+            s.ends_with("/acct/acct/c\nprefix:p/a b&c\nrestype:container"),
+            "{s}"
+        );
+        assert!(req.headers()[AUTHORIZATION].is_sensitive());
+    }
+
+    #[tokio::test]
+    async fn an_entra_token_is_sent_as_bearer() {
+        use crate::credentials::{ClientProof, EntraCredentials};
+        let (url, _) = crate::entra::tests::token_server(vec![(
+            200,
+            r#"{"expires_in":3600,"access_token":"tok-x"}"#.into(),
+        )])
+        .await;
+        let source = TokenSource::new(
+            EntraCredentials {
+                tenant_id: "t".into(),
+                client_id: "c".into(),
+                proof: ClientProof::Secret(Secret::new("s")),
+                authority_host: url,
+            },
+            http_client().unwrap(),
+        );
+        let t = transport(Auth::Bearer(Arc::new(source)));
+        let req = t.build(&list_request()).await.unwrap();
+        assert_eq!(req.headers()[AUTHORIZATION], "Bearer tok-x");
+        assert!(!req.uri().to_string().contains("sig="));
+    }
+
     #[test]
     fn paths_keep_slashes_and_encode_the_rest() {
-        assert_eq!(encode_path("/c/p/data/ab cd+é"), "/c/p/data/ab%20cd%2B%C3%A9");
+        assert_eq!(
+            encode_path("/c/p/data/ab cd+é"),
+            "/c/p/data/ab%20cd%2B%C3%A9"
+        );
     }
 }

@@ -206,10 +206,16 @@ mod tests {
             a.last_modified.unwrap().to_rfc3339(),
             "2026-12-01T10:00:01+00:00"
         );
-        assert_eq!(a.version_id.as_deref(), Some("2026-12-01T10:00:00.1234567Z"));
+        assert_eq!(
+            a.version_id.as_deref(),
+            Some("2026-12-01T10:00:00.1234567Z")
+        );
         assert_eq!(page.blobs[1].name, "p/odd\u{fffe}");
         assert_eq!(page.blobs[1].version_id, None);
-        assert_eq!(page.next_marker.as_deref(), Some("2!72!MDAwMDA2IXAvZGF0YS9i"));
+        assert_eq!(
+            page.next_marker.as_deref(),
+            Some("2!72!MDAwMDA2IXAvZGF0YS9i")
+        );
     }
 
     #[test]
@@ -222,7 +228,8 @@ mod tests {
                 next_marker: None
             }
         );
-        let xml = "<EnumerationResults><Blobs></Blobs><NextMarker></NextMarker></EnumerationResults>";
+        let xml =
+            "<EnumerationResults><Blobs></Blobs><NextMarker></NextMarker></EnumerationResults>";
         assert_eq!(parse_list(xml).unwrap().next_marker, None);
         assert!(parse_list("<Error/>").is_err());
         let bad = "<EnumerationResults><Blobs><Blob><Name>x</Name><Properties></Properties></Blob></Blobs></EnumerationResults>";
@@ -244,6 +251,9 @@ mod tests {
 
     #[test]
     fn entities_and_references_are_decoded() {
-        assert_eq!(unescape("a&lt;b&gt;&quot;&apos;&#65;&#x42;&bogus;&"), "a<b>\"'AB&bogus;&");
+        assert_eq!(
+            unescape("a&lt;b&gt;&quot;&apos;&#65;&#x42;&bogus;&"),
+            "a<b>\"'AB&bogus;&"
+        );
     }
 }

@@ -34,6 +34,15 @@ pub async fn open(url: &str, opts: &StoreOptions) -> Result<Arc<dyn ObjectStore>
         ),
         #[cfg(not(feature = "s3"))]
         StoreUrl::S3 { .. } => return Err(not_built("S3")),
+        #[cfg(feature = "azure")]
+        StoreUrl::Azure {
+            account,
+            container,
+            prefix,
+        } => Arc::new(
+            lifeboat_store_azure::AzureStore::connect(&account, &container, &prefix).await?,
+        ),
+        #[cfg(not(feature = "azure"))]
         StoreUrl::Azure { .. } => return Err(not_built("Azure Blob")),
         StoreUrl::Gcs { .. } => return Err(not_built("Google Cloud Storage")),
     })
