@@ -218,7 +218,9 @@ async fn the_store_passes_the_conformance_suite() -> Result<()> {
     let store = store(&bucket, "team/repo")?;
     assert_eq!(store.location(), format!("gs://{bucket}/team/repo"));
     // repo check says the emulator's retention is no proof.
-    ensure!(store.retention_caveat().is_some_and(|c| c.contains("emulator")));
+    ensure!(store
+        .retention_caveat()
+        .is_some_and(|c| c.contains("emulator")));
     let caps = Capabilities {
         // Retention is stored and reported; deletes are not refused.
         retention: RetentionSupport::Recorded,

@@ -3,7 +3,9 @@
 //! The tests run against real parts started on loopback by the scripts in
 //! `tests/substrate/`: `tests/substrate/aws up` starts moto and writes
 //! `target/substrate/aws.env`, which [`aws_env`] reads; `tests/substrate/gcs up`
-//! starts fake-gcs-server and writes `target/substrate/gcs.env` ([`gcs_env`]). The harness never starts
+//! starts fake-gcs-server and writes `target/substrate/gcs.env` ([`gcs_env`]);
+//! `tests/substrate/azure up` starts Azurite and writes `target/substrate/azure.env`
+//! ([`azure_env`]). The harness never starts
 //! services itself, so a test run does not leave servers behind.
 
 pub mod alert_inbox;
@@ -48,6 +50,25 @@ pub fn aws_env() -> Vec<(String, String)> {
         Err(e) => panic!(
             "moto is not running: start it with tests/substrate/aws up (the README test command does) \
              [{}: {e}]",
+            path.display()
+        ),
+    }
+}
+
+/// The environment that points the Azure Blob store at the running Azurite
+/// (`AZURE_STORAGE_CONNECTION_STRING` with the emulator's well-known
+/// development account, `AZURE_STORAGE_BLOB_ENDPOINT`).
+///
+/// # Panics
+/// When Azurite is not running, with a message saying how to start it.
+#[allow(clippy::panic)]
+pub fn azure_env() -> Vec<(String, String)> {
+    let path = substrate_dir().join("azure.env");
+    match fs::read_to_string(&path) {
+        Ok(text) => parse_env(&text),
+        Err(e) => panic!(
+            "Azurite is not running: start it with tests/substrate/azure up \
+             (and stop it with tests/substrate/azure down) [{}: {e}]",
             path.display()
         ),
     }

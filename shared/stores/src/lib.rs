@@ -21,10 +21,6 @@ pub struct StoreOptions {
 /// `azure://account/container/prefix` or `gs://bucket/prefix`.
 pub async fn open(url: &str, opts: &StoreOptions) -> Result<Arc<dyn ObjectStore>, StoreError> {
     let parsed = StoreUrl::parse(url)?;
-    let not_built = |what: &str| StoreError::InvalidUrl {
-        url: url.to_string(),
-        reason: format!("this build of Lifeboat has no {what} store"),
-    };
     Ok(match parsed {
         StoreUrl::Local(p) => Arc::new(LocalStore::new(p)),
         #[cfg(feature = "s3")]
@@ -33,15 +29,37 @@ pub async fn open(url: &str, opts: &StoreOptions) -> Result<Arc<dyn ObjectStore>
                 .await?,
         ),
         #[cfg(not(feature = "s3"))]
-        StoreUrl::S3 { .. } => return Err(not_built("S3")),
-        StoreUrl::Azure { .. } => return Err(not_built("Azure Blob")),
+        StoreUrl::S3 { .. } => return Err(not_built(url, "S3")),
+        #[cfg(feature = "azure")]
+        StoreUrl::Azure {
+            account,
+            container,
+            prefix,
+        } => Arc::new(
+            lifeboat_store_azure::AzureStore::connect(&account, &container, &prefix).await?,
+        ),
+        #[cfg(not(feature = "azure"))]
+        StoreUrl::Azure { .. } => return Err(not_built(url, "Azure Blob")),
         #[cfg(feature = "gcs")]
         StoreUrl::Gcs { bucket, prefix } => {
             Arc::new(lifeboat_store_gcs::GcsStore::connect(&bucket, &prefix)?)
         }
         #[cfg(not(feature = "gcs"))]
-        StoreUrl::Gcs { .. } => return Err(not_built("Google Cloud Storage")),
+        StoreUrl::Gcs { .. } => return Err(not_built(url, "Google Cloud Storage")),
     })
+}
+
+/// The error for a URL whose store this build leaves out (a cargo feature
+/// turned off).
+#[cfg_attr(
+    all(feature = "s3", feature = "azure", feature = "gcs"),
+    allow(dead_code)
+)]
+fn not_built(url: &str, what: &str) -> StoreError {
+    StoreError::InvalidUrl {
+        url: url.to_string(),
+        reason: format!("this build of Lifeboat has no {what} store"),
+    }
 }
 
 #[cfg(test)]
