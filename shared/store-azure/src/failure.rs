@@ -98,6 +98,12 @@ impl Failure {
                     key,
                     detail: format!("{detail} ({} attempts)", self.attempts),
                 }
+            } else if !e.auth {
+                StoreError::Backend {
+                    location,
+                    key,
+                    detail,
+                }
             } else {
                 StoreError::AccessDenied {
                     location,
@@ -236,6 +242,7 @@ mod tests {
         );
         let token_refused = Failure::from_no_reply(NoReply {
             retryable: false,
+            auth: true,
             attempts: 1,
             detail: "Entra ID refused a token".into(),
         });
@@ -255,6 +262,7 @@ mod tests {
         let e = map(
             Failure::from_no_reply(NoReply {
                 retryable: true,
+                auth: false,
                 attempts: 6,
                 detail: "connection refused; url ?sig=secret".into(),
             }),

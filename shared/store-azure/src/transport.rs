@@ -157,6 +157,8 @@ impl Reply {
 pub(crate) struct NoReply {
     /// Whether another try could help (false for an Entra ID refusal).
     pub retryable: bool,
+    /// Whether the credentials were refused (no token) rather than the request.
+    pub auth: bool,
     pub attempts: u32,
     pub detail: String,
 }
@@ -249,11 +251,13 @@ impl Transport {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(detail)) => Err(NoReply {
                 retryable: true,
+                auth: false,
                 attempts: 1,
                 detail: scrub(&detail),
             }),
             Err(_) => Err(NoReply {
                 retryable: true,
+                auth: false,
                 attempts: 1,
                 detail: format!("no complete answer within {:?}", self.retry.attempt_timeout),
             }),
@@ -304,6 +308,7 @@ impl Transport {
             Auth::Bearer(source) => {
                 let token = source.token().await.map_err(|e| NoReply {
                     retryable: e.retryable,
+                    auth: true,
                     attempts: 1,
                     detail: e.detail,
                 })?;
@@ -322,6 +327,7 @@ impl Transport {
             .body(Full::new(req.body.clone()))
             .map_err(|e| NoReply {
                 retryable: false,
+                auth: false,
                 attempts: 1,
                 detail: scrub(&format!("cannot build the request for {path}: {e}")),
             })
@@ -331,6 +337,7 @@ impl Transport {
 fn insert_secret(headers: &mut HeaderMap, name: HeaderName, value: &str) -> Result<(), NoReply> {
     let mut v = HeaderValue::from_str(value).map_err(|_| NoReply {
         retryable: false,
+        auth: true,
         attempts: 1,
         detail: "the authorization is not a valid HTTP header value".into(),
     })?;
@@ -365,119 +372,5 @@ pub(crate) fn encode_path(raw: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        let soon = (Utc::now() + chrono::Duration::seconds(30))
-            .format("%a, %d %b %Y %H:%M:%S GMT")
-            .to_string();
-        h.insert(RETRY_AFTER, HeaderValue::from_str(&soon).unwrap());
-        let d = retry_after(&h).unwrap();
-        assert!(
-            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
-            "{d:?}"
-        );
-        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h), None);
-    }
-
-    #[test]
-    fn only_throttling_and_server_failures_are_retried() {
-        for s in [429, 500, 502, 503, 504, 408] {
-            assert!(retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
-        }
-        for s in [200, 201, 400, 403, 404, 409, 412, 416, 501] {
-            assert!(!retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
-        }
-    }
-
-    fn transport(auth: Auth) -> Transport {
-        Transport {
-            client: http_client().unwrap(),
-            origin: "http://127.0.0.1:9".into(),
-            base_path: "/acct".into(),
-            account: "acct".into(),
-            auth,
-            retry: RetryPolicy::default(),
-        }
-    }
-
-    fn list_request() -> BlobRequest {
-        BlobRequest::new(Method::GET, "/c".into())
-            .query("restype", "container")
-            .query("prefix", "p/a b&c")
-    }
-
-    #[tokio::test]
-    async fn a_sas_goes_on_every_url_and_nothing_else_authorizes() {
-        let t = transport(Auth::Sas {
-            token: Secret::new("sv=2022-11-02&sp=racwdl&sig=c2ln%3D"),
-        });
-        let req = t.build(&list_request()).await.unwrap();
-        assert_eq!(
-            req.uri().to_string(),
-            "http://127.0.0.1:9/acct/c?restype=container&prefix=p%2Fa%20b%26c&sv=2022-11-02&sp=racwdl&sig=c2ln%3D"
-        );
-        assert!(req.headers().get(AUTHORIZATION).is_none());
-        assert_eq!(req.headers()["x-ms-version"], API_VERSION);
-        assert!(req.headers().contains_key("x-ms-date"));
-    }
-
-    #[tokio::test]
-    async fn shared_key_signs_the_path_with_the_account() {
-        let key = Arc::new(SecretBytes::new(b"k".to_vec()));
-        let t = transport(Auth::SharedKey { key });
-        let req = t.build(&list_request()).await.unwrap();
-        let auth = req.headers()[AUTHORIZATION].to_str().unwrap().to_string();
-        let s = signing::string_to_sign(
-            &Method::GET,
-            req.headers(),
-            "acct",
-            "/acct/c",
-            &list_request().query,
-        );
-        assert_eq!(auth, signing::authorization("acct", b"k", &s));
-        assert!(
-            s.ends_with("/acct/acct/c\nprefix:p/a b&c\nrestype:container"),
-            "{s}"
-        );
-        assert!(req.headers()[AUTHORIZATION].is_sensitive());
-    }
-
-    #[tokio::test]
-    async fn an_entra_token_is_sent_as_bearer() {
-        use crate::credentials::{ClientProof, EntraCredentials};
-        let (url, _) = crate::entra::tests::token_server(vec![(
-            200,
-            r#"{"expires_in":3600,"access_token":"tok-x"}"#.into(),
-        )])
-        .await;
-        let source = TokenSource::new(
-            EntraCredentials {
-                tenant_id: "t".into(),
-                client_id: "c".into(),
-                proof: ClientProof::Secret(Secret::new("s")),
-                authority_host: url,
-            },
-            http_client().unwrap(),
-        );
-        let t = transport(Auth::Bearer(Arc::new(source)));
-        let req = t.build(&list_request()).await.unwrap();
-        assert_eq!(req.headers()[AUTHORIZATION], "Bearer tok-x");
-        assert!(!req.uri().to_string().contains("sig="));
-    }
-
-    #[test]
-    fn paths_keep_slashes_and_encode_the_rest() {
-        assert_eq!(
-            encode_path("/c/p/data/ab cd+é"),
-            "/c/p/data/ab%20cd%2B%C3%A9"
-        );
-    }
-}
+#[path = "transport_tests.rs"]
+mod tests;

@@ -102,8 +102,7 @@ fn element<'a>(xml: &'a str, tag: &str) -> Option<(Element<'a>, &'a str)> {
         }
         let close_of_open = after_name + xml[after_name..].find('>')?;
         let attrs = &xml[after_name..close_of_open];
-        if attrs.ends_with('/') {
-            let attrs = &attrs[..attrs.len() - 1];
+        if let Some(attrs) = attrs.strip_suffix('/') {
             return Some((Element { attrs, inner: "" }, &xml[close_of_open + 1..]));
         }
         let close = format!("</{tag}>");
