@@ -203,11 +203,7 @@ impl AzureStore {
 
     /// The full blob name of a repository key.
     pub(crate) fn blob_name(&self, key: &str) -> String {
-        if self.prefix.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}/{key}", self.prefix)
-        }
+        lifeboat_store::join_key(&self.prefix, key)
     }
 
     /// `/container/prefix/key`, percent-encoded.
@@ -220,14 +216,7 @@ impl AzureStore {
     }
 
     pub(crate) fn check_key(&self, key: &str) -> Result<(), StoreError> {
-        if key.is_empty() || key.starts_with('/') {
-            return Err(StoreError::Backend {
-                location: self.place.location.clone(),
-                key: key.to_string(),
-                detail: "invalid object key".into(),
-            });
-        }
-        Ok(())
+        lifeboat_store::check_key(&self.place.location, key)
     }
 
     /// Send `req`; a successful answer, or the error for `key`.

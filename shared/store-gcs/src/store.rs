@@ -114,22 +114,11 @@ impl GcsStore {
 
     /// The object name of a repository key.
     pub(crate) fn full_key(&self, key: &str) -> String {
-        if self.inner.prefix.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}/{key}", self.inner.prefix)
-        }
+        lifeboat_store::join_key(&self.inner.prefix, key)
     }
 
     pub(crate) fn check_key(&self, key: &str) -> Result<(), StoreError> {
-        if key.is_empty() || key.starts_with('/') {
-            return Err(StoreError::Backend {
-                location: self.location(),
-                key: key.to_string(),
-                detail: "invalid object key".into(),
-            });
-        }
-        Ok(())
+        lifeboat_store::check_key(&self.location(), key)
     }
 
     /// The error a failed call about `key` means.

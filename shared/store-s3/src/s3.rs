@@ -15,7 +15,9 @@ use bytes::Bytes;
 use chrono::Utc;
 use convert::{from_aws_time, object_lock_mode, retention_mode, retention_of, to_aws_time};
 use failure::{lock_not_enabled, Failure};
-use lifeboat_store::{ObjectInfo, ObjectStore, PutOptions, Retention, StoreError};
+use lifeboat_store::{
+    check_key, join_key, ObjectInfo, ObjectStore, PutOptions, Retention, StoreError,
+};
 use std::error::Error as StdError;
 use tracing::{debug, instrument};
 
@@ -119,14 +121,7 @@ impl S3Store {
     }
 
     fn check_key(&self, key: &str) -> Result<(), StoreError> {
-        if key.is_empty() || key.starts_with('/') {
-            return Err(StoreError::Backend {
-                location: self.location(),
-                key: key.to_string(),
-                detail: "invalid object key".into(),
-            });
-        }
-        Ok(())
+        check_key(&self.location(), key)
     }
 
     fn lock_not_enabled(&self) -> StoreError {
@@ -212,14 +207,6 @@ fn path_style_from_env() -> bool {
 fn parse_flag(value: &str) -> bool {
     let value = value.trim();
     value == "1" || value.eq_ignore_ascii_case("true")
-}
-
-fn join_key(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_string()
-    } else {
-        format!("{prefix}/{key}")
-    }
 }
 
 #[async_trait]

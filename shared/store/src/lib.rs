@@ -12,6 +12,7 @@
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
+mod keys;
 mod local;
 mod memory;
 mod retention;
@@ -19,6 +20,7 @@ mod traits;
 mod url;
 
 pub use error::StoreError;
+pub use keys::{check_key, join_key};
 pub use local::LocalStore;
 pub use memory::MemoryStore;
 pub use retention::{LockMode, Retention};
