@@ -390,7 +390,7 @@ async fn init(g: &GlobalArgs, a: InitArgs) -> Result<u8> {
 }
 
 async fn run_check(g: &GlobalArgs, read_data: bool) -> Result<u8> {
-    let repo = g.open().await?;
+    let repo = g.open_uncached().await?;
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(progress.clone(), g.json);
     let report = check(
@@ -450,7 +450,7 @@ async fn run_check(g: &GlobalArgs, read_data: bool) -> Result<u8> {
 }
 
 async fn run_repair(g: &GlobalArgs, dry_run: bool, read_data: bool) -> Result<u8> {
-    let repo = g.open().await?;
+    let repo = g.open_uncached().await?;
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(progress.clone(), g.json);
     let r = repair(&repo, &RepairOptions { dry_run, read_data }, progress).await?;

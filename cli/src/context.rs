@@ -2,8 +2,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use lifeboat_repo::{Credential, Repository};
-use lifeboat_store::ObjectStore;
+use lifeboat_repo::{Credential, FileCache, Repository};
+use lifeboat_store::{ObjectStore, StoreUrl};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,6 +24,14 @@ pub struct GlobalArgs {
     /// More log output (-v info, -vv debug).
     #[arg(long, short = 'v', action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Where snapshot and index files of remote repositories are kept
+    /// between commands (sealed, checked on every use; default
+    /// $XDG_CACHE_HOME/lifeboat/repos or ~/.cache/lifeboat/repos).
+    #[arg(long, env = "LIFEBOAT_CACHE_DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Read every snapshot and index file from the repository itself.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
 }
 
 impl GlobalArgs {
@@ -58,9 +66,47 @@ impl GlobalArgs {
         }
     }
 
+    /// Open the repository; a remote one with the local file cache
+    /// (unless --no-cache).
     pub async fn open(&self) -> Result<Repository> {
+        let repo = self.open_uncached().await?;
+        Ok(match self.cache() {
+            Some(cache) => repo.with_cache(cache),
+            None => repo,
+        })
+    }
+
+    /// Open the repository reading every file from the store: for check
+    /// and repair, which must judge the store's copy, never the cache's.
+    pub async fn open_uncached(&self) -> Result<Repository> {
         let cred = self.credential()?;
         let store = self.store().await?;
         Ok(Repository::open(store, &cred).await?)
     }
+
+    /// The cache for this repository: none for a local directory (it is
+    /// as near as the cache) or with --no-cache.
+    fn cache(&self) -> Option<FileCache> {
+        if self.no_cache {
+            return None;
+        }
+        let url = StoreUrl::parse(self.repo.as_deref()?).ok()?;
+        if matches!(url, StoreUrl::Local(_)) {
+            return None;
+        }
+        let dir = match &self.cache_dir {
+            Some(d) => d.clone(),
+            None => default_cache_base()?.join("lifeboat").join("repos"),
+        };
+        Some(FileCache::new(dir))
+    }
+}
+
+fn default_cache_base() -> Option<PathBuf> {
+    let from = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    from("XDG_CACHE_HOME").or_else(|| from("HOME").map(|h| h.join(".cache")))
 }

@@ -30,6 +30,24 @@ pub fn create_bucket(name: &str, object_lock: bool) -> Result<(), String> {
     })
 }
 
+/// Overwrite an object behind Lifeboat's back (rot, or an attacker with
+/// write access to a bucket without Object Lock).
+pub fn overwrite_object(bucket: &str, key: &str, data: &[u8]) -> Result<(), String> {
+    let body = aws_sdk_s3::primitives::ByteStream::from(data.to_vec());
+    block_on(async {
+        client()
+            .await
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))
+    })
+}
+
 /// Set an object's GOVERNANCE retention, bypassing governance (so it may shorten it).
 pub fn force_governance_retention(
     bucket: &str,

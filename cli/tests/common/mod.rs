@@ -42,6 +42,8 @@ impl Env {
             .env("LIFEBOAT_PASSWORD", PASSWORD)
             // Mover Jobs run on the test clusters' kubelet stand-in.
             .env("LIFEBOAT_MOVER_IMAGE", "lifeboat.test/lifeboat:dev")
+            // Remote repositories' file cache stays in the test's directory.
+            .env("LIFEBOAT_CACHE_DIR", self.dir.path().join("cache"))
             .env_remove("LIFEBOAT_PASSWORD_FILE")
             .env_remove("LIFEBOAT_KEY_FILE");
         if keep_setuid {

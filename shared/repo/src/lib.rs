@@ -21,6 +21,7 @@
 //! [`ObjectStore`]: lifeboat_store::ObjectStore
 
 mod blob;
+mod cache;
 mod chunker;
 pub mod cluster_scope;
 mod config;
@@ -41,6 +42,7 @@ mod snapshot;
 mod tree;
 
 pub use blob::{decode_blob, encode_blob, BlobEncoder, BlobType, Compression, EncodedBlob};
+pub use cache::FileCache;
 pub use chunker::{ContentChunker, FixedChunker, GearTable};
 pub use config::{ChunkingParams, LockPolicy, RepoConfig, FORMAT_VERSION};
 pub use crypto::{Credential, MasterKey};

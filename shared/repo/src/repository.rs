@@ -1,3 +1,4 @@
+use crate::cache::FileCache;
 use crate::{
     decode_blob, Aad, BlobLocation, ChunkingParams, Credential, Format, Id, Index, IndexFile,
     KdfParams, KeyFile, LockPolicy, MasterKey, RepoConfig, RepoError, Tree,
@@ -127,6 +128,9 @@ pub struct Repository {
     key: Arc<MasterKey>,
     /// The key object this handle was opened with.
     key_id: Option<Id>,
+    /// Where snapshot and index files read before are kept (see
+    /// [`FileCache`]); none unless [`Repository::with_cache`] set one.
+    cache: Option<Arc<FileCache>>,
 }
 
 /// An index file that cannot be used: missing its hash, not decrypting or not parsing.
@@ -209,6 +213,7 @@ impl Repository {
             config,
             key: Arc::new(MasterKey::generate()?),
             key_id: None,
+            cache: None,
         };
         let kdf = match opts.kdf {
             Some(k) => k,
@@ -289,6 +294,7 @@ impl Repository {
                         store,
                         config,
                         key: Arc::new(key),
+                        cache: None,
                     });
                 }
                 Err(RepoError::Decrypt { .. }) => continue,
@@ -497,24 +503,71 @@ impl Repository {
         serde_json::from_slice(&json).map_err(|e| RepoError::malformed(what, e))
     }
 
+    /// Read, check and open one file. Snapshots and indexes come from the
+    /// local cache when one is set and holds a copy that passes the same
+    /// checks; otherwise from the store (and are then kept in the cache).
     pub async fn load_file<T: DeserializeOwned>(
         &self,
         kind: FileKind,
         id: &Id,
     ) -> Result<T, RepoError> {
+        let cache = self
+            .cache
+            .as_ref()
+            .filter(|_| crate::cache::cacheable(kind));
+        if let Some(cache) = cache {
+            if let Some(bytes) = cache.get(&self.config.id, kind, id).await {
+                match self.decode_file(kind, id, &bytes) {
+                    Ok(v) => return Ok(v),
+                    Err(_) => cache.remove(&self.config.id, kind, id).await,
+                }
+            }
+        }
         let bytes = self.store.get(&kind.key(id)).await?;
-        self.decode_file(kind, id, &bytes)
+        let v = self.decode_file(kind, id, &bytes)?;
+        if let Some(cache) = cache {
+            cache.put(&self.config.id, kind, id, &bytes).await;
+        }
+        Ok(v)
     }
 
-    /// Ids of all files of a kind (well-formed keys only).
+    /// Ids of all files of a kind (well-formed keys only). For the kinds
+    /// the local cache holds, entries the store no longer lists are
+    /// dropped from it.
     pub async fn list_ids(&self, kind: FileKind) -> Result<Vec<Id>, RepoError> {
-        Ok(self
+        let ids: Vec<Id> = self
             .store
             .list(kind.prefix())
             .await?
             .iter()
             .filter_map(|o| kind.parse_key(&o.key))
-            .collect())
+            .collect();
+        if let Some(cache) = self
+            .cache
+            .as_ref()
+            .filter(|_| crate::cache::cacheable(kind))
+        {
+            cache.retain(&self.config.id, kind, &ids).await;
+        }
+        Ok(ids)
+    }
+
+    /// Use `cache` for the snapshot and index files this handle reads.
+    pub fn with_cache(mut self, cache: FileCache) -> Self {
+        self.cache = Some(Arc::new(cache));
+        self
+    }
+
+    /// This handle reading every file from the store: for checks, which
+    /// must judge the store's copy.
+    pub fn without_cache(mut self) -> Self {
+        self.cache = None;
+        self
+    }
+
+    /// The local cache this handle uses, if any.
+    pub fn cache(&self) -> Option<&FileCache> {
+        self.cache.as_deref()
     }
 
     /// Load every index file (8 at a time) and merge the live ones. Index

@@ -173,7 +173,8 @@ fn snapshot_to_verify(state: &State) -> Result<Id, StepError> {
 /// Re-read and re-hash the snapshot, check its locks, read its objects back.
 pub async fn verify(env: &dyn StepEnv, state: State) -> Result<Value, StepError> {
     let id = snapshot_to_verify(&state)?;
-    let repo = env.repository().await?;
+    // The store's copy is what is verified, never the function's cache.
+    let repo = env.repository().await?.without_cache();
     crate::pinned::enforce(env, &repo).await?;
     to_value(&verify_in(env, &repo, id).await?)
 }

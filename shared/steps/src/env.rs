@@ -8,7 +8,7 @@ use crate::StepError;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use lifeboat_kube::Cluster;
-use lifeboat_repo::{Credential, Repository};
+use lifeboat_repo::{Credential, FileCache, Repository};
 use lifeboat_store::ObjectStore;
 use lifeboat_stores::StoreOptions;
 use lifeboat_volume::mover::MoverSettings;
@@ -49,8 +49,9 @@ pub trait StepEnv: Send + Sync {
 #[derive(Clone)]
 pub struct MoverAccess {
     pub settings: MoverSettings,
-    /// `LIFEBOAT_REPO`, `LIFEBOAT_PASSWORD` and the AWS region: the
-    /// container's environment, through a Secret in `settings.namespace`.
+    /// `LIFEBOAT_REPO`, `LIFEBOAT_PASSWORD`, the AWS region and what
+    /// [`lifeboat_stores::forwarded_env`] hands over: the container's
+    /// environment, through a Secret in `settings.namespace`.
     pub env: BTreeMap<String, String>,
 }
 
@@ -81,6 +82,10 @@ pub struct Settings {
     pub alert_topic: Option<String>,
     /// `LIFEBOAT_EXPECTED_LOCK`: the pinned lock policy, `mode:days`.
     pub expected_lock: Option<String>,
+    /// `LIFEBOAT_CACHE_DIR`: where snapshot and index files are kept
+    /// between invocations of a warm function (`/tmp/lifeboat-cache` in the
+    /// template); none when unset.
+    pub cache_dir: Option<String>,
 }
 
 impl Settings {
@@ -95,6 +100,7 @@ impl Settings {
             password_secret: var("LIFEBOAT_PASSWORD_SECRET"),
             alert_topic: var("LIFEBOAT_ALERT_TOPIC"),
             expected_lock: var("LIFEBOAT_EXPECTED_LOCK"),
+            cache_dir: var("LIFEBOAT_CACHE_DIR"),
         }
     }
 }
@@ -150,7 +156,11 @@ impl StepEnv for Environment {
         )?;
         let store = lifeboat_stores::open(url, &StoreOptions::default()).await?;
         let cred = self.credential().await?;
-        Ok(Repository::open(store, &cred).await?)
+        let repo = Repository::open(store, &cred).await?;
+        Ok(match &self.settings.cache_dir {
+            Some(dir) => repo.with_cache(FileCache::new(dir)),
+            None => repo,
+        })
     }
 
     async fn replica_store(&self) -> Result<Arc<dyn ObjectStore>, StepError> {
@@ -295,6 +305,12 @@ impl StepEnv for Environment {
         if let Some(region) = self.sdk().await.region() {
             env.insert("AWS_REGION".into(), region.to_string());
         }
+        // Where the store is (an S3-compatible endpoint, an Azure or GCS
+        // emulator) and shared-key credentials; workload identities come
+        // from the Job's service account instead (docs/volumes.md).
+        env.extend(lifeboat_stores::forwarded_env(url, |k| {
+            std::env::var(k).ok()
+        })?);
         let settings = MoverSettings::from_env();
         if let Some(problem) = settings.namespace_problem() {
             return Err(StepError::invalid(problem));

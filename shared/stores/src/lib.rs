@@ -4,6 +4,9 @@
 //! the other clouds build without its SDK (the shape of rustic's backend
 //! chooser).
 
+mod forward;
+
+pub use forward::forwarded_env;
 use lifeboat_store::{LocalStore, ObjectStore, StoreError, StoreUrl};
 use std::sync::Arc;
 
