@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use lifeboat_repo::{Credential, Repository};
-use lifeboat_store::ObjectStore;
+use lifeboat_store::{MeteredStore, ObjectStore, StoreMeter};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -62,5 +62,13 @@ impl GlobalArgs {
         let cred = self.credential()?;
         let store = self.store().await?;
         Ok(Repository::open(store, &cred).await?)
+    }
+
+    /// The repository, its store wrapped in a [`MeteredStore`] whose
+    /// counts the command reports (`output::store_usage`).
+    pub async fn open_metered(&self) -> Result<(Repository, Arc<StoreMeter>)> {
+        let cred = self.credential()?;
+        let (store, meter) = MeteredStore::wrap(self.store().await?);
+        Ok((Repository::open(store, &cred).await?, meter))
     }
 }
