@@ -150,7 +150,11 @@ impl StoreRequests {
             ("retention set", self.set_retention, "retention sets"),
             ("exists check", self.exists, "exists checks"),
             ("create", self.create, "creates"),
-            ("lock support check", self.ensure_lock_support, "lock support checks"),
+            (
+                "lock support check",
+                self.ensure_lock_support,
+                "lock support checks",
+            ),
         ]
     }
 }
@@ -298,12 +302,15 @@ mod tests {
         assert_eq!(s.head("data/a").await.unwrap().size, 11);
         assert_eq!(s.list("data/").await.unwrap().len(), 2);
         let until = Utc::now() + chrono::Duration::days(1);
-        s.set_retention("data/a", Retention {
+        s.set_retention(
+            "data/a",
+            Retention {
                 mode: LockMode::Governance,
                 until,
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await
+        .unwrap();
         s.delete("data/b").await.unwrap();
         assert!(s.exists().await.unwrap());
         s.create().await.unwrap();
@@ -345,7 +352,10 @@ mod tests {
         assert!(s.get("missing").await.is_err());
         assert!(s.get_range("k", 3, 10).await.is_err());
         let u = meter.usage();
-        assert_eq!((u.requests.put, u.requests.get, u.requests.get_range), (2, 1, 1));
+        assert_eq!(
+            (u.requests.put, u.requests.get, u.requests.get_range),
+            (2, 1, 1)
+        );
         assert_eq!((u.bytes_up, u.bytes_down), (10, 0));
     }
 
