@@ -1,7 +1,7 @@
 //! `lifeboat backup` and `lifeboat restore`: cluster state.
 
 use crate::context::GlobalArgs;
-use crate::output::{bytes, print_json, print_warnings};
+use crate::output::{bytes, print_json, print_store_line, print_warnings, with_store};
 use crate::progress::Reporter;
 use crate::EXIT_INCOMPLETE;
 use anyhow::{bail, Result};
@@ -67,7 +67,7 @@ pub struct BackupArgs {
 
 pub async fn backup(g: &GlobalArgs, a: BackupArgs) -> Result<u8> {
     let cluster = a.cluster.connect().await?;
-    let repo = g.open().await?;
+    let (repo, meter) = g.open_metered().await?;
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(progress.clone(), g.json);
     let opts = ClusterBackupOptions {
@@ -88,14 +88,17 @@ pub async fn backup(g: &GlobalArgs, a: BackupArgs) -> Result<u8> {
     print_warnings(&out.warnings, out.warning_count);
     let s = &out.snapshot.summary;
     if g.json {
-        print_json(&serde_json::json!({
-            "snapshot": out.snapshot_id.to_hex(),
-            "summary": s,
-            "resources": out.snapshot.cluster.as_ref().map(|c| &c.resources),
-            "excluded": out.excluded,
-            "warnings": out.warnings,
-            "warning_count": out.warning_count,
-        }))?;
+        print_json(&with_store(
+            serde_json::json!({
+                "snapshot": out.snapshot_id.to_hex(),
+                "summary": s,
+                "resources": out.snapshot.cluster.as_ref().map(|c| &c.resources),
+                "excluded": out.excluded,
+                "warnings": out.warnings,
+                "warning_count": out.warning_count,
+            }),
+            &meter,
+        ))?;
     } else {
         eprintln!(
             "{} objects of {} resources, {}; new {} stored as {}; {} left out by default; {:.1}s",
@@ -108,6 +111,7 @@ pub async fn backup(g: &GlobalArgs, a: BackupArgs) -> Result<u8> {
             s.duration_secs
         );
         println!("{}", out.snapshot_id);
+        print_store_line(&meter);
     }
     Ok(if out.warning_count > 0 {
         EXIT_INCOMPLETE
@@ -166,7 +170,7 @@ pub struct RestoreArgs {
 pub const EXIT_OBJECTS_FAILED: u8 = 4;
 
 pub async fn restore(g: &GlobalArgs, a: RestoreArgs) -> Result<u8> {
-    let repo = g.open().await?;
+    let (repo, meter) = g.open_metered().await?;
     let (id, snap) = if a.snapshot == "latest" {
         // Full-scope only: a backup of a few namespaces is not "the cluster".
         repo.snapshots()
@@ -217,15 +221,19 @@ pub async fn restore(g: &GlobalArgs, a: RestoreArgs) -> Result<u8> {
     drop(reporter);
     let r = &out.report;
     if g.json {
-        print_json(&serde_json::json!({
-            "report": r,
-            "report_id": out.report_id.map(|i| i.to_hex()),
-        }))?;
+        print_json(&with_store(
+            serde_json::json!({
+                "report": r,
+                "report_id": out.report_id.map(|i| i.to_hex()),
+            }),
+            &meter,
+        ))?;
     } else {
         print_report(r, g.verbose > 0);
         if let Some(rid) = &out.report_id {
             eprintln!("report stored as reports/{rid}");
         }
+        print_store_line(&meter);
     }
     Ok(if r.failed() { EXIT_OBJECTS_FAILED } else { 0 })
 }

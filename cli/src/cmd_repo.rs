@@ -1,7 +1,7 @@
 //! `lifeboat repo ...`
 
 use crate::context::GlobalArgs;
-use crate::output::{bytes, print_json};
+use crate::output::{bytes, print_json, print_store_line, with_store};
 use crate::progress::Reporter;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -390,7 +390,9 @@ async fn init(g: &GlobalArgs, a: InitArgs) -> Result<u8> {
 }
 
 async fn run_check(g: &GlobalArgs, read_data: bool) -> Result<u8> {
-    let repo = g.open_uncached().await?;
+    // Check judges the store's copy: never the cache's.
+    let (repo, meter) = g.open_metered().await?;
+    let repo = repo.without_cache();
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(progress.clone(), g.json);
     let report = check(
@@ -404,7 +406,7 @@ async fn run_check(g: &GlobalArgs, read_data: bool) -> Result<u8> {
     .await?;
     drop(reporter);
     if g.json {
-        print_json(&report)?;
+        print_json(&with_store(serde_json::to_value(&report)?, &meter))?;
     } else {
         for p in &report.problems {
             let tag = match p.severity {
@@ -445,6 +447,7 @@ async fn run_check(g: &GlobalArgs, read_data: bool) -> Result<u8> {
         } else {
             println!("{errors} error(s) found");
         }
+        print_store_line(&meter);
     }
     Ok(if report.errors() == 0 { 0 } else { 1 })
 }

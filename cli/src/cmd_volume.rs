@@ -1,7 +1,7 @@
 //! `lifeboat volume backup|restore`
 
 use crate::context::GlobalArgs;
-use crate::output::{bytes, print_json, print_warnings};
+use crate::output::{bytes, print_json, print_store_line, print_warnings, with_store};
 use crate::progress::Reporter;
 use crate::EXIT_INCOMPLETE;
 use anyhow::{bail, Result};
@@ -96,7 +96,7 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
             ignore_inode,
             result_file,
         } => {
-            let repo = g.open().await?;
+            let (repo, meter) = g.open_metered().await?;
             let progress = Arc::new(Progress::default());
             let reporter = Reporter::start(progress.clone(), g.json);
             let opts = BackupOptions {
@@ -122,7 +122,7 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
             });
             write_result(result_file.as_deref(), &result)?;
             if g.json {
-                print_json(&result)?;
+                print_json(&with_store(result, &meter))?;
             } else {
                 eprintln!(
                     "{} files, {} dirs, {} ({} read); new {} stored as {} in {} packs; {:.1}s",
@@ -136,6 +136,7 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
                     s.duration_secs
                 );
                 println!("{}", out.snapshot_id);
+                print_store_line(&meter);
             }
             Ok(if out.warning_count > 0 {
                 EXIT_INCOMPLETE
@@ -153,7 +154,7 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
             restore_setuid,
             result_file,
         } => {
-            let repo = g.open().await?;
+            let (repo, meter) = g.open_metered().await?;
             let (id, snap) = repo.resolve_snapshot(&snapshot).await?;
             let volume_of_cluster = snap.kind == "cluster"
                 && path
@@ -203,7 +204,7 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
                 );
             }
             if g.json {
-                print_json(&result)?;
+                print_json(&with_store(result, &meter))?;
             } else {
                 println!(
                     "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} in {:.1}s",
@@ -222,6 +223,7 @@ pub async fn run(g: &GlobalArgs, cmd: VolumeCommand) -> Result<u8> {
                         bytes(v.bytes)
                     );
                 }
+                print_store_line(&meter);
             }
             Ok(0)
         }

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use lifeboat_repo::{Credential, FileCache, Repository};
-use lifeboat_store::{ObjectStore, StoreUrl};
+use lifeboat_store::{MeteredStore, ObjectStore, StoreMeter, StoreUrl};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -69,11 +69,7 @@ impl GlobalArgs {
     /// Open the repository; a remote one with the local file cache
     /// (unless --no-cache).
     pub async fn open(&self) -> Result<Repository> {
-        let repo = self.open_uncached().await?;
-        Ok(match self.cache() {
-            Some(cache) => repo.with_cache(cache),
-            None => repo,
-        })
+        Ok(self.with_cache(self.open_uncached().await?))
     }
 
     /// Open the repository reading every file from the store: for check
@@ -82,6 +78,23 @@ impl GlobalArgs {
         let cred = self.credential()?;
         let store = self.store().await?;
         Ok(Repository::open(store, &cred).await?)
+    }
+
+    /// The repository, its store wrapped in a [`MeteredStore`] whose
+    /// counts the command reports (`output::store_usage`); remote
+    /// repositories with the local file cache, as [`GlobalArgs::open`].
+    pub async fn open_metered(&self) -> Result<(Repository, Arc<StoreMeter>)> {
+        let cred = self.credential()?;
+        let (store, meter) = MeteredStore::wrap(self.store().await?);
+        let repo = Repository::open(store, &cred).await?;
+        Ok((self.with_cache(repo), meter))
+    }
+
+    fn with_cache(&self, repo: Repository) -> Repository {
+        match self.cache() {
+            Some(cache) => repo.with_cache(cache),
+            None => repo,
+        }
     }
 
     /// The cache for this repository: none for a local directory (it is

@@ -1,5 +1,6 @@
 //! Printing: sizes, durations, error chains, JSON, logging.
 
+use lifeboat_store::StoreMeter;
 use serde::Serialize;
 
 pub fn init_tracing(verbose: u8) {
@@ -46,6 +47,20 @@ pub fn bytes(n: u64) -> String {
 pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
+}
+
+/// A command's JSON result with what it asked of the repository's store
+/// added as `store` (docs/stores.md, "What a command costs").
+pub fn with_store(mut result: serde_json::Value, meter: &StoreMeter) -> serde_json::Value {
+    if let serde_json::Value::Object(map) = &mut result {
+        map.insert("store".into(), serde_json::json!(meter.usage()));
+    }
+    result
+}
+
+/// The same as one line on stderr, the command's last.
+pub fn print_store_line(meter: &StoreMeter) {
+    eprintln!("store: {}", meter.usage());
 }
 
 /// Print warnings to stderr, saying how many more there were than shown.

@@ -80,6 +80,44 @@ fn backup_restore_is_byte_identical_with_metadata() {
     assert!(c["problems"].as_array().unwrap().is_empty(), "{c}");
 }
 
+/// Backup, restore and check say what they asked of the store: `store` in
+/// `--json`, one line on stderr otherwise.
+#[test]
+fn commands_report_what_they_asked_of_the_store() {
+    let env = Env::new();
+    env.ok(&["repo", "init"]);
+    let data = env.path("data");
+    make_data(&data, 4);
+
+    let backup = env.json(&["volume", "backup", data.to_str().unwrap()]);
+    let store = &backup["store"];
+    let stored = backup["summary"]["bytes_stored"].as_u64().unwrap();
+    let up = store["bytes_up"].as_u64().unwrap();
+    assert!(up >= stored, "{store} for {stored} bytes stored");
+    assert!(store["requests"]["put"].as_u64().unwrap() >= 3, "{store}");
+    let kinds = store["requests"].as_object().unwrap();
+    let total: u64 = kinds.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(store["requests_total"], total);
+
+    let out = env.path("restore");
+    let restore = env.json(&["volume", "restore", "latest", out.to_str().unwrap()]);
+    let down = restore["store"]["bytes_down"].as_u64().unwrap();
+    assert!(down >= stored / 2, "{}", restore["store"]);
+    assert_eq!(restore["store"]["requests"]["put"], 0);
+
+    let check = env.json(&["repo", "check"]);
+    assert!(check["problems"].as_array().unwrap().is_empty(), "{check}");
+    assert!(check["store"]["requests"]["list"].as_u64().unwrap() > 0);
+
+    let human = env.run(&["repo", "check"]);
+    let stderr = String::from_utf8_lossy(&human.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("store: ") && last.contains(" requests (") && last.ends_with(" down"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn snapshot_references_are_resolved_or_explained() {
     let env = Env::new();

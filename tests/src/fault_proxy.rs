@@ -7,8 +7,14 @@
 //! requests can be answered with a chosen status without reaching the
 //! emulator. Each request goes over a connection of its own (`Connection:
 //! close` both ways), so faults are counted per request.
+//!
+//! It also counts what passes: requests per method and the bytes each way
+//! as they cross the wire (request line, headers and body; status line,
+//! headers and body), which `tests/bench/stores` reads through the
+//! `wire-meter` binary.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -29,6 +35,12 @@ struct State {
     requests: AtomicUsize,
     /// Requests answered with an injected fault.
     injected: AtomicUsize,
+    /// Requests received per HTTP method.
+    methods: Mutex<BTreeMap<String, u64>>,
+    /// Bytes of the requests received from the client, as received.
+    bytes_up: AtomicU64,
+    /// Bytes of the answers sent back to the client.
+    bytes_down: AtomicU64,
 }
 
 impl FaultProxy {
@@ -87,6 +99,38 @@ impl FaultProxy {
     pub fn injected(&self) -> usize {
         self.state.injected.load(Ordering::SeqCst)
     }
+
+    /// Requests received so far per HTTP method (`GET`, `PUT`, ...).
+    pub fn methods(&self) -> BTreeMap<String, u64> {
+        self.state
+            .methods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Bytes received from clients so far: request lines, headers and
+    /// bodies, as sent.
+    pub fn bytes_up(&self) -> u64 {
+        self.state.bytes_up.load(Ordering::SeqCst)
+    }
+
+    /// Bytes answered to clients so far: status lines, headers and bodies.
+    pub fn bytes_down(&self) -> u64 {
+        self.state.bytes_down.load(Ordering::SeqCst)
+    }
+
+    /// The counts as one JSON object: `requests`, `methods`, `bytes_up`,
+    /// `bytes_down`, `injected`.
+    pub fn counts(&self) -> serde_json::Value {
+        serde_json::json!({
+            "requests": self.requests(),
+            "methods": self.methods(),
+            "bytes_up": self.bytes_up(),
+            "bytes_down": self.bytes_down(),
+            "injected": self.injected(),
+        })
+    }
 }
 
 impl Drop for FaultProxy {
@@ -98,7 +142,21 @@ impl Drop for FaultProxy {
 /// Read one request, then fail it or forward it and relay the answer.
 async fn serve(client: TcpStream, target: &str, state: &State) -> std::io::Result<()> {
     let mut client = BufReader::new(client);
-    let (head, body) = read_request(&mut client).await?;
+    let (head, body, received) = read_request(&mut client).await?;
+    // Counted before anything is answered, so a client that has its answer
+    // finds its request in the counts.
+    let method = String::from_utf8_lossy(&head)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    *state
+        .methods
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(method)
+        .or_default() += 1;
+    state.bytes_up.fetch_add(received, Ordering::SeqCst);
     state.requests.fetch_add(1, Ordering::SeqCst);
     let fault = {
         let mut faults = state.faults.lock().unwrap_or_else(|p| p.into_inner());
@@ -112,6 +170,9 @@ async fn serve(client: TcpStream, target: &str, state: &State) -> std::io::Resul
             "HTTP/1.1 {status} Injected\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nretry-after: 0\r\nconnection: close\r\n\r\n{text}",
             text.len()
         );
+        state
+            .bytes_down
+            .fetch_add(answer.len() as u64, Ordering::SeqCst);
         client.write_all(answer.as_bytes()).await?;
         return client.shutdown().await;
     }
@@ -120,21 +181,30 @@ async fn serve(client: TcpStream, target: &str, state: &State) -> std::io::Resul
     upstream.write_all(&body).await?;
     let mut answer = Vec::new();
     upstream.read_to_end(&mut answer).await?;
+    state
+        .bytes_down
+        .fetch_add(answer.len() as u64, Ordering::SeqCst);
     client.write_all(&answer).await?;
     client.shutdown().await
 }
 
 /// The request's head, with `Connection: close` in place of any connection
-/// header, and its body (by `Content-Length`, or chunked, kept as sent).
-async fn read_request(client: &mut BufReader<TcpStream>) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+/// header, its body (by `Content-Length`, or chunked, kept as sent), and how
+/// many bytes the client sent for both.
+async fn read_request(
+    client: &mut BufReader<TcpStream>,
+) -> std::io::Result<(Vec<u8>, Vec<u8>, u64)> {
+    let mut received = 0u64;
     let mut head = Vec::new();
     let mut length = 0usize;
     let mut chunked = false;
     loop {
         let mut line = String::new();
-        if client.read_line(&mut line).await? == 0 {
+        let n = client.read_line(&mut line).await?;
+        if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
+        received += n as u64;
         if line == "\r\n" || line == "\n" {
             break;
         }
@@ -170,7 +240,8 @@ async fn read_request(client: &mut BufReader<TcpStream>) -> std::io::Result<(Vec
         body.resize(length, 0);
         client.read_exact(&mut body).await?;
     }
-    Ok((head, body))
+    received += body.len() as u64;
+    Ok((head, body, received))
 }
 
 #[cfg(test)]
@@ -186,7 +257,7 @@ mod tests {
             while let Ok((c, _)) = listener.accept().await {
                 tokio::spawn(async move {
                     let mut c = BufReader::new(c);
-                    let (head, body) = read_request(&mut c).await.unwrap();
+                    let (head, body, _) = read_request(&mut c).await.unwrap();
                     let first = String::from_utf8_lossy(&head)
                         .lines()
                         .next()
@@ -222,16 +293,31 @@ mod tests {
         proxy.fail_next(1, 503);
         proxy.fail_next(1, 429);
         let put = "PUT /b/k HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\nconnection: keep-alive\r\n\r\nhello";
-        assert!(send(proxy.url(), put).await.starts_with("HTTP/1.1 503"));
-        assert!(send(proxy.url(), put).await.starts_with("HTTP/1.1 429"));
+        let first = send(proxy.url(), put).await;
+        assert!(first.starts_with("HTTP/1.1 503"), "{first}");
+        let second = send(proxy.url(), put).await;
+        assert!(second.starts_with("HTTP/1.1 429"), "{second}");
         let through = send(proxy.url(), put).await;
         assert!(through.starts_with("HTTP/1.1 200"), "{through}");
         assert!(through.ends_with("PUT /b/k HTTP/1.1 5"), "{through}");
         let chunked = "POST /u HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
-        assert!(send(proxy.url(), chunked)
-            .await
-            .ends_with("POST /u HTTP/1.1 13"));
+        let posted = send(proxy.url(), chunked).await;
+        assert!(posted.ends_with("POST /u HTTP/1.1 13"), "{posted}");
         assert_eq!((proxy.requests(), proxy.injected()), (4, 2));
+        let methods: Vec<_> = proxy.methods().into_iter().collect();
+        assert_eq!(methods, [("POST".to_string(), 1), ("PUT".to_string(), 3)]);
+        assert_eq!(
+            proxy.bytes_up(),
+            (3 * put.len() + chunked.len()) as u64,
+            "every request byte as the client sent it"
+        );
+        let answers = [first, second, through, posted];
+        assert_eq!(
+            proxy.bytes_down(),
+            answers.iter().map(String::len).sum::<usize>() as u64,
+            "every answer byte as the client received it"
+        );
+        assert_eq!(proxy.counts()["requests"], 4);
         assert_eq!(proxy.faults_left(), 0);
     }
 }

@@ -6,6 +6,9 @@
 //! embedded default), [`S3Store`] (an S3 bucket, with Object Lock) and
 //! [`MemoryStore`] (unit tests) implement it.
 //!
+//! [`MeteredStore`] wraps any of them and counts its calls and bytes (what
+//! a command cost on a store that bills per request).
+//!
 //! Stores know nothing of encryption or the repository format: they move bytes
 //! and, where the backend supports it, enforce retention ([`Retention`]).
 
@@ -15,6 +18,7 @@ mod error;
 mod keys;
 mod local;
 mod memory;
+mod metered;
 mod retention;
 mod traits;
 mod url;
@@ -23,6 +27,7 @@ pub use error::StoreError;
 pub use keys::{check_key, join_key};
 pub use local::LocalStore;
 pub use memory::MemoryStore;
+pub use metered::{MeteredStore, StoreMeter, StoreRequests, StoreUsage};
 pub use retention::{LockMode, Retention};
 pub use traits::{
     may_overwrite, put_content_addressed, ObjectInfo, ObjectStore, PutOptions, MUTABLE_PREFIX,
