@@ -30,7 +30,7 @@ fn round_trip(env: &Env) {
     let data = env.path("data");
     make_data(&data, 8);
     let (first, full) = backup(env, &data);
-    lifeboat_ops::sample_data::mutate(&data, 0.1, 3).unwrap();
+    lifeboat_ops::sample_data::mutate(&data, 0.02, 3).unwrap();
     let (second, incremental) = backup(env, &data);
     assert_ne!(first, second);
     // Incremental: the second backup names the first as its parent, and
