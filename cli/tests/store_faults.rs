@@ -10,8 +10,8 @@
 
 mod common;
 use common::stores::{
-    azure, azure_endpoint_vars, gcs, problems, restore_matches, s3, snapshot_ids, unique,
-    with_env, AZURE_ACCOUNT,
+    azure, azure_endpoint_vars, gcs, problems, restore_matches, s3, snapshot_ids, unique, with_env,
+    AZURE_ACCOUNT,
 };
 use common::{make_data, Env};
 use lifeboat_tests::azure_admin::connection_field;
@@ -35,7 +35,11 @@ fn a_missing_container_or_bucket_is_named() {
     let mut env = with_env(Env::new(), lifeboat_tests::azure_env());
     env.repo = format!("azure://{AZURE_ACCOUNT}/{container}/repo");
     let location = format!("azure://{AZURE_ACCOUNT}/{container}/repo");
-    for args in [&["repo", "init"][..], &["snapshots"], &["volume", "backup", "/etc/hostname"]] {
+    for args in [
+        &["repo", "init"][..],
+        &["snapshots"],
+        &["volume", "backup", "/etc/hostname"],
+    ] {
         let err = env.fails(args);
         let line = error_line(&err);
         assert!(
@@ -50,7 +54,9 @@ fn a_missing_container_or_bucket_is_named() {
     env.repo = format!("gs://{bucket}/repo");
     let err = env.fails(&["repo", "init"]);
     assert!(
-        error_line(&err).contains(&format!("repository store gs://{bucket}/repo does not exist")),
+        error_line(&err).contains(&format!(
+            "repository store gs://{bucket}/repo does not exist"
+        )),
         "{err}"
     );
     // Cloud Storage says "The specified bucket does not exist" when an object
@@ -78,7 +84,8 @@ fn a_wrong_azure_account_key_is_refused_naming_account_and_container_without_the
     let (good, container) = azure("badkey");
     good.ok(&["repo", "init"]);
     // Valid base64 of the right length, not the account's key.
-    let wrong_key = "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXlXcm9uZ0tleQ==";
+    let wrong_key =
+        "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXlXcm9uZ0tleQ==";
     let real_key = connection_field("AccountKey").unwrap();
     let endpoint = connection_field("BlobEndpoint").unwrap();
     let bad = with_env(
@@ -158,7 +165,10 @@ fn backup_survives_an_outage(
         if writes >= 2 {
             break;
         }
-        assert!(Instant::now() < deadline, "the backup wrote no packs in 120 s");
+        assert!(
+            Instant::now() < deadline,
+            "the backup wrote no packs in 120 s"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     proxy.fail_all(outage);
@@ -184,7 +194,10 @@ fn backup_survives_an_outage(
     assert!(error_line(&err).contains(location), "{err}");
 
     proxy.heal();
-    assert!(snapshot_ids(env).is_empty(), "a failed backup left a snapshot");
+    assert!(
+        snapshot_ids(env).is_empty(),
+        "a failed backup left a snapshot"
+    );
     let check = env.run(&["repo", "check", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
     assert!(check.status.success(), "{report:#}");

@@ -10,7 +10,8 @@
 
 mod common;
 use common::stores::{
-    azure, azure_endpoint_vars, check_clean, gcs, problems, restore_matches, s3, snapshot_ids, with_env, AZURE_ACCOUNT,
+    azure, azure_endpoint_vars, check_clean, gcs, problems, restore_matches, s3, snapshot_ids,
+    with_env, AZURE_ACCOUNT,
 };
 use common::{make_data, Env};
 use lifeboat_tests::fault_proxy::FaultProxy;
@@ -20,7 +21,10 @@ use serde_json::Value;
 /// `volume backup --json` of `data`: the snapshot id and its summary.
 fn backup(env: &Env, data: &std::path::Path) -> (String, Value) {
     let out = env.json(&["volume", "backup", data.to_str().unwrap()]);
-    (out["snapshot"].as_str().unwrap().to_string(), out["summary"].clone())
+    (
+        out["snapshot"].as_str().unwrap().to_string(),
+        out["summary"].clone(),
+    )
 }
 
 /// Init, a first backup, a change, an incremental backup, a restore
@@ -42,7 +46,11 @@ fn round_trip(env: &Env) {
         .iter()
         .find(|s| s["id"] == second.as_str())
         .unwrap();
-    assert_eq!(second_entry["snapshot"]["parent"], first.as_str(), "{listed:#}");
+    assert_eq!(
+        second_entry["snapshot"]["parent"],
+        first.as_str(),
+        "{listed:#}"
+    );
     let new = |s: &Value| s["bytes_new"].as_u64().unwrap();
     assert!(
         new(&incremental) * 3 < new(&full),
@@ -84,10 +92,18 @@ fn runtime() -> tokio::runtime::Runtime {
 /// the setting to the bucket's resource (test code only).
 fn gcs_with_object_retention(tag: &str, rt: &tokio::runtime::Runtime) -> (Env, String, FaultProxy) {
     let (env, bucket) = gcs(tag);
-    let err = env.fails(&["repo", "init", "--lock-mode", "governance", "--lock-days", "1"]);
+    let err = env.fails(&[
+        "repo",
+        "init",
+        "--lock-mode",
+        "governance",
+        "--lock-days",
+        "1",
+    ]);
     assert!(
-        err.contains(&format!("bucket {bucket} does not have Object Retention Lock enabled"))
-            && err.contains("--enable-per-object-retention"),
+        err.contains(&format!(
+            "bucket {bucket} does not have Object Retention Lock enabled"
+        )) && err.contains("--enable-per-object-retention"),
         "{err}"
     );
     let proxy = rt
@@ -115,8 +131,11 @@ fn assert_objects_retained(bucket: &str, mode: &str, days: i64) -> usize {
             continue;
         }
         assert_eq!(o["retention"]["mode"], mode, "{name}: {o}");
-        let until: chrono::DateTime<chrono::Utc> =
-            o["retention"]["retainUntilTime"].as_str().unwrap().parse().unwrap();
+        let until: chrono::DateTime<chrono::Utc> = o["retention"]["retainUntilTime"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         let left = until - now;
         assert!(
             left > chrono::Duration::days(days) - chrono::Duration::hours(1)
@@ -146,7 +165,14 @@ fn gcs_governance_locks_are_written_checked_and_extended() {
     let rt = runtime();
     let (env, bucket, _proxy) = gcs_with_object_retention("gov", &rt);
     env.ok(&[
-        "repo", "init", "--lock-mode", "governance", "--lock-days", "2", "--pack-size-mib", "1",
+        "repo",
+        "init",
+        "--lock-mode",
+        "governance",
+        "--lock-days",
+        "2",
+        "--pack-size-mib",
+        "1",
     ]);
     let data = env.path("data");
     make_data(&data, 4);
@@ -159,7 +185,10 @@ fn gcs_governance_locks_are_written_checked_and_extended() {
     assert_eq!(warnings.len(), 1, "{report:#}");
     let locked = report["objects_lock_checked"].as_u64().unwrap();
     assert!(locked >= 5, "only {locked} objects had their lock checked");
-    assert!(locked as usize <= retained, "{locked} checked, {retained} retained");
+    assert!(
+        locked as usize <= retained,
+        "{locked} checked, {retained} retained"
+    );
     assert_retention_caveat(&env);
 
     // Freshly written objects are locked for the full period already.
@@ -179,7 +208,10 @@ fn gcs_governance_locks_are_written_checked_and_extended() {
     assert_eq!(errors.len(), 1, "{report:#}");
     assert_eq!(errors[0]["object"], "config", "{report:#}");
     assert!(
-        errors[0]["message"].as_str().unwrap().contains("shorter than the policy"),
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("shorter than the policy"),
         "{report:#}"
     );
     let ext = env.json(&["repo", "extend-locks"]);
@@ -195,14 +227,24 @@ fn gcs_governance_locks_are_written_checked_and_extended() {
 fn gcs_compliance_locks_are_written_and_checked() {
     let rt = runtime();
     let (env, bucket, _proxy) = gcs_with_object_retention("comp", &rt);
-    env.ok(&["repo", "init", "--lock-mode", "compliance", "--lock-days", "1"]);
+    env.ok(&[
+        "repo",
+        "init",
+        "--lock-mode",
+        "compliance",
+        "--lock-days",
+        "1",
+    ]);
     let data = env.path("data");
     make_data(&data, 2);
     env.backup(&data);
     assert_objects_retained(&bucket, "Locked", 1);
     let report = env.json(&["repo", "check"]);
     assert!(problems(&report, "error").is_empty(), "{report:#}");
-    assert!(report["objects_lock_checked"].as_u64().unwrap() >= 5, "{report}");
+    assert!(
+        report["objects_lock_checked"].as_u64().unwrap() >= 5,
+        "{report}"
+    );
     assert_retention_caveat(&env);
     // Locked for the full period already: nothing is sent (fake-gcs-server
     // would refuse any change to a Locked retention, docs/stores.md).
@@ -271,7 +313,14 @@ fn azure_repository_replicates_to_s3_with_object_lock() {
     let src = with_env(src, azure_endpoint_vars(&endpoint, &key));
     let src = with_env(src, lifeboat_tests::aws_env());
     src.ok(&[
-        "repo", "init", "--lock-mode", "compliance", "--lock-days", "1", "--pack-size-mib", "1",
+        "repo",
+        "init",
+        "--lock-mode",
+        "compliance",
+        "--lock-days",
+        "1",
+        "--pack-size-mib",
+        "1",
     ]);
     let data = src.path("data");
     make_data(&data, 4);

@@ -1,8 +1,8 @@
 //! Set-up the Azure tests need and the product never does: creating
 //! containers on Azurite, with the account and key of its connection string.
 
-use crate::{azure_env, block_on};
 use crate::fault_proxy::{Answer, Rewrite};
+use crate::{azure_env, block_on};
 use lifeboat_store_azure::{AzureCredentials, AzureOptions, AzureStore, Secret};
 use std::sync::Arc;
 
@@ -31,8 +31,7 @@ pub fn create_container(name: &str) -> Result<(), String> {
             account_key: Secret::new(&connection_field("AccountKey")?),
         })
     };
-    let store =
-        AzureStore::with_options(&account, name, "", opts).map_err(|e| e.to_string())?;
+    let store = AzureStore::with_options(&account, name, "", opts).map_err(|e| e.to_string())?;
     block_on(store.create_container()).map_err(|e| format!("creating container {name}: {e}"))
 }
 

@@ -222,7 +222,11 @@ async fn serve(client: TcpStream, target: &str, state: &State) -> std::io::Resul
 
 /// `answer` as `rewrite` changes it, or unchanged when it declines (so a
 /// `HEAD` answer keeps its `Content-Length`).
-fn rewritten(line: &str, answer: Vec<u8>, rewrite: &(dyn Fn(&str, &mut Answer) -> bool + Send + Sync)) -> Vec<u8> {
+fn rewritten(
+    line: &str,
+    answer: Vec<u8>,
+    rewrite: &(dyn Fn(&str, &mut Answer) -> bool + Send + Sync),
+) -> Vec<u8> {
     let Some(split) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
         return answer;
     };
@@ -418,7 +422,9 @@ mod tests {
             .unwrap();
         let patched = send(proxy.url(), "GET /patch HTTP/1.1\r\nhost: x\r\n\r\n").await;
         assert!(
-            patched.ends_with("x-patched: yes\r\ncontent-length: 30\r\n\r\nGET /patch HTTP/1.1 0 and more"),
+            patched.ends_with(
+                "x-patched: yes\r\ncontent-length: 30\r\n\r\nGET /patch HTTP/1.1 0 and more"
+            ),
             "{patched}"
         );
         let plain = send(proxy.url(), "GET /plain HTTP/1.1\r\nhost: x\r\n\r\n").await;

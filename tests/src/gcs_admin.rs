@@ -59,7 +59,11 @@ fn call(method: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String>
     Ok((status, body))
 }
 
-fn json_call(method: &str, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, String> {
+fn json_call(
+    method: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
     let (status, answer) = call(method, path, body.to_string().as_bytes())?;
     let text = String::from_utf8_lossy(&answer);
     if status != 200 {
@@ -152,7 +156,10 @@ pub fn object_retention_enabled() -> Rewrite {
         let Some(fields) = resource.as_object_mut() else {
             return false;
         };
-        fields.insert("objectRetention".into(), serde_json::json!({ "mode": "Enabled" }));
+        fields.insert(
+            "objectRetention".into(),
+            serde_json::json!({ "mode": "Enabled" }),
+        );
         answer.body = resource.to_string().into_bytes();
         true
     })
