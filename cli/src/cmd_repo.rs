@@ -69,7 +69,8 @@ pub enum RepoCommand {
     /// Copy what this repository holds and the replica lacks into a second
     /// repository (another region, cloud or disk), creating it if empty.
     Replicate {
-        /// The replica: a path, file:///path or s3://bucket/prefix.
+        /// The replica, on any store: a path, file:///path, s3://bucket/prefix,
+        /// azure://account/container/prefix or gs://bucket/prefix.
         #[arg(long)]
         to: String,
     },
@@ -77,7 +78,9 @@ pub enum RepoCommand {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// S3 Object Lock mode for every object written (needs --lock-days).
+    /// Retention mode for every object written (needs --lock-days): S3 Object
+    /// Lock, Azure version-level immutability or GCS object retention, which
+    /// the bucket or container must have enabled.
     #[arg(long, requires = "lock_days")]
     lock_mode: Option<LockMode>,
     /// Days each object stays locked after it is written or extended.

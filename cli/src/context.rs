@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Repository: a path, file:///path or s3://bucket/prefix.
+    /// Repository: a path, file:///path, s3://bucket/prefix,
+    /// azure://account/container/prefix or gs://bucket/prefix.
     #[arg(long, short = 'r', env = "LIFEBOAT_REPO", global = true)]
     pub repo: Option<String>,
     /// File whose first line is the passphrase (else LIFEBOAT_PASSWORD).

@@ -12,12 +12,30 @@
 //! as they cross the wire (request line, headers and body; status line,
 //! headers and body), which `tests/bench/stores` reads through the
 //! `wire-meter` binary.
+//!
+//! It can also stand for an emulator that goes away and comes back
+//! ([`FaultProxy::fail_all`], [`FaultProxy::heal`]), and rewrite answers, to
+//! show a store a setting its emulator lacks ([`FaultProxy::start_rewriting`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+
+/// An answer of the upstream, as a [`Rewrite`] sees it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The status line, then the header lines (without line ends).
+    pub head: Vec<String>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+/// A change made to the upstream's answers: given the request line (`GET
+/// /path HTTP/1.1`) and the answer, changes it in place and says whether it
+/// did. A changed answer is sent with a `Content-Length` of its body.
+pub type Rewrite = Arc<dyn Fn(&str, &mut Answer) -> bool + Send + Sync>;
 
 /// A running proxy; stops when dropped.
 #[derive(Debug)]
@@ -27,10 +45,24 @@ pub struct FaultProxy {
     task: tokio::task::JoinHandle<()>,
 }
 
-#[derive(Debug, Default)]
+/// What every request meets while the upstream is made to look gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// Answered with this status.
+    Status(u16),
+    /// The connection is closed without an answer.
+    Hangup,
+}
+
+#[derive(Default)]
 struct State {
     /// Statuses to answer the next requests with, first to last.
     faults: Mutex<Vec<u16>>,
+    /// While set, every request fails this way.
+    outage: Mutex<Option<Outage>>,
+    /// The request line of every request received, in order.
+    lines: Mutex<Vec<String>>,
+    rewrite: Option<Rewrite>,
     /// Requests received, failed or forwarded.
     requests: AtomicUsize,
     /// Requests answered with an injected fault.
@@ -43,10 +75,29 @@ struct State {
     bytes_down: AtomicU64,
 }
 
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("requests", &self.requests)
+            .field("injected", &self.injected)
+            .field("rewrite", &self.rewrite.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl FaultProxy {
     /// Start a proxy on 127.0.0.1 in front of `upstream` (`http://host:port`,
     /// plain HTTP: the emulators).
     pub async fn start(upstream: &str) -> std::io::Result<FaultProxy> {
+        FaultProxy::start_with(upstream, None).await
+    }
+
+    /// Start a proxy whose forwarded answers pass through `rewrite`.
+    pub async fn start_rewriting(upstream: &str, rewrite: Rewrite) -> std::io::Result<FaultProxy> {
+        FaultProxy::start_with(upstream, Some(rewrite)).await
+    }
+
+    async fn start_with(upstream: &str, rewrite: Option<Rewrite>) -> std::io::Result<FaultProxy> {
         let target = upstream
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -56,7 +107,10 @@ impl FaultProxy {
             .to_string();
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let state = Arc::new(State::default());
+        let state = Arc::new(State {
+            rewrite,
+            ..State::default()
+        });
         let shared = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -79,6 +133,26 @@ impl FaultProxy {
     pub fn fail_next(&self, n: usize, status: u16) {
         let mut faults = self.state.faults.lock().unwrap_or_else(|p| p.into_inner());
         faults.extend(std::iter::repeat_n(status, n));
+    }
+
+    /// Fail every request from now on (the upstream looks gone) until
+    /// [`FaultProxy::heal`].
+    pub fn fail_all(&self, outage: Outage) {
+        *self.state.outage.lock().unwrap_or_else(|p| p.into_inner()) = Some(outage);
+    }
+
+    /// Forward requests again after [`FaultProxy::fail_all`].
+    pub fn heal(&self) {
+        *self.state.outage.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The request line of every request received so far, in order.
+    pub fn request_lines(&self) -> Vec<String> {
+        self.state
+            .lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Faults queued and not yet used.
@@ -158,9 +232,28 @@ async fn serve(client: TcpStream, target: &str, state: &State) -> std::io::Resul
         .or_default() += 1;
     state.bytes_up.fetch_add(received, Ordering::SeqCst);
     state.requests.fetch_add(1, Ordering::SeqCst);
-    let fault = {
-        let mut faults = state.faults.lock().unwrap_or_else(|p| p.into_inner());
-        (!faults.is_empty()).then(|| faults.remove(0))
+    let line = String::from_utf8_lossy(&head)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    state
+        .lines
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(line.clone());
+    let outage = *state.outage.lock().unwrap_or_else(|p| p.into_inner());
+    let fault = match outage {
+        Some(Outage::Status(status)) => Some(status),
+        Some(Outage::Hangup) => {
+            state.injected.fetch_add(1, Ordering::SeqCst);
+            // Dropping the socket unanswered: the client sees the server go away.
+            return Ok(());
+        }
+        None => {
+            let mut faults = state.faults.lock().unwrap_or_else(|p| p.into_inner());
+            (!faults.is_empty()).then(|| faults.remove(0))
+        }
     };
     let mut client = client.into_inner();
     if let Some(status) = fault {
@@ -181,11 +274,74 @@ async fn serve(client: TcpStream, target: &str, state: &State) -> std::io::Resul
     upstream.write_all(&body).await?;
     let mut answer = Vec::new();
     upstream.read_to_end(&mut answer).await?;
+    if let Some(rewrite) = &state.rewrite {
+        answer = rewritten(&line, answer, rewrite.as_ref());
+    }
     state
         .bytes_down
         .fetch_add(answer.len() as u64, Ordering::SeqCst);
     client.write_all(&answer).await?;
     client.shutdown().await
+}
+
+/// `answer` as `rewrite` changes it, or unchanged when it declines (so a
+/// `HEAD` answer keeps its `Content-Length`).
+fn rewritten(
+    line: &str,
+    answer: Vec<u8>,
+    rewrite: &(dyn Fn(&str, &mut Answer) -> bool + Send + Sync),
+) -> Vec<u8> {
+    let Some(split) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return answer;
+    };
+    let head: Vec<String> = String::from_utf8_lossy(&answer[..split])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let chunked = head.iter().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let body = &answer[split + 4..];
+    let body = if chunked {
+        match dechunk(body) {
+            Some(b) => b,
+            None => return answer,
+        }
+    } else {
+        body.to_vec()
+    };
+    let mut changed = Answer { head, body };
+    if !rewrite(line, &mut changed) {
+        return answer;
+    }
+    let mut out = String::new();
+    for l in &changed.head {
+        let lower = l.to_ascii_lowercase();
+        if !lower.starts_with("content-length:") && !lower.starts_with("transfer-encoding:") {
+            out.push_str(l);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str(&format!("content-length: {}\r\n\r\n", changed.body.len()));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&changed.body);
+    bytes
+}
+
+/// The body of a chunked answer, or `None` when it does not parse.
+pub(crate) fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = String::from_utf8_lossy(&data[..eol]).to_string();
+        let size = usize::from_str_radix(size_text.trim().split(';').next()?, 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(eol + 2..eol + 2 + size)?);
+        data = data.get(eol + 2 + size + 2..)?;
+    }
 }
 
 /// The request's head, with `Connection: close` in place of any connection
@@ -319,5 +475,49 @@ mod tests {
         );
         assert_eq!(proxy.counts()["requests"], 4);
         assert_eq!(proxy.faults_left(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_outage_fails_every_request_until_healed() {
+        let proxy = FaultProxy::start(&echo_server().await).await.unwrap();
+        let get = "GET /b HTTP/1.1\r\nhost: x\r\n\r\n";
+        proxy.fail_all(Outage::Status(503));
+        for _ in 0..3 {
+            assert!(send(proxy.url(), get).await.starts_with("HTTP/1.1 503"));
+        }
+        proxy.fail_all(Outage::Hangup);
+        assert_eq!(send(proxy.url(), get).await, "");
+        proxy.heal();
+        assert!(send(proxy.url(), get).await.starts_with("HTTP/1.1 200"));
+        assert_eq!((proxy.requests(), proxy.injected()), (5, 4));
+        assert_eq!(proxy.request_lines()[4], "GET /b HTTP/1.1");
+    }
+
+    #[tokio::test]
+    async fn answers_are_rewritten_with_a_new_length() {
+        let rewrite: Rewrite = Arc::new(|line: &str, answer: &mut Answer| {
+            if !line.starts_with("GET /patch ") {
+                return false;
+            }
+            answer.head.push("x-patched: yes".into());
+            answer.body.extend_from_slice(b" and more");
+            true
+        });
+        let proxy = FaultProxy::start_rewriting(&echo_server().await, rewrite)
+            .await
+            .unwrap();
+        let patched = send(proxy.url(), "GET /patch HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert!(
+            patched.ends_with(
+                "x-patched: yes\r\ncontent-length: 30\r\n\r\nGET /patch HTTP/1.1 0 and more"
+            ),
+            "{patched}"
+        );
+        let plain = send(proxy.url(), "GET /plain HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert!(plain.ends_with("\r\n\r\nGET /plain HTTP/1.1 0"), "{plain}");
+        assert_eq!(
+            dechunk(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").as_deref(),
+            Some(b"abcde".as_slice())
+        );
     }
 }

@@ -9,7 +9,9 @@
 //! services itself, so a test run does not leave servers behind.
 
 pub mod alert_inbox;
+pub mod azure_admin;
 pub mod fault_proxy;
+pub mod gcs_admin;
 pub mod s3_admin;
 
 use std::fs;

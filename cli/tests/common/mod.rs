@@ -2,6 +2,7 @@
 //! repository in a temporary directory.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod stores;
 pub mod workflow;
 
 use std::path::{Path, PathBuf};

@@ -247,9 +247,9 @@ impl Repository {
         };
         let raw = match store.get("config").await {
             Ok(b) => b,
-            Err(StoreError::NotFound { .. }) | Err(StoreError::StoreMissing { .. }) => {
-                return Err(not_repo())
-            }
+            Err(StoreError::NotFound { .. }) => return Err(not_repo()),
+            // A missing bucket or container is not "no repository": `repo
+            // init` never creates one, so its advice would fail too.
             Err(e) => return Err(e.into()),
         };
         let config = RepoConfig::parse(&raw)?;
