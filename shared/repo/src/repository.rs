@@ -678,6 +678,48 @@ impl Repository {
         })
     }
 
+    /// Fetch the stored bytes of several blobs that lie back to back in
+    /// one pack (each starting where the one before it ends) with a single
+    /// ranged read, and split them. On an object store this turns a run of
+    /// a file's chunks into one request instead of one per chunk. Fails
+    /// (naming the pack) if `blobs` is empty, spans packs or has a gap.
+    pub async fn read_sealed_run(
+        &self,
+        blobs: &[(Id, BlobLocation)],
+    ) -> Result<Vec<SealedBlob>, RepoError> {
+        let Some((_, first)) = blobs.first() else {
+            return Ok(Vec::new());
+        };
+        let mut end = u64::from(first.offset);
+        for (_, loc) in blobs {
+            if loc.pack != first.pack || u64::from(loc.offset) != end {
+                return Err(RepoError::malformed(
+                    format!("pack {}", first.pack),
+                    "the blobs of a run must lie back to back in one pack",
+                ));
+            }
+            end += u64::from(loc.length);
+        }
+        let start = u64::from(first.offset);
+        let bytes = self
+            .store
+            .get_range(&FileKind::Pack.key(&first.pack), start, end - start)
+            .await?;
+        let format = self.format();
+        Ok(blobs
+            .iter()
+            .map(|(id, loc)| {
+                let from = (u64::from(loc.offset) - start) as usize;
+                SealedBlob {
+                    id: *id,
+                    location: *loc,
+                    sealed: bytes.slice(from..from + loc.length as usize),
+                    format,
+                }
+            })
+            .collect())
+    }
+
     pub async fn load_tree(&self, index: &Index, id: &Id) -> Result<Tree, RepoError> {
         let bytes = self.read_blob(index, id).await?;
         Tree::parse(&bytes, id)

@@ -11,7 +11,7 @@
 use super::target::{Attrs, Dir, Temp};
 use crate::{OpsError, Progress};
 use futures::stream::{self, StreamExt};
-use lifeboat_repo::{ChunkRef, Id, Index, Repository};
+use lifeboat_repo::{BlobLocation, ChunkRef, Id, Index, Repository};
 use rustix::fs::{openat, statat, AtFlags, FileType, Mode, OFlags};
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -21,11 +21,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
-/// Chunks of one file in flight at once.
-const CHUNKS_PER_FILE: usize = 4;
+/// Reads (runs of chunks) of one file in flight at once.
+const READS_PER_FILE: usize = 4;
 /// Bytes (stored and decoded, in KiB) that all files' chunks in flight may
 /// hold together: 96 MiB.
 const BUDGET_KIB: u32 = 96 * 1024;
+/// The most stored bytes one read fetches: chunks that lie back to back in
+/// a pack are read together up to this size.
+const RUN_MAX_BYTES: u64 = 8 * 1024 * 1024;
 
 /// The memory that chunks being restored may hold, shared by all files.
 #[derive(Debug, Clone)]
@@ -37,12 +40,47 @@ impl Budget {
     }
 }
 
+/// Split a file's chunks (in file order) into runs that one ranged read
+/// fetches: consecutive chunks whose preferred copies lie back to back in
+/// one pack, up to [`RUN_MAX_BYTES`]. A backup writes a file's new chunks
+/// in order, so most of a file is a few runs, and a restore from an object
+/// store makes one request per run instead of one per chunk.
+pub(super) fn runs(index: &Index, chunks: Vec<ChunkRef>) -> Vec<Vec<ChunkRef>> {
+    let mut out: Vec<Vec<ChunkRef>> = Vec::new();
+    // The location of the run's last chunk, and the run's stored bytes.
+    let mut tail: Option<(BlobLocation, u64)> = None;
+    for chunk in chunks {
+        let loc = index.get(&chunk.id).copied();
+        let extends = match (tail, loc, out.last_mut()) {
+            (Some((prev, bytes)), Some(loc), Some(run)) => {
+                let adjacent = loc.pack == prev.pack
+                    && u64::from(loc.offset) == u64::from(prev.offset) + u64::from(prev.length);
+                let fits = bytes + u64::from(loc.length) <= RUN_MAX_BYTES;
+                if adjacent && fits {
+                    run.push(chunk);
+                    tail = Some((loc, bytes + u64::from(loc.length)));
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        };
+        if !extends {
+            out.push(vec![chunk]);
+            tail = loc.map(|l| (l, u64::from(l.length)));
+        }
+    }
+    out
+}
+
 /// Write `chunks` into `file` (at `path`, named in errors); returns the bytes written.
 ///
-/// Reading and decoding run ahead as tasks of their own; the writes into the
-/// file are made one after another, in order: writers of one file only
-/// queue on its inode lock (spinning on it, in the kernel), and in order the
-/// filesystem lays the file out in one piece.
+/// Reading and decoding run ahead as tasks of their own, a run of
+/// back-to-back chunks per read ([`runs`]); the writes into the file are
+/// made one after another, in order: writers of one file only queue on its
+/// inode lock (spinning on it, in the kernel), and in order the filesystem
+/// lays the file out in one piece.
 pub(super) async fn write_chunks(
     repo: &Repository,
     index: &Arc<Index>,
@@ -54,51 +92,41 @@ pub(super) async fn write_chunks(
 ) -> Result<u64, OpsError> {
     let (repo, index, budget) = (repo.clone(), index.clone(), budget.0.clone());
     let named: Arc<Path> = Arc::from(path);
-    let decoded = chunks.into_iter().map(move |ChunkRef { id, offset }| {
+    let reads = runs(&index, chunks).into_iter().map(move |run| {
         let (repo, index, budget) = (repo.clone(), index.clone(), budget.clone());
         let path = named.clone();
         tokio::spawn(async move {
-            // Name the file, the offset and the pack in any failure.
-            let pack = index.get(&id).map(|loc| loc.pack);
-            let chunk_error = |source: OpsError| OpsError::RestoreChunk {
-                path: path.to_path_buf(),
-                offset,
-                pack,
-                source: Box::new(source),
-            };
-            // A chunk the index does not know fails in read_sealed_blob, which names it.
-            let cost = index.get(&id).map_or(1, |loc| {
-                (loc.length.div_ceil(1024) + loc.raw_length.div_ceil(1024)).clamp(1, BUDGET_KIB)
-            });
+            let cost = run
+                .iter()
+                .map(|c| {
+                    index.get(&c.id).map_or(1, |loc| {
+                        loc.length.div_ceil(1024) + loc.raw_length.div_ceil(1024)
+                    })
+                })
+                .fold(0u32, u32::saturating_add)
+                .clamp(1, BUDGET_KIB);
             let permit = budget
                 .acquire_many_owned(cost)
                 .await
                 .map_err(|e| OpsError::Pipeline(format!("restore budget: {e}")))?;
-            let data = match read_preferred(&repo, &index, &id).await? {
-                Ok(data) => data,
-                // Another copy of a blob stored twice (two writers at once)
-                // may still be good: read_blob tries each in turn.
-                Err(e) if index.locations(&id).nth(1).is_some() => {
-                    tracing::warn!(blob = %id, error = %e, "preferred copy unreadable; trying the others");
-                    repo.read_blob(&index, &id)
-                        .await
-                        .map_err(|e| chunk_error(e.into()))?
-                }
-                Err(e) => return Err(chunk_error(e.into())),
-            };
-            Ok::<_, OpsError>((offset, data, permit))
+            let data = read_run(&repo, &index, &run, &path).await?;
+            Ok::<_, OpsError>((data, permit))
         })
     });
-    let mut ready = stream::iter(decoded).buffered(CHUNKS_PER_FILE);
+    let mut ready = stream::iter(reads).buffered(READS_PER_FILE);
     let mut written = 0;
     while let Some(next) = ready.next().await {
-        let (offset, data, permit) = next.map_err(|e| OpsError::Pipeline(e.to_string()))??;
+        let (data, permit) = next.map_err(|e| OpsError::Pipeline(e.to_string()))??;
         let (file, path) = (file.clone(), path.to_path_buf());
         let n = tokio::task::spawn_blocking(move || {
-            file.write_all_at(&data, offset)
-                .map_err(|e| OpsError::io(&path, e))?;
+            let mut n = 0;
+            for (offset, bytes) in &data {
+                file.write_all_at(bytes, *offset)
+                    .map_err(|e| OpsError::io(&path, e))?;
+                n += bytes.len() as u64;
+            }
             drop(permit);
-            Ok::<u64, OpsError>(data.len() as u64)
+            Ok::<u64, OpsError>(n)
         })
         .await
         .map_err(|e| OpsError::Pipeline(e.to_string()))??;
@@ -106,6 +134,79 @@ pub(super) async fn write_chunks(
         Progress::add(&progress.bytes_written, n);
     }
     Ok(written)
+}
+
+/// The decoded chunks of a run, with their offsets in the file: one ranged
+/// read for the whole run, decoded on a blocking thread. If that read or
+/// any chunk in it fails, each chunk is read on its own, so a damaged
+/// chunk is named and a good copy elsewhere is still found.
+async fn read_run(
+    repo: &Repository,
+    index: &Index,
+    run: &[ChunkRef],
+    path: &Path,
+) -> Result<Vec<(u64, Vec<u8>)>, OpsError> {
+    if run.len() > 1 {
+        let located: Vec<(Id, BlobLocation)> = run
+            .iter()
+            .filter_map(|c| index.get(&c.id).map(|loc| (c.id, *loc)))
+            .collect();
+        let together = match repo.read_sealed_run(&located).await {
+            Ok(blobs) => {
+                let key = repo.key().clone();
+                tokio::task::spawn_blocking(move || {
+                    blobs
+                        .iter()
+                        .map(|b| b.decode(&key))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .await
+                .map_err(|e| OpsError::Pipeline(e.to_string()))?
+            }
+            Err(e) => Err(e),
+        };
+        match together {
+            Ok(data) => return Ok(run.iter().map(|c| c.offset).zip(data).collect()),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), chunks = run.len(), error = %e, "a run of chunks did not read in one piece; reading them one by one")
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(run.len());
+    for c in run {
+        out.push((c.offset, read_chunk(repo, index, c, path).await?));
+    }
+    Ok(out)
+}
+
+/// One chunk, from its preferred copy or, when that is unreadable, from
+/// another copy; a failure names the file, the offset and the pack.
+async fn read_chunk(
+    repo: &Repository,
+    index: &Index,
+    chunk: &ChunkRef,
+    path: &Path,
+) -> Result<Vec<u8>, OpsError> {
+    let ChunkRef { id, offset } = *chunk;
+    let chunk_error = |source: OpsError| OpsError::RestoreChunk {
+        path: path.to_path_buf(),
+        offset,
+        pack: index.get(&id).map(|loc| loc.pack),
+        source: Box::new(source),
+    };
+    // A chunk the index does not know fails in read_sealed_blob, which names it.
+    match read_preferred(repo, index, &id).await? {
+        Ok(data) => Ok(data),
+        // Another copy of a blob stored twice (two writers at once)
+        // may still be good: read_blob tries each in turn.
+        Err(e) if index.locations(&id).nth(1).is_some() => {
+            tracing::warn!(blob = %id, error = %e, "preferred copy unreadable; trying the others");
+            repo.read_blob(index, &id)
+                .await
+                .map_err(|e| chunk_error(e.into()))
+        }
+        Err(e) => Err(chunk_error(e.into())),
+    }
 }
 
 /// A chunk read from its preferred copy and decoded on a blocking thread:

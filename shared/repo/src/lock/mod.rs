@@ -42,6 +42,13 @@ fn stale_after() -> Duration {
     Duration::minutes(STALE_AFTER_MINUTES)
 }
 
+/// `t` plus the staleness period, saturating at the end of time (a store
+/// or a planted record may name any date; none may panic a reader).
+fn plus_stale(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.checked_add_signed(stale_after())
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LockKind {
@@ -125,13 +132,13 @@ impl LockEntry {
         };
         let written = match self.last_modified {
             Some(lm) => {
-                if lm > store_now + stale_after() {
+                if lm > plus_stale(store_now) {
                     return LockStatus::Untrusted(format!(
                         "the store dates it {}, in the future",
                         lm.to_rfc3339()
                     ));
                 }
-                if rec.refreshed > lm + stale_after() {
+                if rec.refreshed > plus_stale(lm) {
                     return LockStatus::Untrusted(format!(
                         "it claims a refresh at {}, more than {STALE_AFTER_MINUTES} min after the store wrote it ({})",
                         rec.refreshed.to_rfc3339(),
@@ -142,7 +149,7 @@ impl LockEntry {
             }
             // A store that keeps no times: the writer's word is all there is.
             None => {
-                if rec.refreshed > store_now + stale_after() {
+                if rec.refreshed > plus_stale(store_now) {
                     return LockStatus::Untrusted(format!(
                         "it claims a refresh at {}, in the future",
                         rec.refreshed.to_rfc3339()
