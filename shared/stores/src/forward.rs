@@ -65,11 +65,10 @@ pub fn forwarded_env(
     // static keys (an S3-compatible store's) go.
     let role_session = env("AWS_SESSION_TOKEN").is_some_and(|v| !v.is_empty());
     let mut out = BTreeMap::new();
-    for name in locating(&parsed)
+    let credentials = shared_credentials(&parsed)
         .iter()
-        .chain(shared_credentials(&parsed))
-        .filter(|n| !(role_session && n.starts_with("AWS_")))
-    {
+        .filter(|n| !(role_session && n.starts_with("AWS_")));
+    for name in locating(&parsed).iter().chain(credentials) {
         if let Some(v) = env(name).filter(|v| !v.is_empty()) {
             out.insert((*name).to_string(), v);
         }
