@@ -29,19 +29,9 @@ pub fn error_chain(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+/// `512 B`, `1.50 KiB`, `3.00 GiB`.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.2} {}", UNITS[u])
-    }
+    lifeboat_store::binary_size(n)
 }
 
 pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {

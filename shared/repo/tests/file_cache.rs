@@ -51,6 +51,14 @@ impl Fixture {
             .unwrap()
     }
 
+    /// Write a snapshot of `host` into the store.
+    async fn save(&self, host: &str) -> Id {
+        self.repo
+            .save_file(FileKind::Snapshot, &snapshot(host))
+            .await
+            .unwrap()
+    }
+
     fn entry(&self, kind: &str, id: &Id) -> PathBuf {
         self.dir
             .path()
@@ -80,11 +88,7 @@ fn snapshot(host: &str) -> Snapshot {
 #[tokio::test]
 async fn a_cached_snapshot_is_read_from_disk_not_from_the_store() {
     let f = fixture().await;
-    let id = f
-        .repo
-        .save_file(FileKind::Snapshot, &snapshot("a"))
-        .await
-        .unwrap();
+    let id = f.save("a").await;
     let repo = f.cached().await;
     assert_eq!(repo.snapshots().await.unwrap().len(), 1);
     let entry = f.entry("snapshots", &id);
@@ -113,11 +117,7 @@ async fn a_cached_snapshot_is_read_from_disk_not_from_the_store() {
 async fn cache_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let f = fixture().await;
-    let id = f
-        .repo
-        .save_file(FileKind::Snapshot, &snapshot("a"))
-        .await
-        .unwrap();
+    let id = f.save("a").await;
     f.cached().await.snapshots().await.unwrap();
     let entry = f.entry("snapshots", &id);
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -129,22 +129,14 @@ async fn cache_files_are_private() {
 #[tokio::test]
 async fn a_tampered_or_planted_cache_entry_is_dropped_and_the_store_read() {
     let f = fixture().await;
-    let id = f
-        .repo
-        .save_file(FileKind::Snapshot, &snapshot("real"))
-        .await
-        .unwrap();
+    let id = f.save("real").await;
     let repo = f.cached().await;
     repo.snapshots().await.unwrap();
     let entry = f.entry("snapshots", &id);
 
     // Another snapshot of the same repository, sealed with its key, planted
     // under this id: its hash is not its name, so it is refused.
-    let other = f
-        .repo
-        .save_file(FileKind::Snapshot, &snapshot("planted"))
-        .await
-        .unwrap();
+    let other = f.save("planted").await;
     let planted = f.mem.get(&FileKind::Snapshot.key(&other)).await.unwrap();
     f.mem.force_remove(&FileKind::Snapshot.key(&other));
     std::fs::write(&entry, &planted).unwrap();
@@ -167,16 +159,8 @@ async fn a_tampered_or_planted_cache_entry_is_dropped_and_the_store_read() {
 #[tokio::test]
 async fn what_the_store_no_longer_lists_leaves_the_cache_and_is_not_read() {
     let f = fixture().await;
-    let kept = f
-        .repo
-        .save_file(FileKind::Snapshot, &snapshot("kept"))
-        .await
-        .unwrap();
-    let gone = f
-        .repo
-        .save_file(FileKind::Snapshot, &snapshot("forgotten"))
-        .await
-        .unwrap();
+    let kept = f.save("kept").await;
+    let gone = f.save("forgotten").await;
     let repo = f.cached().await;
     assert_eq!(repo.snapshots().await.unwrap().len(), 2);
     assert!(f.entry("snapshots", &gone).exists());
@@ -209,10 +193,7 @@ async fn index_files_are_cached_too() {
 #[tokio::test]
 async fn a_cache_that_cannot_be_written_is_only_a_warning() {
     let f = fixture().await;
-    f.repo
-        .save_file(FileKind::Snapshot, &snapshot("a"))
-        .await
-        .unwrap();
+    f.save("a").await;
     // The cache directory is a file: nothing can be created under it.
     let blocked = f.dir.path().join("blocked");
     std::fs::write(&blocked, b"not a directory").unwrap();

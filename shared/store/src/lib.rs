@@ -27,7 +27,7 @@ pub use error::StoreError;
 pub use keys::{check_key, join_key};
 pub use local::LocalStore;
 pub use memory::MemoryStore;
-pub use metered::{MeteredStore, StoreMeter, StoreRequests, StoreUsage};
+pub use metered::{binary_size, MeteredStore, StoreMeter, StoreRequests, StoreUsage};
 pub use retention::{LockMode, Retention};
 pub use traits::{
     may_overwrite, put_content_addressed, ObjectInfo, ObjectStore, PutOptions, MUTABLE_PREFIX,

@@ -188,8 +188,8 @@ impl fmt::Display for StoreUsage {
     }
 }
 
-/// `512 B`, `1.50 KiB`, `3.00 GiB`.
-fn binary_size(n: u64) -> String {
+/// `512 B`, `1.50 KiB`, `3.00 GiB`: how every Lifeboat output writes a size.
+pub fn binary_size(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;
