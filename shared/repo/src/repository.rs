@@ -662,20 +662,10 @@ impl Repository {
     }
 
     async fn read_sealed_at(&self, id: &Id, loc: BlobLocation) -> Result<SealedBlob, RepoError> {
-        let sealed = self
-            .store
-            .get_range(
-                &FileKind::Pack.key(&loc.pack),
-                u64::from(loc.offset),
-                u64::from(loc.length),
-            )
-            .await?;
-        Ok(SealedBlob {
-            id: *id,
-            location: loc,
-            sealed,
-            format: self.format(),
-        })
+        self.read_sealed_run(&[(*id, loc)])
+            .await?
+            .pop()
+            .ok_or(RepoError::BlobNotIndexed { id: *id })
     }
 
     /// Fetch the stored bytes of several blobs that lie back to back in
