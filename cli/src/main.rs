@@ -5,6 +5,7 @@ mod cmd_cluster;
 mod cmd_demo;
 mod cmd_dev;
 mod cmd_repo;
+mod cmd_restore;
 mod cmd_snapshots;
 mod cmd_volume;
 mod cmd_workflow;
@@ -34,7 +35,7 @@ enum Command {
     /// Back up the API objects of a cluster (CRDs and custom resources included).
     Backup(cmd_cluster::BackupArgs),
     /// Restore the API objects of a cluster snapshot into a cluster.
-    Restore(cmd_cluster::RestoreArgs),
+    Restore(cmd_restore::RestoreArgs),
     /// Create, verify, inspect and maintain a repository.
     #[command(subcommand)]
     Repo(cmd_repo::RepoCommand),
@@ -86,7 +87,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Backup(a) => cmd_cluster::backup(&cli.global, a).await,
-            Command::Restore(a) => cmd_cluster::restore(&cli.global, a).await,
+            Command::Restore(a) => cmd_restore::restore(&cli.global, a).await,
             Command::Repo(c) => cmd_repo::run(&cli.global, c).await,
             Command::Volume(c) => cmd_volume::run(&cli.global, c).await,
             Command::Snapshots(a) => cmd_snapshots::list(&cli.global, a).await,

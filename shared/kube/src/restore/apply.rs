@@ -1,6 +1,6 @@
 //! Creating the objects of a restore in the target cluster, phase by phase.
 
-use super::actions::{prepare, Fixup, FixupContext, Transform};
+use super::actions::{prepare, Fixup, FixupContext, FixupError, Prepared, Transform};
 use super::drift;
 use super::order::{phase_of, Stage, PHASES};
 use super::report::{ItemReport, Outcome};
@@ -87,6 +87,9 @@ struct Ready {
     source: ObjectRef,
     /// What a fix-up changed that the report must say (empty: nothing).
     note: String,
+    /// What the maps and modifiers changed, and the rules that selected it.
+    changes: Vec<String>,
+    rules: Vec<String>,
 }
 
 /// Restore `items` into `cluster`; returns one report line per object (and
@@ -113,22 +116,39 @@ pub async fn restore_objects(
         }
         let source = item.source();
         match prepare(&item.resource, &mut item.object, &ctx) {
-            Ok(fixup @ (Fixup::Restore | Fixup::RestoreNoted(_))) => {
+            Ok(Prepared {
+                fixup: fixup @ (Fixup::Restore | Fixup::RestoreNoted(_)),
+                changes,
+                rules,
+            }) => {
                 let note = match fixup {
                     Fixup::RestoreNoted(n) => n,
                     _ => String::new(),
                 };
                 let p = phase_of(&item.resource);
                 if let Some(v) = phases.get_mut(p) {
-                    v.push(Ready { item, source, note });
+                    v.push(Ready {
+                        item,
+                        source,
+                        note,
+                        changes,
+                        rules,
+                    });
                 }
             }
-            Ok(Fixup::Skip(reason)) => {
+            Ok(Prepared {
+                fixup: Fixup::Skip(reason),
+                ..
+            }) => {
                 reports.push(line(source, None, skipped(opts), reason));
                 on_done(1);
             }
             Err(e) => {
-                reports.push(line(source, None, failed(opts), e.to_string()));
+                let mut rep = line(source, None, failed(opts), e.to_string());
+                if let FixupError::Modifier { rule, .. } = &e {
+                    rep.rules.push(rule.clone());
+                }
+                reports.push(rep);
                 on_done(1);
             }
         }
@@ -198,6 +218,8 @@ fn line(
         status_restored: false,
         owners_restored: false,
         differs: None,
+        changes: Vec::new(),
+        rules: Vec::new(),
     }
 }
 
@@ -255,12 +277,20 @@ async fn restore_one(
     abort: &AtomicBool,
     abort_reason: &std::sync::Mutex<String>,
 ) -> ItemReport {
-    let Ready { item, source, note } = r;
+    let Ready {
+        item,
+        source,
+        note,
+        changes,
+        rules,
+    } = r;
     let (target_ns, name) = api::ns_name(&item.object);
     let res = &item.resource;
     // The note stays the reason when the object is created (or would be);
     // a skip or a failure gives its own.
     let mut rep = line(source, target_ns.clone(), Outcome::Failed, note);
+    rep.changes = changes;
+    rep.rules = rules;
     if abort.load(Ordering::Relaxed) {
         rep.outcome = failed(opts);
         rep.reason = format!(

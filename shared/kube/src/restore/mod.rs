@@ -3,9 +3,12 @@
 
 pub mod actions;
 mod apply;
+mod classes;
 mod drift;
+pub mod modifiers;
 pub mod order;
 mod report;
 
 pub use apply::{restore_objects, ApplyOptions, Existing, RestoreItem};
-pub use report::{counts, ItemReport, Outcome};
+pub use classes::check_storage_class_map;
+pub use report::{counts, rule_counts, ItemReport, Outcome, RuleCount};

@@ -61,6 +61,13 @@ pub struct ItemReport {
     /// after the same normalisation as a backup. Absent for new objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub differs: Option<Vec<String>>,
+    /// What the storage class map and the resource modifiers changed on the
+    /// way in, one line each (the namespace map is `target_namespace`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// The resource modifier rules that selected the object.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
 }
 
 /// Count the outcomes of `items`.
@@ -70,4 +77,30 @@ pub fn counts(items: &[ItemReport]) -> BTreeMap<Outcome, u64> {
         *out.entry(i.outcome).or_default() += 1;
     }
     out
+}
+
+/// How many objects one resource modifier rule selected in a restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleCount {
+    pub rule: String,
+    /// Objects it selected (changed, left as they were, or failed).
+    pub objects: u64,
+}
+
+/// For each rule of `rules` (in order), the objects of `items` it selected:
+/// a rule with none is one the user expected to apply and did not.
+pub fn rule_counts<'a>(
+    rules: impl IntoIterator<Item = &'a str>,
+    items: &[ItemReport],
+) -> Vec<RuleCount> {
+    rules
+        .into_iter()
+        .map(|rule| RuleCount {
+            rule: rule.to_string(),
+            objects: items
+                .iter()
+                .filter(|i| i.rules.iter().any(|r| r == rule))
+                .count() as u64,
+        })
+        .collect()
 }

@@ -5,7 +5,8 @@ use crate::{OpsError, Progress};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lifeboat_kube::restore::{
-    counts, restore_objects, ApplyOptions, ItemReport, Outcome, RestoreItem,
+    check_storage_class_map, counts, restore_objects, rule_counts, ApplyOptions, ItemReport,
+    Outcome, RestoreItem, RuleCount,
 };
 use lifeboat_kube::{Cluster, ResourceType};
 use lifeboat_repo::{
@@ -32,12 +33,24 @@ pub struct RestoreReport {
     pub counts: BTreeMap<Outcome, u64>,
     pub items: Vec<ItemReport>,
     pub duration_secs: f64,
+    /// Each resource modifier rule and the objects it selected; a rule
+    /// with none is reported to the user.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleCount>,
 }
 
 impl RestoreReport {
     /// Whether any object failed (or would fail).
     pub fn failed(&self) -> bool {
         self.items.iter().any(|i| i.outcome.is_failure())
+    }
+
+    /// The modifier rules that selected no object.
+    pub fn unused_rules(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .filter(|r| r.objects == 0)
+            .map(|r| r.rule.as_str())
     }
 }
 
@@ -76,6 +89,9 @@ pub async fn restore_cluster(
             snapshot.kind
         ))
     })?;
+    // A class the target lacks leaves claims Pending forever: refused
+    // before anything is read or written.
+    check_storage_class_map(cluster, &opts.transform.storage_class_map).await?;
     let items = load_objects(repo, source, snapshot.tree, &progress).await?;
 
     progress.set_phase(if opts.dry_run {
@@ -92,6 +108,7 @@ pub async fn restore_cluster(
     let on_done = |n: u64| Progress::add(&progress.items_done, n);
     let mut items_report = restore_objects(cluster, items, &opts, &on_done).await;
     items_report.sort_by(|a, b| a.object.cmp(&b.object));
+    let rules = rule_counts(opts.transform.modifiers.names(), &items_report);
     let report = RestoreReport {
         snapshot: id,
         time: Utc::now(),
@@ -100,6 +117,7 @@ pub async fn restore_cluster(
         counts: counts(&items_report),
         items: items_report,
         duration_secs: started.elapsed().as_secs_f64(),
+        rules,
     };
     let report_id = if opts.dry_run {
         None

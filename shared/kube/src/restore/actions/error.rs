@@ -16,6 +16,14 @@ pub enum FixupError {
         expected: &'static str,
         found: &'static str,
     },
+    /// A resource modifier rule selected the object but could not be
+    /// applied to it (see [`crate::restore::modifiers`]).
+    #[error("{object}: modifier rule {rule:?} could not be applied: {reason}")]
+    Modifier {
+        object: String,
+        rule: String,
+        reason: String,
+    },
 }
 
 impl FixupError {
@@ -23,7 +31,7 @@ impl FixupError {
     /// is at fault and does not change.
     pub fn is_retryable(&self) -> bool {
         match self {
-            FixupError::Malformed { .. } => false,
+            FixupError::Malformed { .. } | FixupError::Modifier { .. } => false,
         }
     }
 }

@@ -6,8 +6,9 @@
 //! here (one file each, after Velero's restore item actions) removes or
 //! rewrites one such thing so the object can be created in another
 //! cluster, then the user's transformations (namespace and storage class
-//! maps, extra labels and annotations) are applied. [`prepare`] runs them in
-//! a fixed order.
+//! maps, extra labels and annotations, and last the resource modifiers of
+//! [`crate::restore::modifiers`]) are applied. [`prepare`] runs them in a
+//! fixed order and says what the maps and modifiers changed.
 
 mod error;
 mod job;
@@ -27,6 +28,7 @@ use serde_json::Value;
 
 pub use error::FixupError;
 
+use crate::restore::modifiers::{Modifiers, Source};
 use crate::{ObjectRef, ResourceType};
 
 /// What the user asked to change on the way in.
@@ -59,6 +61,8 @@ pub struct Transform {
     /// re-attached, even with `reattach_volumes`: the backup was asked to
     /// copy their data and did (or could not). They are provisioned anew.
     pub never_reattach: BTreeSet<String>,
+    /// Resource modifiers, applied last (after the maps and labels).
+    pub modifiers: Modifiers,
 }
 
 impl Transform {
@@ -96,24 +100,80 @@ pub enum Fixup {
     Skip(String),
 }
 
+/// An object after [`prepare`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub fixup: Fixup,
+    /// What the storage class map and the modifiers changed, one line each
+    /// (`storage class gp2 -> gp3`, `rule "mirror": image of ...`); the
+    /// namespace map shows as the report's target namespace instead.
+    pub changes: Vec<String>,
+    /// The modifier rules that selected the object (whether or not they
+    /// changed it), so a restore can name the rules that selected nothing.
+    pub rules: Vec<String>,
+}
+
 /// Applies every fix-up and transformation to one backed-up object of kind
 /// `resource`, changing `obj` in place. A skipped object is left as it was.
 ///
 /// Order: ownership first (a skipped object needs nothing else), then the
 /// kind's own fix-ups, which read the object as backed up (e.g. a claim's
 /// namespace as in `ctx.restoring`), then the namespace map, then labels
-/// and annotations, last so nothing removes what the user asked to add.
+/// and annotations, so nothing removes what the user asked to add, then
+/// the resource modifiers, which select on the object as backed up and see
+/// it as it will be created.
 pub fn prepare(
     resource: &ResourceType,
     obj: &mut Value,
     ctx: &FixupContext,
-) -> Result<Fixup, FixupError> {
+) -> Result<Prepared, FixupError> {
     let object = identify(resource, obj);
-    apply_all(resource, obj, ctx, object.namespace.as_deref()).map_err(|e| FixupError::Malformed {
-        object: object.to_string(),
-        field: e.field,
-        expected: e.expected,
-        found: e.found,
+    let labels = obj
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .cloned();
+    let classes = storage_class_map::classes(obj);
+    let fixup = apply_all(resource, obj, ctx, object.namespace.as_deref()).map_err(|e| {
+        FixupError::Malformed {
+            object: object.to_string(),
+            field: e.field,
+            expected: e.expected,
+            found: e.found,
+        }
+    })?;
+    if let Fixup::Skip(_) = fixup {
+        return Ok(Prepared {
+            fixup,
+            changes: Vec::new(),
+            rules: Vec::new(),
+        });
+    }
+    let mut changes =
+        storage_class_map::describe_changes(&classes, &storage_class_map::classes(obj));
+    let source = Source {
+        resource,
+        namespace: object.namespace.as_deref(),
+        name: &object.name,
+        labels: labels.as_ref(),
+    };
+    let applied = ctx
+        .transform
+        .modifiers
+        .apply(source, obj)
+        .map_err(|f| FixupError::Modifier {
+            object: object.to_string(),
+            rule: f.rule,
+            reason: f.reason,
+        })?;
+    let mut rules = Vec::with_capacity(applied.len());
+    for a in applied {
+        changes.extend(a.changes.iter().map(|c| format!("rule {:?}: {c}", a.rule)));
+        rules.push(a.rule);
+    }
+    Ok(Prepared {
+        fixup,
+        changes,
+        rules,
     })
 }
 
@@ -193,6 +253,7 @@ mod tests {
             volume_sources: BTreeMap::new(),
             reattach_volumes: false,
             never_reattach: BTreeSet::new(),
+            modifiers: Modifiers::default(),
         }
     }
 
@@ -227,7 +288,9 @@ mod tests {
             restoring: &restoring,
         };
         let mut pod = owned_pod();
-        let fixup = prepare(&rt("", "v1", "pods", "Pod"), &mut pod, &ctx).unwrap();
+        let fixup = prepare(&rt("", "v1", "pods", "Pod"), &mut pod, &ctx)
+            .unwrap()
+            .fixup;
         assert_eq!(
             fixup,
             Fixup::Skip(
@@ -248,7 +311,9 @@ mod tests {
         };
         // Same Pod, but its ReplicaSet is not restored: it is created alone.
         let mut pod = owned_pod();
-        let fixup = prepare(&rt("", "v1", "pods", "Pod"), &mut pod, &ctx).unwrap();
+        let fixup = prepare(&rt("", "v1", "pods", "Pod"), &mut pod, &ctx)
+            .unwrap()
+            .fixup;
         assert_eq!(fixup, Fixup::Restore);
         assert_eq!(
             pod,
@@ -289,7 +354,10 @@ mod tests {
             "spec": {"storageClassName": "gp2", "volumeName": "pvc-9"}
         });
         let claims = rt("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim");
-        assert_eq!(prepare(&claims, &mut pvc, &ctx).unwrap(), Fixup::Restore);
+        assert_eq!(
+            prepare(&claims, &mut pvc, &ctx).unwrap().fixup,
+            Fixup::Restore
+        );
         assert_eq!(
             pvc,
             json!({
@@ -329,7 +397,7 @@ mod tests {
         };
         let volumes = rt("", "v1", "persistentvolumes", "PersistentVolume");
         let mut pv = source_volume();
-        let Fixup::Skip(reason) = prepare(&volumes, &mut pv, &ctx).unwrap() else {
+        let Fixup::Skip(reason) = prepare(&volumes, &mut pv, &ctx).unwrap().fixup else {
             panic!("a volume pointing at the source's disk was restored");
         };
         assert!(reason.contains("vol-0abc"), "{reason}");
@@ -338,7 +406,7 @@ mod tests {
             "metadata": {"name": "data", "namespace": "shop"},
             "spec": {"storageClassName": "gp2", "volumeName": "pvc-9"}
         });
-        let Fixup::RestoreNoted(note) = prepare(&claims, &mut pvc, &ctx).unwrap() else {
+        let Fixup::RestoreNoted(note) = prepare(&claims, &mut pvc, &ctx).unwrap().fixup else {
             panic!("the claim's report line does not say it is provisioned anew");
         };
         assert!(note.starts_with("provisioned anew, empty"), "{note}");
@@ -358,7 +426,7 @@ mod tests {
         };
         let volumes = rt("", "v1", "persistentvolumes", "PersistentVolume");
         let mut pv = source_volume();
-        let Fixup::RestoreNoted(note) = prepare(&volumes, &mut pv, &ctx).unwrap() else {
+        let Fixup::RestoreNoted(note) = prepare(&volumes, &mut pv, &ctx).unwrap().fixup else {
             panic!("re-attached without a note");
         };
         assert!(note.contains("Retain (was Delete)"), "{note}");
@@ -399,6 +467,56 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "Service shop/web: spec.ports[1] should be an object, found a string"
+        );
+    }
+
+    #[test]
+    fn maps_and_modifiers_say_what_they_changed_and_select_as_backed_up() {
+        use crate::restore::modifiers::ModifierDocument;
+        let doc: ModifierDocument = serde_json::from_value(json!({"version": 1, "rules": [
+            // Selects on the label the restore adds: never matches.
+            {"name": "by-added-label", "match": {"labels": {"lifeboat.dev/restore": "r1"}},
+             "merge_patch": {"metadata": {"annotations": {"x": "y"}}}},
+            // Selects on the namespace as backed up, not as mapped.
+            {"name": "bigger", "match": {"namespaces": ["shop"], "kind": "PersistentVolumeClaim"},
+             "json_patch": [{"op": "replace", "path": "/spec/resources/requests/storage", "value": "20Gi"}]}
+        ]}))
+        .unwrap();
+        let transform = Transform {
+            modifiers: Modifiers::new(&doc).unwrap(),
+            ..transform()
+        };
+        let restoring = HashSet::new();
+        let ctx = FixupContext {
+            transform: &transform,
+            restoring: &restoring,
+        };
+        let claims = rt("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim");
+        let mut pvc = json!({
+            "metadata": {"name": "data", "namespace": "shop"},
+            "spec": {"storageClassName": "gp2", "resources": {"requests": {"storage": "10Gi"}}}
+        });
+        let prepared = prepare(&claims, &mut pvc, &ctx).unwrap();
+        assert_eq!(prepared.rules, vec!["bigger"]);
+        assert_eq!(
+            prepared.changes,
+            vec![
+                "storage class gp2 -> gp3",
+                "rule \"bigger\": replace /spec/resources/requests/storage"
+            ]
+        );
+        assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "20Gi");
+        assert_eq!(pvc["metadata"]["namespace"], "shop-dr");
+
+        // A rule that selects an object but cannot change it fails the object.
+        let mut odd = json!({"metadata": {"name": "odd", "namespace": "shop"}, "spec": {}});
+        let err = prepare(&claims, &mut odd, &ctx).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "PersistentVolumeClaim shop/odd: modifier rule \"bigger\" could not be applied: \
+                 json_patch[0] (replace /spec/resources/requests/storage)"
+            ),
+            "{err}"
         );
     }
 }

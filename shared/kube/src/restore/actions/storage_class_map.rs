@@ -51,6 +51,51 @@ pub(super) fn stateful_set(
     Ok(())
 }
 
+/// Every storage class the object names (its own, its claim templates'),
+/// by JSON pointer: read before and after the map to report what it changed.
+pub(super) fn classes(obj: &Value) -> Vec<(String, String)> {
+    let templates = obj
+        .pointer("/spec/volumeClaimTemplates")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let bases = std::iter::once(String::new())
+        .chain((0..templates).map(|i| format!("/spec/volumeClaimTemplates/{i}")));
+    let mut out = Vec::new();
+    for base in bases {
+        for pointer in [
+            format!("{base}/spec/storageClassName"),
+            format!(
+                "{base}/metadata/annotations/{}",
+                escape(BETA_CLASS_ANNOTATION)
+            ),
+        ] {
+            if let Some(class) = obj.pointer(&pointer).and_then(Value::as_str) {
+                out.push((pointer, class.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// `storage class gp2 -> gp3`, once per pair, for the classes that the map
+/// changed between `before` and `after` (both from [`classes`]).
+pub(super) fn describe_changes(
+    before: &[(String, String)],
+    after: &[(String, String)],
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (pointer, old) in before {
+        let new = after.iter().find(|(p, _)| p == pointer).map(|(_, c)| c);
+        if let Some(new) = new.filter(|new| *new != old) {
+            let line = format!("storage class {old} -> {new}");
+            if !out.contains(&line) {
+                out.push(line);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
