@@ -36,13 +36,16 @@ fn get(url: &str) -> Request<Full<Bytes>> {
 const ANSWER: &str =
     "HTTP/1.1 206 Partial\r\ncontent-length: 5\r\nx-ms-error-code: none\r\nconnection: close\r\n\r\nhello";
 
-#[tokio::test]
-async fn the_whole_answer_comes_back_whatever_its_status() {
+/// [`ANSWER`] fetched with a body limit of `max_body` bytes.
+async fn fetch(max_body: u64) -> Result<Reply, SendError> {
     let url = server(Some(ANSWER)).await;
     let client = http_client().unwrap();
-    let reply = send_once(&client, get(&url), Duration::from_secs(5), 100)
-        .await
-        .unwrap();
+    send_once(&client, get(&url), Duration::from_secs(5), max_body).await
+}
+
+#[tokio::test]
+async fn the_whole_answer_comes_back_whatever_its_status() {
+    let reply = fetch(100).await.unwrap();
     assert_eq!(reply.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(reply.body, "hello");
     assert_eq!(reply.header("x-ms-error-code"), Some("none"));
@@ -51,11 +54,7 @@ async fn the_whole_answer_comes_back_whatever_its_status() {
 
 #[tokio::test]
 async fn an_answer_over_the_limit_is_refused_for_good() {
-    let url = server(Some(ANSWER)).await;
-    let client = http_client().unwrap();
-    let err = send_once(&client, get(&url), Duration::from_secs(5), 4)
-        .await
-        .unwrap_err();
+    let err = fetch(4).await.unwrap_err();
     assert!(!err.retryable, "{err:?}");
     assert!(err.detail.contains("longer than 4 bytes"), "{err:?}");
 }
