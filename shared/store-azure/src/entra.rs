@@ -5,10 +5,10 @@
 
 use crate::credentials::{ClientProof, EntraCredentials};
 use crate::redact::{scrub, Secret};
-use crate::transport::HttpClient;
 use bytes::Bytes;
 use http::{header, Method, Request};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
+use lifeboat_store_http::{send_once, HttpClient, MAX_TOKEN_ANSWER};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -119,36 +119,16 @@ impl TokenSource {
                 retryable: false,
                 detail: format!("invalid token endpoint {url}: {e}"),
             })?;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| format!("{e}"))?;
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| format!("reading the answer failed: {e}"))?
-                .to_bytes();
-            Ok::<_, String>((status, body))
-        };
-        let (status, body) = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(detail)) => {
-                return Err(TokenError {
-                    retryable: true,
-                    detail: format!("Entra ID token request to {url} failed: {}", scrub(&detail)),
-                })
-            }
-            Err(_) => {
-                return Err(TokenError {
-                    retryable: true,
-                    detail: format!("Entra ID token request to {url} timed out"),
-                })
-            }
-        };
+        let reply = send_once(&self.client, request, REQUEST_TIMEOUT, MAX_TOKEN_ANSWER)
+            .await
+            .map_err(|e| TokenError {
+                retryable: e.retryable,
+                detail: format!(
+                    "Entra ID token request to {url} failed: {}",
+                    scrub(&e.detail)
+                ),
+            })?;
+        let (status, body) = (reply.status, reply.body);
         if !status.is_success() {
             let why = serde_json::from_slice::<TokenFailure>(&body)
                 .ok()

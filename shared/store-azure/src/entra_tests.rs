@@ -6,7 +6,7 @@
 use super::*;
 use crate::credentials::{ClientProof, EntraCredentials};
 use crate::redact::Secret;
-use crate::transport::http_client;
+use lifeboat_store_http::http_client;
 use std::sync::{Arc, Mutex as StdMutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -2,9 +2,11 @@
 //! one line naming account, container and key, saying whether a retry helps.
 
 use crate::redact::scrub;
-use crate::transport::{retryable_status, NoReply, Reply};
+use crate::transport::NoReply;
 use crate::xml::parse_error;
+use http::StatusCode;
 use lifeboat_store::StoreError;
+use lifeboat_store_http::{FailedCall, Reply};
 
 /// What the failed call was doing, where that changes the meaning of an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,93 +80,73 @@ impl Failure {
         scrub(&text)
     }
 
-    fn retries_note(&self) -> String {
-        if self.attempts > 1 {
-            format!(" after {} attempts", self.attempts)
-        } else {
-            String::new()
-        }
-    }
-
     /// The error for `key` of the store at `place`. Retries are already spent.
     pub fn into_store_error(self, place: &Place, key: &str, op: Op) -> StoreError {
-        let location = place.location.clone();
-        let key = key.to_string();
-        let detail = self.detail();
+        let call = FailedCall {
+            location: place.location.clone(),
+            key: key.to_string(),
+            detail: self.detail(),
+            attempts: self.attempts,
+            denied_hint: None,
+        };
         if let Some(e) = &self.no_reply {
             return if e.retryable {
-                StoreError::Transient {
-                    location,
-                    key,
-                    detail: format!("{detail} ({} attempts)", self.attempts),
-                }
+                call.transient()
             } else if !e.auth {
-                StoreError::Backend {
-                    location,
-                    key,
-                    detail,
-                }
+                call.backend()
             } else {
-                StoreError::AccessDenied {
-                    location,
-                    key,
-                    detail: format!(
-                        "{detail}; not retried (account {}, container {})",
+                FailedCall {
+                    denied_hint: Some(format!(
+                        "not retried (account {}, container {})",
                         place.account, place.container
-                    ),
+                    )),
+                    ..call
                 }
+                .access_denied()
             };
         }
         let code = self.code.as_deref().unwrap_or("");
-        let status = self.status.unwrap_or(0);
-        match (code, status) {
-            ("ContainerNotFound", _) => StoreError::StoreMissing { location },
-            ("BlobAlreadyExists", _) | (_, 412) if op == Op::Create => {
-                StoreError::AlreadyExists { location, key }
-            }
-            (_, 409) if op == Op::Create && !code.starts_with("BlobImmutable") => {
-                StoreError::AlreadyExists { location, key }
-            }
-            ("BlobNotFound", _) | (_, 404) => StoreError::NotFound { location, key },
-            ("BlobImmutableDueToPolicy" | "BlobImmutableDueToLegalHold", _) => StoreError::Locked {
-                location,
-                key,
+        match code {
+            "ContainerNotFound" => StoreError::StoreMissing {
+                location: call.location,
+            },
+            "BlobAlreadyExists" if op == Op::Create => call.already_exists(),
+            "BlobNotFound" => call.not_found(),
+            "BlobImmutableDueToPolicy" | "BlobImmutableDueToLegalHold" => StoreError::Locked {
+                location: call.location,
+                key: call.key,
                 until: if code.ends_with("LegalHold") {
                     "its legal hold is removed".into()
                 } else {
                     "its immutability policy expires".into()
                 },
             },
-            (_, 401 | 403) => StoreError::AccessDenied {
-                location,
-                key,
-                detail: format!(
-                    "{detail}; not retried: check the credentials for storage account {} \
-                     and their access to container {} (account key, SAS permissions, \
-                     or the Storage Blob Data role of the Entra ID identity)",
-                    place.account, place.container
-                ),
-            },
-            _ if is_transient(code, status) => StoreError::Transient {
-                location,
-                key,
-                detail: format!("{detail}{}", self.retries_note()),
-            },
-            _ => StoreError::Backend {
-                location,
-                key,
-                detail,
-            },
+            // Codes Azure sends with a 500 or 503, which the status says too;
+            // kept in case a proxy rewrites the status.
+            "ServerBusy" | "InternalError" | "OperationTimedOut" | "ServiceUnavailable" => {
+                call.transient()
+            }
+            _ => {
+                let Some(status) = self.status.and_then(|s| StatusCode::from_u16(s).ok()) else {
+                    return call.backend();
+                };
+                let exists_on: &[u16] = match op {
+                    Op::Create => &[409, 412],
+                    Op::Other => &[],
+                };
+                FailedCall {
+                    denied_hint: Some(format!(
+                        "not retried: check the credentials for storage account {} \
+                         and their access to container {} (account key, SAS permissions, \
+                         or the Storage Blob Data role of the Entra ID identity)",
+                        place.account, place.container
+                    )),
+                    ..call
+                }
+                .status_error(status, exists_on)
+            }
         }
     }
-}
-
-fn is_transient(code: &str, status: u16) -> bool {
-    http::StatusCode::from_u16(status).is_ok_and(retryable_status)
-        || matches!(
-            code,
-            "ServerBusy" | "InternalError" | "OperationTimedOut" | "ServiceUnavailable"
-        )
 }
 
 #[cfg(test)]

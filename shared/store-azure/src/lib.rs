@@ -9,11 +9,12 @@
 //! - `credentials`: the standard Azure environment (connection string,
 //!   account key, SAS, Entra ID service principal and workload identity);
 //! - `signing`: Shared Key authorization; `entra`: OAuth2 tokens, cached;
-//! - `transport`: one request with its authorization and retries
-//!   (exponential backoff with jitter on 408/429/5xx and connection
-//!   failures, `Retry-After` honoured);
-//! - `failure`: answers into [`lifeboat_store::StoreError`] naming account,
-//!   container and key; `xml`: List Blobs pages and error bodies;
+//! - `transport`: one request with its authorization, sent with the client
+//!   and the retries of `lifeboat-store-http` (exponential backoff with
+//!   jitter on 408/429/5xx and connection failures, `Retry-After` honoured);
+//! - `failure`: Azure's error codes into [`lifeboat_store::StoreError`]
+//!   naming account, container and key (the statuses mapped as
+//!   `lifeboat-store-http` maps them); `xml`: List Blobs pages and error bodies;
 //! - `ops`, `upload`, `lock`: the operations; `retention`: Governance ->
 //!   `Unlocked`, Compliance -> `Locked`.
 //!
@@ -37,6 +38,7 @@ pub use credentials::{
     DEFAULT_AUTHORITY_HOST, DEV_ACCOUNT, DEV_ACCOUNT_KEY,
 };
 pub use entra::STORAGE_SCOPE;
+pub use lifeboat_store_http::RetryPolicy;
 pub use redact::Secret;
 pub use store::{AzureOptions, AzureStore, DEFAULT_BLOCK_SIZE, DEFAULT_SINGLE_PUT_LIMIT};
-pub use transport::{RetryPolicy, API_VERSION};
+pub use transport::API_VERSION;

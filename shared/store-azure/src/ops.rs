@@ -9,8 +9,9 @@ use crate::transport::BlobRequest;
 use crate::xml::{parse_http_date, parse_list};
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{Method, StatusCode};
+use http::Method;
 use lifeboat_store::{ObjectInfo, ObjectStore, PutOptions, Retention, StoreError};
+use lifeboat_store_http::{ByteRange, RangeFailure};
 use tracing::instrument;
 
 #[async_trait]
@@ -86,42 +87,19 @@ impl ObjectStore for AzureStore {
     #[instrument(skip_all, fields(account = %self.place.account, container = %self.place.container, key, offset, len))]
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
         self.check_key(key)?;
-        let short = |got: u64| StoreError::Backend {
-            location: self.location(),
-            key: key.to_string(),
-            detail: format!("range {offset}+{len} beyond the object's end (got {got} bytes)"),
-        };
-        if len == 0 {
-            // An empty HTTP range cannot be expressed; still report a missing object.
-            let size = self.head(key).await?.size;
-            return if offset <= size {
-                Ok(Bytes::new())
-            } else {
-                Err(short(0))
-            };
-        }
-        let last = offset.saturating_add(len - 1);
-        let req = BlobRequest::new(Method::GET, self.blob_path(key))
-            .header("x-ms-range", &format!("bytes={offset}-{last}"));
-        let reply = match self.call(key, Op::Other, req).await {
-            Ok(r) => r,
-            // 416: the range starts at or past the end.
-            Err(StoreError::Backend { detail, .. }) if detail.contains("HTTP 416") => {
-                return Err(short(0))
+        let range = ByteRange::new(offset, len);
+        let outcome = match range.header_value() {
+            None => range.empty_within(self.head(key).await?.size),
+            Some(value) => {
+                let req =
+                    BlobRequest::new(Method::GET, self.blob_path(key)).header("x-ms-range", &value);
+                range.from_reply(self.answer(key, Op::Other, req).await?)
             }
-            Err(e) => return Err(e),
         };
-        // Azure shortens a range that runs past the end, and a service that
-        // ignored the range would send the whole blob (200): both are errors.
-        if reply.status != StatusCode::PARTIAL_CONTENT
-            && !(offset == 0 && reply.body.len() as u64 == len)
-        {
-            return Err(short(reply.body.len() as u64));
-        }
-        if reply.body.len() as u64 != len {
-            return Err(short(reply.body.len() as u64));
-        }
-        Ok(reply.body)
+        outcome.map_err(|failure| match failure {
+            RangeFailure::Beyond(what) => range.beyond_error(self.location(), key, &what),
+            RangeFailure::Failed(reply) => self.refusal(key, Op::Other, &reply),
+        })
     }
 
     #[instrument(skip_all, fields(account = %self.place.account, container = %self.place.container, key))]

@@ -7,14 +7,14 @@ use crate::failure::{Failure, Op, Place};
 #[cfg(test)]
 use crate::redact::Secret;
 use crate::redact::SecretBytes;
-use crate::transport::{
-    encode_path, http_client, Auth, BlobRequest, Reply, RetryPolicy, Transport,
-};
+use crate::transport::{encode_path, Auth, BlobRequest, Transport};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use http::Method;
 use lifeboat_store::StoreError;
+use lifeboat_store_http::{http_client, Reply, RetryPolicy};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::OnceCell;
 
 /// Objects above this size are uploaded in blocks by default.
@@ -33,6 +33,8 @@ pub struct AzureOptions {
     /// Azurite; `None` for `https://<account>.blob.core.windows.net`.
     pub endpoint: Option<String>,
     pub retry: RetryPolicy,
+    /// How long one attempt may take, the body included.
+    pub request_timeout: Duration,
     /// Objects larger than this go up in blocks (Put Block + Put Block List).
     pub single_put_limit: usize,
     /// The size of those blocks.
@@ -46,6 +48,7 @@ impl AzureOptions {
             credentials,
             endpoint: None,
             retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(300),
             single_put_limit: DEFAULT_SINGLE_PUT_LIMIT,
             block_size: DEFAULT_BLOCK_SIZE,
         }
@@ -158,6 +161,7 @@ impl AzureStore {
                 account: account.to_string(),
                 auth,
                 retry: opts.retry,
+                timeout: opts.request_timeout,
             },
             place: Place {
                 location,
@@ -226,16 +230,30 @@ impl AzureStore {
         op: Op,
         req: BlobRequest,
     ) -> Result<Reply, StoreError> {
-        let reply = self
-            .transport
-            .send(&req)
-            .await
-            .map_err(|e| Failure::from_no_reply(e).into_store_error(&self.place, key, op))?;
+        let reply = self.answer(key, op, req).await?;
         if reply.status.is_success() {
             Ok(reply)
         } else {
-            Err(Failure::from_reply(&reply).into_store_error(&self.place, key, op))
+            Err(self.refusal(key, op, &reply))
         }
+    }
+
+    /// Send `req`; any answer, or the error for `key` when none came.
+    pub(crate) async fn answer(
+        &self,
+        key: &str,
+        op: Op,
+        req: BlobRequest,
+    ) -> Result<Reply, StoreError> {
+        self.transport
+            .send(&req)
+            .await
+            .map_err(|e| Failure::from_no_reply(e).into_store_error(&self.place, key, op))
+    }
+
+    /// The error an answer that is not a success means for `key`.
+    pub(crate) fn refusal(&self, key: &str, op: Op, reply: &Reply) -> StoreError {
+        Failure::from_reply(reply).into_store_error(&self.place, key, op)
     }
 
     pub(crate) fn unsupported_lock(&self, why: &str) -> StoreError {

@@ -1,31 +1,25 @@
-//! One Blob service request on hyper: the URL (endpoint, path, query, SAS),
-//! the authorization of each attempt (Shared Key, SAS or an Entra token), and
-//! retries with exponential backoff and full jitter on throttling, 5xx and
-//! connection failures, honouring `Retry-After`.
+//! One Blob service request: the URL (endpoint, path, query, SAS) and the
+//! authorization of each attempt (Shared Key, SAS or an Entra token). The
+//! client, the exchange and the retries are `lifeboat-store-http`'s.
 
 use crate::entra::TokenSource;
 use crate::redact::{scrub, Secret, SecretBytes};
 use crate::signing;
 use bytes::Bytes;
 use chrono::Utc;
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION, RETRY_AFTER};
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use http::{HeaderMap, Method, Request};
+use http_body_util::Full;
+use lifeboat_store_http::{
+    send_once, send_with_retries, HttpClient, Reply, RetryPolicy, RetryableError, MAX_OBJECT_ANSWER,
+};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{debug, warn};
 
 /// The Blob service version every request asks for: version-level
 /// immutability headers need 2020-06-12 or later; Azurite 3.37 knows it.
 pub const API_VERSION: &str = "2025-01-05";
-
-/// The HTTP client shared by the Blob calls and the token requests.
-pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Everything but the unreserved characters is percent-encoded in a query value.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -36,54 +30,6 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 /// A path segment keeps `/` between the parts of a blob name.
 pub(crate) const PATH: &AsciiSet = &QUERY_VALUE.remove(b'/');
-
-/// A client over rustls with AWS-LC (the provider the rest of Lifeboat uses)
-/// and the system's root certificates; plain HTTP is allowed for emulators.
-pub(crate) fn http_client() -> Result<HttpClient, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = match hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(provider.clone())
-    {
-        Ok(b) => b,
-        Err(e) => {
-            // No system roots (a scratch container): https fails later with a
-            // certificate error naming the host; http (emulators) still works.
-            warn!(error = %e, "no system root certificates found");
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("TLS setup failed: {e}"))?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-        }
-    };
-    let connector = builder.https_or_http().enable_http1().build();
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
-}
-
-/// How often and how patiently to retry.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts per request, the first included.
-    pub max_attempts: u32,
-    /// The backoff before the second attempt; doubled for each further one.
-    pub base_delay: Duration,
-    /// The longest wait between attempts (also caps `Retry-After`).
-    pub max_delay: Duration,
-    /// How long one attempt may take, the body included.
-    pub attempt_timeout: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 6,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(30),
-            attempt_timeout: Duration::from_secs(300),
-        }
-    }
-}
 
 /// How each attempt is authorized.
 #[derive(Debug, Clone)]
@@ -136,22 +82,6 @@ impl BlobRequest {
     }
 }
 
-/// A complete answer (status, headers, whole body), whatever its status.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    /// How many attempts it took.
-    pub attempts: u32,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
 /// A request that got no usable answer.
 #[derive(Debug)]
 pub(crate) struct NoReply {
@@ -174,94 +104,43 @@ pub(crate) struct Transport {
     pub account: String,
     pub auth: Auth,
     pub retry: RetryPolicy,
+    /// How long one attempt may take, the body included.
+    pub timeout: Duration,
 }
 
-/// Whether an answer with `status` is worth another try.
-pub(crate) fn retryable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+impl RetryableError for NoReply {
+    fn retryable(&self) -> bool {
+        self.retryable
+    }
+    fn detail(&self) -> &str {
+        &self.detail
+    }
 }
 
 impl Transport {
-    /// Send `req`, retrying what may pass on a later try. The last answer is
-    /// returned whatever its status; `Err` only when no answer came.
+    /// Send `req`, retrying what may pass on a later try; each attempt is
+    /// dated and authorized anew. The last answer is returned whatever its
+    /// status; `Err` only when no answer came.
     pub async fn send(&self, req: &BlobRequest) -> Result<Reply, NoReply> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let last = attempt >= self.retry.max_attempts;
-            let wait = match self.attempt(req).await {
-                Ok(reply) if retryable_status(reply.status) && !last => {
-                    debug!(method = %req.method, path = %req.path, status = reply.status.as_u16(), attempt, "retrying");
-                    retry_after(&reply.headers).unwrap_or_else(|| self.backoff(attempt))
-                }
-                Ok(mut reply) => {
-                    reply.attempts = attempt;
-                    return Ok(reply);
-                }
-                Err(e) if e.retryable && !last => {
-                    debug!(method = %req.method, path = %req.path, error = %e.detail, attempt, "retrying");
-                    self.backoff(attempt)
-                }
-                Err(mut e) => {
-                    e.attempts = attempt;
-                    return Err(e);
-                }
-            };
-            tokio::time::sleep(wait.min(self.retry.max_delay)).await;
-        }
-    }
-
-    /// Full jitter over an exponentially growing window.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let window = self
-            .retry
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(self.retry.max_delay);
-        let mut seed = [0u8; 8];
-        let fraction = match getrandom::getrandom(&mut seed) {
-            Ok(()) => (u64::from_le_bytes(seed) % 1_000_001) as f64 / 1_000_000.0,
-            Err(_) => 0.5,
-        };
-        window.mul_f64(fraction)
+        let what = format!("{} {}", req.method, req.path);
+        send_with_retries(&self.retry, &what, || self.attempt(req))
+            .await
+            .map_err(|spent| NoReply {
+                attempts: spent.attempts,
+                ..spent.error
+            })
     }
 
     async fn attempt(&self, req: &BlobRequest) -> Result<Reply, NoReply> {
         let request = self.build(req).await?;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| format!("{}: {}", e, source_chain(&e)))?;
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|e| format!("reading the answer failed: {e}"))?
-                .to_bytes();
-            Ok::<_, String>(Reply {
-                status: parts.status,
-                headers: parts.headers,
-                body,
+        send_once(&self.client, request, self.timeout, MAX_OBJECT_ANSWER)
+            .await
+            .map_err(|e| NoReply {
+                retryable: e.retryable,
+                auth: false,
                 attempts: 1,
+                detail: scrub(&e.detail),
             })
-        };
-        match tokio::time::timeout(self.retry.attempt_timeout, exchange).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(detail)) => Err(NoReply {
-                retryable: true,
-                auth: false,
-                attempts: 1,
-                detail: scrub(&detail),
-            }),
-            Err(_) => Err(NoReply {
-                retryable: true,
-                auth: false,
-                attempts: 1,
-                detail: format!("no complete answer within {:?}", self.retry.attempt_timeout),
-            }),
-        }
     }
 
     /// The wire request: URL with query (and SAS), version, date, authorization.
@@ -344,26 +223,6 @@ fn insert_secret(headers: &mut HeaderMap, name: HeaderName, value: &str) -> Resu
     v.set_sensitive(true);
     headers.insert(name, v);
     Ok(())
-}
-
-/// `Retry-After` as seconds or as an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    (at.with_timezone(&Utc) - Utc::now()).to_std().ok()
-}
-
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        parts.push(s.to_string());
-        cur = s.source();
-    }
-    parts.join(": ")
 }
 
 /// Percent-encode a blob path (container and name), keeping `/`.

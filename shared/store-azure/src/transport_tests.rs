@@ -1,35 +1,9 @@
-//! The wire requests the transport builds, and its retry decisions.
+//! The wire requests the transport builds: URL, SAS, headers, authorization.
+//! The retry decisions are `lifeboat-store-http`'s, tested there.
 
 #![allow(clippy::unwrap_used)]
 use super::*;
-
-#[test]
-fn retry_after_in_seconds_or_as_a_date() {
-    let mut h = HeaderMap::new();
-    h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-    assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-    let soon = (Utc::now() + chrono::Duration::seconds(30))
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string();
-    h.insert(RETRY_AFTER, HeaderValue::from_str(&soon).unwrap());
-    let d = retry_after(&h).unwrap();
-    assert!(
-        d > Duration::from_secs(25) && d <= Duration::from_secs(30),
-        "{d:?}"
-    );
-    h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-    assert_eq!(retry_after(&h), None);
-}
-
-#[test]
-fn only_throttling_and_server_failures_are_retried() {
-    for s in [429, 500, 502, 503, 504, 408] {
-        assert!(retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
-    }
-    for s in [200, 201, 400, 403, 404, 409, 412, 416, 501] {
-        assert!(!retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
-    }
-}
+use lifeboat_store_http::http_client;
 
 fn transport(auth: Auth) -> Transport {
     Transport {
@@ -39,6 +13,7 @@ fn transport(auth: Auth) -> Transport {
         account: "acct".into(),
         auth,
         retry: RetryPolicy::default(),
+        timeout: Duration::from_secs(300),
     }
 }
 

@@ -3,8 +3,9 @@
 use crate::api::Api;
 use crate::auth::{Auth, AuthError, GcsCredentials};
 use crate::failure::Failure;
-use crate::transport::{Http, Request, Response};
+use crate::transport::{Http, Request};
 use http::header::AUTHORIZATION;
+use lifeboat_store_http::{retryable_status, Reply};
 use tracing::debug;
 
 /// The HTTP client, the credentials and the bucket's URLs.
@@ -19,7 +20,7 @@ impl Client {
     /// Send `req` with a token and retries. Any answer that is not a retryable
     /// failure comes back as `Ok`, whatever its status; `Err` means no answer
     /// (after the retries), a retryable status that persisted, or no token.
-    pub(crate) async fn call(&self, req: Request) -> Result<Response, Failure> {
+    pub(crate) async fn call(&self, req: Request) -> Result<Reply, Failure> {
         let resp = self.call_once_authorized(&req).await?;
         let anonymous = matches!(self.auth.credentials(), GcsCredentials::Anonymous);
         if resp.status != 401 || anonymous {
@@ -32,7 +33,7 @@ impl Client {
         Self::settle(resp)
     }
 
-    async fn call_once_authorized(&self, req: &Request) -> Result<Response, Failure> {
+    async fn call_once_authorized(&self, req: &Request) -> Result<Reply, Failure> {
         let mut req = req.clone();
         if let Some(value) = self.auth.header().await.map_err(auth_failure)? {
             req = req.header(AUTHORIZATION, value);
@@ -41,8 +42,8 @@ impl Client {
     }
 
     /// A retryable status that survived the retries becomes an error here.
-    fn settle(resp: Response) -> Result<Response, Failure> {
-        if crate::retry::retryable_status(resp.status) {
+    fn settle(resp: Reply) -> Result<Reply, Failure> {
+        if retryable_status(resp.status) {
             Err(Failure::from_response(&resp))
         } else {
             Ok(resp)
@@ -50,9 +51,9 @@ impl Client {
     }
 
     /// [`Client::call`], and anything but a 2xx answer is an error.
-    pub(crate) async fn call_ok(&self, req: Request) -> Result<Response, Failure> {
+    pub(crate) async fn call_ok(&self, req: Request) -> Result<Reply, Failure> {
         let resp = self.call(req).await?;
-        if resp.is_success() {
+        if resp.status.is_success() {
             Ok(resp)
         } else {
             Err(Failure::from_response(&resp))

@@ -1,8 +1,9 @@
 //! From a failed Cloud Storage call to a [`StoreError`] a caller can act on.
 
 use crate::auth::{AuthError, AuthErrorKind};
-use crate::transport::{Response, TransportError};
+use http::StatusCode;
 use lifeboat_store::StoreError;
+use lifeboat_store_http::{FailedCall, Reply, SendError};
 
 /// The key named in errors about the bucket as a whole rather than one object.
 pub(crate) const BUCKET_KEY: &str = "(bucket)";
@@ -13,7 +14,7 @@ const MAX_BODY_IN_MESSAGE: usize = 300;
 /// What a failed call tells, reduced to what the error mapping needs.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Failure {
-    pub(crate) status: Option<u16>,
+    pub(crate) status: Option<StatusCode>,
     /// The JSON API's `errors[0].reason` (`notFound`, `conditionNotMet`...).
     pub(crate) reason: Option<String>,
     pub(crate) message: Option<String>,
@@ -24,7 +25,7 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    pub(crate) fn from_response(resp: &Response) -> Failure {
+    pub(crate) fn from_response(resp: &Reply) -> Failure {
         let parsed = serde_json::from_slice::<serde_json::Value>(&resp.body).ok();
         let error = parsed.as_ref().and_then(|v| v.get("error"));
         let message = error
@@ -51,9 +52,9 @@ impl Failure {
         }
     }
 
-    pub(crate) fn from_transport(err: TransportError) -> Failure {
+    pub(crate) fn from_transport(err: SendError) -> Failure {
         Failure {
-            transport: Some(err.0),
+            transport: Some(err.detail),
             ..Failure::default()
         }
     }
@@ -66,9 +67,10 @@ impl Failure {
         if let Some(t) = &self.transport {
             return t.clone();
         }
-        let mut out = self
-            .status
-            .map_or_else(|| "no answer".to_string(), |s| format!("HTTP {s}"));
+        let mut out = self.status.map_or_else(
+            || "no answer".to_string(),
+            |s| format!("HTTP {}", s.as_u16()),
+        );
         if let Some(r) = &self.reason {
             out.push(' ');
             out.push_str(r);
@@ -87,7 +89,7 @@ impl Failure {
 
     /// Whether the answer says the bucket (not the object) does not exist.
     pub(crate) fn bucket_missing(&self, key: &str) -> bool {
-        self.status == Some(404)
+        self.status == Some(StatusCode::NOT_FOUND)
             && (key == BUCKET_KEY
                 || self.says(&["bucket", "does not exist"])
                 || self.says(&["bucket", "not found"]))
@@ -96,58 +98,31 @@ impl Failure {
     /// The error for `key` in `bucket`, the store at `location`. The retries
     /// are done, so transient failures here are final.
     pub(crate) fn into_store_error(self, location: String, bucket: &str, key: &str) -> StoreError {
-        let key = key.to_string();
-        if self.bucket_missing(&key) {
+        if self.bucket_missing(key) {
             return StoreError::StoreMissing { location };
         }
-        let detail = self.detail();
+        let call = FailedCall {
+            location,
+            key: key.to_string(),
+            detail: self.detail(),
+            attempts: 1,
+            denied_hint: None,
+        };
         if let Some(auth) = &self.auth {
             return match auth.kind {
-                AuthErrorKind::Denied => StoreError::AccessDenied {
-                    location,
-                    key,
-                    detail,
-                },
-                AuthErrorKind::Transient => StoreError::Transient {
-                    location,
-                    key,
-                    detail,
-                },
-                AuthErrorKind::Config => StoreError::Backend {
-                    location,
-                    key,
-                    detail,
-                },
+                AuthErrorKind::Denied => call.access_denied(),
+                AuthErrorKind::Transient => call.transient(),
+                AuthErrorKind::Config => call.backend(),
             };
         }
-        match self.status {
-            None => StoreError::Transient {
-                location,
-                key,
-                detail,
-            },
-            Some(404) => StoreError::NotFound { location, key },
-            // Only creates send a precondition (ifGenerationMatch=0).
-            Some(412) => StoreError::AlreadyExists { location, key },
-            Some(401 | 403) => StoreError::AccessDenied {
-                location,
-                key,
-                detail,
-            },
-            Some(400) if self.says(&["retention", "not enabled"]) => {
-                lock_not_enabled(location, bucket)
-            }
-            Some(s) if crate::retry::retryable_status(s) => StoreError::Transient {
-                location,
-                key,
-                detail,
-            },
-            Some(_) => StoreError::Backend {
-                location,
-                key,
-                detail,
-            },
+        let Some(status) = self.status else {
+            return call.transient();
+        };
+        if status == StatusCode::BAD_REQUEST && self.says(&["retention", "not enabled"]) {
+            return lock_not_enabled(call.location, bucket);
         }
+        // Only creates send a precondition (ifGenerationMatch=0).
+        call.status_error(status, &[412])
     }
 }
 
@@ -169,10 +144,11 @@ mod tests {
     use http::HeaderMap;
 
     fn answer(status: u16, body: &str) -> Failure {
-        Failure::from_response(&Response {
-            status,
+        Failure::from_response(&Reply {
+            status: http::StatusCode::from_u16(status).unwrap(),
             headers: HeaderMap::new(),
             body: bytes::Bytes::from(body.to_string()),
+            attempts: 1,
         })
     }
 
@@ -242,7 +218,10 @@ mod tests {
             answer(429, ""),
             answer(500, ""),
             answer(503, "{}"),
-            Failure::from_transport(TransportError("connection refused".into())),
+            Failure::from_transport(SendError {
+                detail: "connection refused".into(),
+                retryable: true,
+            }),
         ] {
             let err = map(f, "k");
             assert!(err.is_retryable(), "{err:?}");

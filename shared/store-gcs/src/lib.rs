@@ -4,9 +4,10 @@
 //! Storage JSON API, written by hand on hyper: no Google SDK crate offers
 //! Object Retention Lock, and the calls are few. What each module does:
 //!
-//! - `transport`, `retry`: one hyper client (rustls, the system's CA roots) and
-//!   bounded retries with jittered exponential backoff on 408, 429, 5xx and
-//!   connection failures, honouring `Retry-After`.
+//! - `transport`: requests sent on the client of `lifeboat-store-http`
+//!   (rustls, the system's CA roots) with its bounded retries: jittered
+//!   exponential backoff on 408, 429, 5xx and connection failures,
+//!   honouring `Retry-After`.
 //! - `auth`: Application Default Credentials (service-account key with an
 //!   RS256 JWT signed by aws-lc-rs, `authorized_user`, `external_account`
 //!   workload identity federation, the metadata server), tokens cached until
@@ -28,7 +29,6 @@ mod failure;
 mod options;
 mod read;
 mod retention;
-mod retry;
 mod store;
 #[cfg(test)]
 mod store_tests;
@@ -43,6 +43,6 @@ pub use auth::{
     AuthorizedUser, ExternalAccount, GcsCredentials, ServiceAccountKey, SubjectTokenSource,
     METADATA_HOST, STORAGE_SCOPE,
 };
+pub use lifeboat_store_http::RetryPolicy;
 pub use options::{GcsOptions, EMULATOR_ENV};
-pub use retry::RetryPolicy;
 pub use store::GcsStore;

@@ -2,7 +2,7 @@
 
 use crate::api::GOOGLE_ENDPOINT;
 use crate::auth::GcsCredentials;
-use crate::retry::RetryPolicy;
+use lifeboat_store_http::RetryPolicy;
 use std::time::Duration;
 
 /// The variable every Google client library reads to use an emulator

@@ -7,8 +7,9 @@ use crate::transport::Request;
 use crate::upload::crc32c;
 use bytes::Bytes;
 use http::header::RANGE;
-use http::Method;
+use http::{Method, StatusCode};
 use lifeboat_store::{ObjectInfo, ObjectStore, StoreError};
+use lifeboat_store_http::{ByteRange, RangeFailure};
 use serde_json::Value;
 
 impl GcsStore {
@@ -41,45 +42,24 @@ impl GcsStore {
         len: u64,
     ) -> Result<Bytes, StoreError> {
         self.check_key(key)?;
-        let beyond = |size: String| StoreError::Backend {
-            location: self.location(),
-            key: key.to_string(),
-            detail: format!("range {offset}+{len} goes beyond the object's end ({size})"),
-        };
-        if len == 0 {
-            // An empty HTTP range cannot be expressed; still report a missing object.
-            let size = self.head(key).await?.size;
-            return if offset <= size {
-                Ok(Bytes::new())
-            } else {
-                Err(beyond(format!("{size} bytes")))
-            };
-        }
-        let last = offset.saturating_add(len - 1);
-        let req = Request::new(Method::GET, self.client().api.media(&self.full_key(key)))
-            .header(RANGE, format!("bytes={offset}-{last}"));
-        let resp = self
-            .client()
-            .call(req)
-            .await
-            .map_err(|f| self.error(key, f))?;
-        match resp.status {
-            // Cloud Storage shortens a range that runs past the end: never
-            // hand back short data.
-            206 if resp.body.len() as u64 == len => Ok(resp.body),
-            206 => Err(beyond(format!("{} bytes returned", resp.body.len()))),
-            // The range was ignored and the whole object sent.
-            200 => {
-                let (start, end) = (offset as usize, (offset + len) as usize);
-                if resp.body.len() >= end {
-                    Ok(resp.body.slice(start..end))
-                } else {
-                    Err(beyond(format!("{} bytes", resp.body.len())))
-                }
+        let range = ByteRange::new(offset, len);
+        let outcome = match range.header_value() {
+            None => range.empty_within(self.head(key).await?.size),
+            Some(value) => {
+                let req = Request::new(Method::GET, self.client().api.media(&self.full_key(key)))
+                    .header(RANGE, value);
+                let resp = self
+                    .client()
+                    .call(req)
+                    .await
+                    .map_err(|f| self.error(key, f))?;
+                range.from_reply(resp)
             }
-            416 => Err(beyond("the range is not satisfiable".into())),
-            _ => Err(self.error(key, Failure::from_response(&resp))),
-        }
+        };
+        outcome.map_err(|failure| match failure {
+            RangeFailure::Beyond(what) => range.beyond_error(self.location(), key, &what),
+            RangeFailure::Failed(resp) => self.error(key, Failure::from_response(&resp)),
+        })
     }
 
     /// The object resource (JSON metadata) of `key`.
@@ -125,7 +105,7 @@ impl GcsStore {
                 .await
                 .map_err(|f| match f.status {
                     // Listing a bucket: only the bucket can be missing.
-                    Some(404) => StoreError::StoreMissing {
+                    Some(StatusCode::NOT_FOUND) => StoreError::StoreMissing {
                         location: self.location(),
                     },
                     _ => self.error(&err_key, f),

@@ -137,7 +137,7 @@ impl GcsStore {
         if resp.status == 404 {
             return Ok(None);
         }
-        if !resp.is_success() {
+        if !resp.status.is_success() {
             return Err(self.error(BUCKET_KEY, Failure::from_response(&resp)));
         }
         serde_json::from_slice(&resp.body)

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 fn fast(mut opts: GcsOptions) -> GcsOptions {
     opts.retry = RetryPolicy {
-        attempts: 4,
+        max_attempts: 4,
         base_delay: Duration::from_millis(2),
         max_delay: Duration::from_millis(20),
     };

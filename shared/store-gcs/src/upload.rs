@@ -6,13 +6,14 @@
 use crate::client::Client;
 use crate::failure::Failure;
 use crate::retention;
-use crate::transport::{Request, Response};
+use crate::transport::Request;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION};
-use http::{HeaderName, Method};
+use http::{HeaderName, Method, StatusCode};
 use lifeboat_store::Retention;
+use lifeboat_store_http::{retryable_status, Reply};
 use serde_json::{json, Value};
 use tracing::{debug, warn};
 
@@ -48,7 +49,7 @@ pub(crate) fn crc32c(data: &[u8]) -> String {
 }
 
 /// `uploadType=multipart`: one request, retried whole.
-pub(crate) async fn multipart(client: &Client, up: &Upload<'_>) -> Result<Response, Failure> {
+pub(crate) async fn multipart(client: &Client, up: &Upload<'_>) -> Result<Reply, Failure> {
     let boundary = boundary_for(&up.data);
     let body = multipart_body(&boundary, &up.metadata(), &up.data);
     let req = Request::new(Method::POST, client.api.upload("multipart", up.create_only))
@@ -126,14 +127,16 @@ pub(crate) async fn resumable(
             .body(up.data.slice(offset..end));
         let outcome = client.http.send_once(&put).await;
         match outcome.as_ref().map(|r| r.status) {
-            Ok(200 | 201) => return Ok(()),
-            Ok(308) => {
+            Ok(StatusCode::OK | StatusCode::CREATED) => return Ok(()),
+            Ok(StatusCode::PERMANENT_REDIRECT) => {
                 offset = outcome.as_ref().map_or(0, persisted);
                 failures = 0;
                 continue;
             }
-            Ok(404 | 410) => return Err(protocol("the upload session expired or was cancelled")),
-            Ok(s) if !crate::retry::retryable_status(s) => {
+            Ok(StatusCode::NOT_FOUND | StatusCode::GONE) => {
+                return Err(protocol("the upload session expired or was cancelled"))
+            }
+            Ok(s) if !retryable_status(s) => {
                 return Err(
                     outcome.map_or_else(Failure::from_transport, |r| Failure::from_response(&r))
                 )
@@ -141,7 +144,7 @@ pub(crate) async fn resumable(
             _ => {}
         }
         failures += 1;
-        if failures >= policy.attempts.max(1) {
+        if failures >= policy.max_attempts.max(1) {
             return Err(
                 outcome.map_or_else(Failure::from_transport, |r| Failure::from_response(&r))
             );
@@ -157,20 +160,20 @@ pub(crate) async fn resumable(
         let query = Request::new(Method::PUT, session.as_str())
             .header(CONTENT_RANGE, format!("bytes */{total}"));
         match client.http.send_once(&query).await {
-            Ok(r) if matches!(r.status, 200 | 201) => return Ok(()),
+            Ok(r) if matches!(r.status.as_u16(), 200 | 201) => return Ok(()),
             Ok(r) if r.status == 308 => offset = persisted(&r),
             Ok(r) => debug!(
-                status = r.status,
+                status = r.status.as_u16(),
                 "the status query failed; resending the chunk"
             ),
-            Err(e) => debug!(error = %e.0, "the status query failed; resending the chunk"),
+            Err(e) => debug!(error = %e.detail, "the status query failed; resending the chunk"),
         }
     }
 }
 
 /// The next offset after a 308: one past the `Range: bytes=0-N` it reports,
 /// or 0 when it has nothing yet.
-fn persisted(resp: &Response) -> usize {
+fn persisted(resp: &Reply) -> usize {
     resp.header("range")
         .and_then(|r| r.strip_prefix("bytes=0-"))
         .and_then(|n| n.trim().parse::<usize>().ok())
@@ -179,7 +182,7 @@ fn persisted(resp: &Response) -> usize {
 
 fn protocol(what: &str) -> Failure {
     Failure {
-        status: Some(502),
+        status: Some(http::StatusCode::BAD_GATEWAY),
         message: Some(what.to_string()),
         ..Failure::default()
     }
@@ -241,16 +244,18 @@ mod tests {
     fn a_308_says_where_to_go_on() {
         let mut headers = http::HeaderMap::new();
         headers.insert("range", "bytes=0-262143".parse().unwrap());
-        let resp = Response {
-            status: 308,
+        let resp = Reply {
+            status: http::StatusCode::PERMANENT_REDIRECT,
             headers,
             body: Bytes::new(),
+            attempts: 1,
         };
         assert_eq!(persisted(&resp), 262_144);
-        let none = Response {
-            status: 308,
+        let none = Reply {
+            status: http::StatusCode::PERMANENT_REDIRECT,
             headers: http::HeaderMap::new(),
             body: Bytes::new(),
+            attempts: 1,
         };
         assert_eq!(persisted(&none), 0);
     }

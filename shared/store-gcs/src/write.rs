@@ -51,7 +51,7 @@ impl GcsStore {
             .await
             .map_err(|f| self.error(key, f))?;
         let failure = Failure::from_response(&resp);
-        match resp.status {
+        match resp.status.as_u16() {
             s if (200..300).contains(&s) => Ok(()),
             // Already gone (but a missing bucket is an error).
             404 if !failure.bucket_missing(key) => Ok(()),

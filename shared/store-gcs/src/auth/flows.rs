@@ -7,12 +7,12 @@ use super::token::{
 };
 use super::GcsCredentials;
 use crate::api::encode;
-use crate::retry::retryable_status;
 use crate::transport::{redact, Http, Request};
 use bytes::Bytes;
 use chrono::Utc;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderName, Method};
+use lifeboat_store_http::retryable_status;
 use serde_json::{json, Value};
 use std::time::Instant;
 
@@ -170,7 +170,7 @@ async fn metadata_server(host: &str, http: &Http, scope: &str) -> Result<AccessT
         Request::new(Method::GET, url).header(HeaderName::from_static("metadata-flavor"), "Google");
     // Off Google Cloud the server does not exist: do not wait long for it.
     let mut quick = http.clone();
-    quick.retry.attempts = quick.retry.attempts.min(3);
+    quick.retry.max_attempts = quick.retry.max_attempts.min(3);
     let what = format!("metadata server token from {base}");
     let answer = exchange(&quick, req, &what)
         .await
@@ -209,9 +209,9 @@ async fn exchange(http: &Http, req: Request, what: &str) -> Result<Bytes, AuthEr
     match http.send(&req).await {
         Err(e) => Err(AuthError::new(
             AuthErrorKind::Transient,
-            format!("{what}: {}", e.0),
+            format!("{what}: {}", e.detail),
         )),
-        Ok(r) if r.is_success() => Ok(r.body),
+        Ok(r) if r.status.is_success() => Ok(r.body),
         Ok(r) => {
             let kind = if retryable_status(r.status) {
                 AuthErrorKind::Transient
@@ -223,7 +223,7 @@ async fn exchange(http: &Http, req: Request, what: &str) -> Result<Bytes, AuthEr
                 format!(
                     "{what} at {}: {}",
                     redact(&req.url),
-                    oauth_refusal(r.status, &r.body)
+                    oauth_refusal(r.status.as_u16(), &r.body)
                 ),
             ))
         }

@@ -7,18 +7,18 @@
 use super::jwt::testing::new_key_pem;
 use super::token::AuthErrorKind;
 use super::{Auth, GcsCredentials, STORAGE_SCOPE};
-use crate::retry::RetryPolicy;
 use crate::testing::{json, TestServer};
 use crate::transport::Http;
 use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use lifeboat_store_http::RetryPolicy;
 use serde_json::Value;
 use std::time::Duration;
 
 fn http() -> Http {
     let retry = RetryPolicy {
-        attempts: 3,
+        max_attempts: 3,
         base_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(20),
     };
