@@ -3,6 +3,7 @@
 //! in docs/ci-message.schema.json; [`Request::parse`] checks every field and
 //! names the first one that is wrong.
 
+use lifeboat_kube::restore::modifiers::{ModifierDocument, Modifiers};
 use lifeboat_kube::Scope;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -79,6 +80,17 @@ pub struct Request {
     /// Claims whose copy failed are never re-attached.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reattach_volumes: bool,
+    /// Restore: objects (and volume data) of namespace `a` go to `b`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub namespace_map: BTreeMap<String, String>,
+    /// Restore: claims and volumes of storage class `x` use class `y`,
+    /// which must exist in the target cluster.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub storage_class_map: BTreeMap<String, String>,
+    /// Restore: resource modifier rules, the same document as
+    /// `lifeboat restore --modifiers` reads (docs/cluster-state.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modifiers: Option<ModifierDocument>,
 }
 
 /// Every field of a request, with its JSON type, whether it is required, and
@@ -95,6 +107,9 @@ pub const FIELDS: &[(&str, &str, bool)] = &[
     ("source_cluster", "string", false),
     ("snapshot", "string", false),
     ("reattach_volumes", "boolean", false),
+    ("namespace_map", "object", false),
+    ("storage_class_map", "object", false),
+    ("modifiers", "object", false),
 ];
 
 /// A request field that is wrong, and why.
@@ -183,7 +198,71 @@ impl Request {
                 "reattach_volumes",
                 "only a restore re-creates volumes; leave it out",
             )),
-            Action::Restore | Action::Backup | Action::Verify => Ok(()),
+            Action::Backup | Action::Verify => match self.restore_only_field() {
+                Some(field) => Err(bad(
+                    field,
+                    "only a restore changes objects on the way in; leave it out",
+                )),
+                None => Ok(()),
+            },
+            Action::Restore => self.validate_restore(),
+        }
+    }
+
+    /// The first restore-only transformation field a request sets.
+    fn restore_only_field(&self) -> Option<&'static str> {
+        if !self.namespace_map.is_empty() {
+            Some("namespace_map")
+        } else if !self.storage_class_map.is_empty() {
+            Some("storage_class_map")
+        } else if self.modifiers.is_some() {
+            Some("modifiers")
+        } else {
+            None
+        }
+    }
+
+    fn validate_restore(&self) -> Result<(), FieldError> {
+        for (from, to) in &self.namespace_map {
+            for name in [from, to] {
+                if !is_dns_label(name) {
+                    return Err(bad(
+                        "namespace_map",
+                        format!("{name:?} is not a namespace name (lowercase letters, digits and '-', at most 63)"),
+                    ));
+                }
+            }
+        }
+        let mut targets = BTreeMap::new();
+        for (from, to) in &self.namespace_map {
+            if let Some(other) = targets.insert(to, from) {
+                return Err(bad(
+                    "namespace_map",
+                    format!(
+                        "{other:?} and {from:?} both go to {to:?}; their objects would collide"
+                    ),
+                ));
+            }
+        }
+        if let Some((from, to)) = self
+            .storage_class_map
+            .iter()
+            .find(|(f, t)| f.trim().is_empty() || t.trim().is_empty())
+        {
+            return Err(bad(
+                "storage_class_map",
+                format!("{from:?} -> {to:?}: a storage class name is empty"),
+            ));
+        }
+        self.modifiers()?;
+        Ok(())
+    }
+
+    /// The request's resource modifiers, checked (none: no rules).
+    pub fn modifiers(&self) -> Result<Modifiers, FieldError> {
+        match &self.modifiers {
+            None => Ok(Modifiers::default()),
+            Some(doc) => Modifiers::new(doc).map_err(|e| bad("modifiers", e.0)),
         }
     }
 
@@ -191,6 +270,16 @@ impl Request {
     pub fn source(&self) -> &str {
         self.source_cluster.as_deref().unwrap_or(&self.cluster)
     }
+}
+
+/// A Kubernetes namespace name (RFC 1123 label).
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 /// Refuse unknown fields and fields of the wrong JSON type, by name.
@@ -229,7 +318,10 @@ fn first_bad_field(map: &Map<String, Value>) -> String {
             "action" => serde_json::from_value::<Action>(v.clone()).is_err(),
             "requested_by" => serde_json::from_value::<RequestedBy>(v.clone()).is_err(),
             "scope" => serde_json::from_value::<Scope>(v.clone()).is_err(),
-            "tags" => serde_json::from_value::<BTreeMap<String, String>>(v.clone()).is_err(),
+            "tags" | "namespace_map" | "storage_class_map" => {
+                serde_json::from_value::<BTreeMap<String, String>>(v.clone()).is_err()
+            }
+            "modifiers" => serde_json::from_value::<ModifierDocument>(v.clone()).is_err(),
             _ => false,
         }
     };
@@ -311,5 +403,39 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.source(), "prod");
+    }
+
+    #[test]
+    fn a_migration_restore_carries_maps_and_modifiers_checked_on_arrival() {
+        let r = Request::parse(
+            r#"{"version":1,"action":"restore","cluster":"dr","source_cluster":"prod",
+                "namespace_map":{"shop":"shop-dr"},"storage_class_map":{"gp3":"standard-rwo"},
+                "modifiers":{"version":1,"rules":[{"name":"mirror",
+                  "image_registry":{"from":"123.dkr.ecr.eu-west-1.amazonaws.com","to":"europe-docker.pkg.dev/p/r"}}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.namespace_map["shop"], "shop-dr");
+        assert_eq!(
+            r.modifiers().unwrap().names().collect::<Vec<_>>(),
+            ["mirror"]
+        );
+        let e = err(r#"{"version":1,"action":"restore","cluster":"dr",
+                "modifiers":{"version":1,"rules":[{"name":"r","json_patch":[{"op":"rplace","path":"/a"}]}]}}"#);
+        assert_eq!(e.field, "modifiers");
+        assert!(e.reason.contains("rules[0] (\"r\"): json_patch[0]"), "{e}");
+        let e = err(
+            r#"{"version":1,"action":"restore","cluster":"dr","namespace_map":{"shop":"Shop_DR"}}"#,
+        );
+        assert_eq!(e.field, "namespace_map");
+        let e =
+            err(r#"{"version":1,"action":"restore","cluster":"dr","namespace_map":{"shop":1}}"#);
+        assert_eq!(e.field, "namespace_map");
+        let e = err(
+            r#"{"version":1,"action":"restore","cluster":"dr","modifiers":{"version":1,"rules":[{"nme":"r"}]}}"#,
+        );
+        assert_eq!(e.field, "modifiers");
+        let e =
+            err(r#"{"version":1,"action":"backup","cluster":"c","storage_class_map":{"a":"b"}}"#);
+        assert_eq!(e.field, "storage_class_map");
     }
 }

@@ -117,6 +117,7 @@ pub(super) async fn restore_with_jobs(
         cleanup(cluster, &job).await?;
         out.push(RestoredVolume {
             namespace: v.namespace.clone(),
+            source_namespace: None,
             claim: v.claim.clone(),
             volume_snapshot: imported.name,
             handle: imported.handle,

@@ -14,12 +14,19 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-/// The volume part of the restore's transform: claims provisioned from
-/// restored snapshots (restore-volumes), whether to re-attach the rest
-/// (the request's `reattach_volumes`), and the claims never re-attached.
+/// The restore's transform: the request's maps and modifiers, and the
+/// volume part: claims provisioned from restored snapshots
+/// (restore-volumes), whether to re-attach the rest (the request's
+/// `reattach_volumes`), and the claims never re-attached.
 pub fn volume_transform(state: &State, snapshot: &Snapshot) -> Result<Transform, StepError> {
+    let request = &state.request;
     let mut transform = Transform {
-        reattach_volumes: state.request.reattach_volumes,
+        namespace_map: request.namespace_map.clone(),
+        storage_class_map: request.storage_class_map.clone(),
+        modifiers: request
+            .modifiers()
+            .map_err(|e| StepError::invalid(e.to_string()))?,
+        reattach_volumes: request.reattach_volumes,
         never_reattach: never_reattach(snapshot),
         ..Default::default()
     };
@@ -99,7 +106,15 @@ pub async fn claims_to_exempt(
 fn exempt(claims: impl Iterator<Item = (String, bool)>, transform: &Transform) -> ExemptClaims {
     let mut out = ExemptClaims::default();
     for (key, bound) in claims {
-        let check = format!("PersistentVolumeClaim/{key}");
+        // Checked where the claim is restored: its namespace mapped.
+        let target = match key.split_once('/') {
+            Some((ns, name)) => match transform.namespace_map.get(ns) {
+                Some(to) => format!("{to}/{name}"),
+                None => key.clone(),
+            },
+            None => key.clone(),
+        };
+        let check = format!("PersistentVolumeClaim/{target}");
         if !bound {
             out.pending_in_source.insert(check);
         } else if !transform.volume_sources.contains_key(&key) && !transform.reattaches(Some(&key))
@@ -152,6 +167,13 @@ mod tests {
         assert_eq!(
             e.provisioned_empty,
             BTreeSet::from([key("payments/ledger")])
+        );
+        // Under a namespace map, named where they are restored.
+        transform.namespace_map = BTreeMap::from([("payments".into(), "payments-dr".into())]);
+        let e = exempt(claims(), &transform);
+        assert_eq!(
+            e.provisioned_empty,
+            BTreeSet::from([key("payments-dr/ledger")])
         );
     }
 

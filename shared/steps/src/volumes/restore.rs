@@ -27,7 +27,12 @@ pub struct RestoredVolumes {
 /// One volume restored as a new driver snapshot in the target region.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RestoredVolume {
+    /// Where the claim is restored (its namespace mapped, if the request
+    /// maps it).
     pub namespace: String,
+    /// The claim's namespace as backed up, when a namespace map moved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_namespace: Option<String>,
     pub claim: String,
     /// The VolumeSnapshot the restored claim takes as its dataSource.
     pub volume_snapshot: String,
@@ -41,15 +46,14 @@ pub struct RestoredVolume {
 }
 
 impl RestoredVolumes {
-    /// `namespace/claim` -> VolumeSnapshot, for the workloads' restore.
+    /// `namespace/claim` as backed up -> VolumeSnapshot (in the claim's
+    /// target namespace), for the workloads' restore.
     pub fn sources(&self) -> BTreeMap<String, String> {
         self.volumes
             .iter()
             .map(|v| {
-                (
-                    format!("{}/{}", v.namespace, v.claim),
-                    v.volume_snapshot.clone(),
-                )
+                let ns = v.source_namespace.as_ref().unwrap_or(&v.namespace);
+                (format!("{ns}/{}", v.claim), v.volume_snapshot.clone())
             })
             .collect()
     }
@@ -82,6 +86,20 @@ pub async fn restore_volumes(env: &dyn StepEnv, state: State) -> Result<Value, S
         snapshot: &resolved.snapshot,
         tree: &snapshot.tree,
     };
+    // Each volume is restored where its claim goes: the request's namespace
+    // map applied; the source namespace is kept for the claims' sources.
+    let map = &state.request.namespace_map;
+    let mut moved_from: BTreeMap<(String, String), String> = BTreeMap::new();
+    let volumes: Vec<VolumeData> = volumes
+        .into_iter()
+        .map(|mut v| {
+            if let Some(to) = map.get(&v.namespace) {
+                let from = std::mem::replace(&mut v.namespace, to.clone());
+                moved_from.insert((v.namespace.clone(), v.claim.clone()), from);
+            }
+            v
+        })
+        .collect();
     let (ebs, moved): (Vec<VolumeData>, Vec<VolumeData>) =
         volumes.into_iter().partition(|v| v.mover == "ebs");
     let (moved, unknown): (Vec<VolumeData>, Vec<VolumeData>) = moved
@@ -104,6 +122,9 @@ pub async fn restore_volumes(env: &dyn StepEnv, state: State) -> Result<Value, S
         super::mover_restore::restore_with_jobs(env, &cluster, &resolved.snapshot, &moved, &run)
             .await?,
     );
+    for v in &mut out.volumes {
+        v.source_namespace = moved_from.remove(&(v.namespace.clone(), v.claim.clone()));
+    }
     to_value(&out)
 }
 
@@ -162,6 +183,7 @@ pub(super) async fn restored_before(
     );
     Ok(Some(RestoredVolume {
         namespace: v.namespace.clone(),
+        source_namespace: None,
         claim: v.claim.clone(),
         volume_snapshot: vs.name,
         handle: vs.handle,
@@ -256,6 +278,7 @@ async fn restore_one(
     let imported = csi::import_snapshot(cluster, &import, Wait::default()).await?;
     Ok(RestoredVolume {
         namespace: v.namespace.clone(),
+        source_namespace: None,
         claim: v.claim.clone(),
         volume_snapshot: imported.name,
         handle: written.handle,
