@@ -69,17 +69,22 @@ pub struct RestoreArgs {
     pub modifiers: Option<PathBuf>,
 }
 
-/// Read and check a resource modifiers file.
-pub fn load_modifiers(path: &Path) -> Result<Modifiers> {
+/// Read a resource modifiers file (YAML, or JSON, which is YAML too).
+pub fn read_modifiers(path: &Path) -> Result<ModifierDocument> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("--modifiers {}: cannot read it", path.display()))?;
-    let doc: ModifierDocument = serde_yaml::from_str(&text).with_context(|| {
+    serde_yaml::from_str(&text).with_context(|| {
         format!(
             "--modifiers {}: not a resource modifiers document",
             path.display()
         )
-    })?;
-    Modifiers::new(&doc).with_context(|| format!("--modifiers {}", path.display()))
+    })
+}
+
+/// Read and check a resource modifiers file.
+pub fn load_modifiers(path: &Path) -> Result<Modifiers> {
+    Modifiers::new(&read_modifiers(path)?)
+        .with_context(|| format!("--modifiers {}", path.display()))
 }
 
 /// Exit code of a restore that ran but could not restore every object.

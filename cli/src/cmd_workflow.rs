@@ -75,6 +75,15 @@ pub struct FailoverArgs {
     /// anew, empty). Claims whose copy failed are never re-attached.
     #[arg(long)]
     pub reattach_volumes: bool,
+    /// Restore namespace A's objects and volume data into B, as A=B (repeatable).
+    #[arg(long = "namespace-map", value_parser = crate::cmd_volume::parse_tag)]
+    pub namespace_map: Vec<(String, String)>,
+    /// Use storage class Y where the backup has X, as X=Y (repeatable).
+    #[arg(long = "storage-class-map", value_parser = crate::cmd_volume::parse_tag)]
+    pub storage_class_map: Vec<(String, String)>,
+    /// Resource modifiers file (YAML or JSON; docs/cluster-state.md).
+    #[arg(long, value_name = "FILE")]
+    pub modifiers: Option<PathBuf>,
     /// The fleet file (else LIFEBOAT_FLEET).
     #[arg(long, env = "LIFEBOAT_FLEET")]
     pub fleet: Option<String>,
@@ -232,7 +241,17 @@ pub async fn failover(g: &GlobalArgs, a: FailoverArgs) -> Result<u8> {
         // Run here with the operator's own credentials; no trigger in between.
         sender: None,
         reattach_volumes: a.reattach_volumes,
+        namespace_map: a.namespace_map.into_iter().collect(),
+        storage_class_map: a.storage_class_map.into_iter().collect(),
+        modifiers: a
+            .modifiers
+            .as_deref()
+            .map(crate::cmd_restore::read_modifiers)
+            .transpose()?,
     };
+    // Checked as the trigger checks a queued request, before anything runs.
+    let request = Request::from_value(serde_json::to_value(&request)?)
+        .map_err(|e| anyhow::anyhow!("failover request: {e}"))?;
     let machine = load_machine(&a.definition)?;
     if !g.json {
         eprintln!(

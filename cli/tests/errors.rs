@@ -113,3 +113,42 @@ fn unreadable_source_path_is_named() {
     let err = env.fails(&["volume", "backup", "/nonexistent/data"]);
     assert!(one_line(&err).contains("/nonexistent/data"), "{err}");
 }
+
+/// Resource modifiers that do not check are refused before the repository
+/// or a cluster is opened: one line naming the file, the rule and the field.
+#[test]
+fn bad_modifiers_files_are_refused_before_anything_is_opened() {
+    let env = Env::new();
+    // No repository and no cluster: the rules are checked first.
+    for (text, want) in [
+        (
+            "version: 1\nrules:\n  - name: hosts\n    json_patch: [{op: replace, path: spec, value: 1}]\n",
+            "rules[0] (\"hosts\"): json_patch[0]",
+        ),
+        ("version: 1\nrules:\n  - name: a\n    mach: {kind: Pod}\n", "unknown field `mach`"),
+        ("version: 3\n", "version 3 is not one this Lifeboat understands"),
+        ("rules: [\n", "not a resource modifiers document"),
+    ] {
+        let path = env.path("rules.yaml");
+        std::fs::write(&path, text).unwrap();
+        let err = env.fails(&[
+            "restore",
+            "latest",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            "--modifiers",
+            path.to_str().unwrap(),
+        ]);
+        let line = one_line(&err);
+        assert!(line.contains("--modifiers") && line.contains(want), "{err}");
+    }
+    let err = env.fails(&[
+        "restore",
+        "latest",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+        "--modifiers",
+        "/nonexistent/rules.yaml",
+    ]);
+    assert!(one_line(&err).contains("cannot read it"), "{err}");
+}
