@@ -6,7 +6,7 @@ use crate::progress::Reporter;
 use crate::EXIT_INCOMPLETE;
 use anyhow::Result;
 use clap::Args;
-use lifeboat_kube::{Cluster, ClusterResources, Scope};
+use lifeboat_kube::{Cluster, ClusterResources, Scope, SERVICE_ACCOUNT_DIR};
 use lifeboat_ops::cluster::{backup_cluster, ClusterBackupOptions};
 use lifeboat_ops::Progress;
 use std::path::PathBuf;
@@ -21,10 +21,20 @@ pub struct ClusterArgs {
     /// Kubeconfig context (default: its current context).
     #[arg(long)]
     pub context: Option<String>,
+    /// Run inside a pod, as its ServiceAccount (the in-cluster CronJobs of
+    /// infra/kubernetes); the kubeconfig is not read.
+    #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
+    pub in_cluster: bool,
+    /// With --in-cluster: where the ServiceAccount token and CA are mounted.
+    #[arg(long, default_value = SERVICE_ACCOUNT_DIR, requires = "in_cluster")]
+    pub service_account_dir: PathBuf,
 }
 
 impl ClusterArgs {
     pub async fn connect(&self) -> Result<Cluster> {
+        if self.in_cluster {
+            return Ok(Cluster::in_cluster(&self.service_account_dir).await?);
+        }
         Ok(Cluster::connect(self.kubeconfig.as_deref(), self.context.as_deref()).await?)
     }
 }

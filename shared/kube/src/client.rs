@@ -1,8 +1,11 @@
-//! Connecting to a cluster from a kubeconfig.
+//! Connecting to a cluster: from a kubeconfig, a token, or from inside a pod.
 
 use crate::KubeError;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::path::{Path, PathBuf};
+
+/// Where a pod's ServiceAccount token, CA and namespace are mounted.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// A client for one cluster, with the names needed in messages and manifests.
 #[derive(Clone)]
@@ -110,6 +113,59 @@ impl Cluster {
         // The error is not shown: serde may quote a value, and one is the token.
         let kubeconfig: Kubeconfig = serde_json::from_value(kubeconfig)
             .map_err(|_| bad("cannot make a kubeconfig of it".into()))?;
+        Self::from_kubeconfig(kubeconfig, Some(name), &bad).await
+    }
+
+    /// Connect from inside a pod, as its ServiceAccount: the API server of
+    /// `KUBERNETES_SERVICE_HOST`/`_PORT` (set by the kubelet), trusting
+    /// `dir/ca.crt`, with the token of `dir/token`, which is re-read as the
+    /// kubelet rotates it (a projected token lasts an hour), so a run of any
+    /// length keeps working. `dir` is normally
+    /// [`SERVICE_ACCOUNT_DIR`]; it is a parameter so that a runtime that
+    /// mounts it elsewhere works too.
+    pub async fn in_cluster(dir: &Path) -> Result<Self, KubeError> {
+        let bad = |message: String| KubeError::InvalidInput(format!("in-cluster: {message}"));
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "{name} is not set: not running in a pod (use --kubeconfig outside one)"
+                    ))
+                })
+        };
+        let host = var("KUBERNETES_SERVICE_HOST")?;
+        let port = var("KUBERNETES_SERVICE_PORT")?;
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        let (ca, token) = (dir.join("ca.crt"), dir.join("token"));
+        for f in [&ca, &token] {
+            if !f.is_file() {
+                return Err(bad(format!(
+                    "{} is missing: is the pod's ServiceAccount token mounted \
+                     (automountServiceAccountToken)?",
+                    f.display()
+                )));
+            }
+        }
+        let name = "in-cluster";
+        let kubeconfig = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{ "name": name, "cluster": {
+                "server": format!("https://{host}:{port}"),
+                "certificate-authority": ca.display().to_string(),
+            }}],
+            "users": [{ "name": name, "user": { "tokenFile": token.display().to_string() } }],
+            "contexts": [{ "name": name, "context": { "cluster": name, "user": name } }],
+            "current-context": name,
+        });
+        let kubeconfig: Kubeconfig = serde_json::from_value(kubeconfig)
+            .map_err(|e| bad(format!("cannot make a kubeconfig of it: {e}")))?;
         Self::from_kubeconfig(kubeconfig, Some(name), &bad).await
     }
 

@@ -18,7 +18,7 @@ mod resource;
 pub mod restore;
 pub mod scope;
 
-pub use client::Cluster;
+pub use client::{Cluster, SERVICE_ACCOUNT_DIR};
 pub use discovery::{discover, unavailable_apis, ServedResource, UnavailableApi};
 pub use error::KubeError;
 pub use readiness::{check_readiness, Check, KindCount, ReadinessOptions, ReadinessReport};

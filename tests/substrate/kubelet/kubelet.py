@@ -58,7 +58,9 @@ configMapKeyRef, fieldRef; envFrom secretRef, configMapRef; a missing required
 Secret, ConfigMap or key keeps the pod Pending with the container waiting,
 reason CreateContainerConfigError, as kubelet does) over the "node"
 environment: PATH, HOME (the per-pod directory, not the user's),
-NO_PROXY/no_proxy=127.0.0.1,localhost, AWS_EC2_METADATA_DISABLED=true, TMPDIR
+NO_PROXY/no_proxy=127.0.0.1,localhost, AWS_EC2_METADATA_DISABLED=true,
+KUBERNETES_SERVICE_HOST/PORT (the API server's address: there is no Service
+network to give the `kubernetes` Service's, as kubelet does), TMPDIR
 (the host path of a volume mounted at /tmp, when there is one), and the
 variables of target/substrate/aws.env when that file exists (read at container
 start: moto's endpoint and credentials stand in for the node's instance role),
@@ -1179,7 +1181,10 @@ class Kubelet:
     def node_env(self, pod_dir):
         env = {"PATH": os.environ.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                "HOME": pod_dir, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-               "AWS_EC2_METADATA_DISABLED": "true"}
+               "AWS_EC2_METADATA_DISABLED": "true",
+               # kubelet gives every container the address of the `kubernetes`
+               # Service; with no Service network here, the API server's own.
+               "KUBERNETES_SERVICE_HOST": self.api.host, "KUBERNETES_SERVICE_PORT": str(self.api.port)}
         if self.args.aws_env and os.path.isfile(self.args.aws_env):
             try:
                 with open(self.args.aws_env) as f:
