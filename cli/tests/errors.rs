@@ -119,6 +119,16 @@ fn unreadable_source_path_is_named() {
 #[test]
 fn bad_modifiers_files_are_refused_before_anything_is_opened() {
     let env = Env::new();
+    let restore_with = |rules: &str| {
+        env.fails(&[
+            "restore",
+            "latest",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            "--modifiers",
+            rules,
+        ])
+    };
     // No repository and no cluster: the rules are checked first.
     for (text, want) in [
         (
@@ -131,24 +141,10 @@ fn bad_modifiers_files_are_refused_before_anything_is_opened() {
     ] {
         let path = env.path("rules.yaml");
         std::fs::write(&path, text).unwrap();
-        let err = env.fails(&[
-            "restore",
-            "latest",
-            "--kubeconfig",
-            "/nonexistent/kubeconfig",
-            "--modifiers",
-            path.to_str().unwrap(),
-        ]);
+        let err = restore_with(path.to_str().unwrap());
         let line = one_line(&err);
         assert!(line.contains("--modifiers") && line.contains(want), "{err}");
     }
-    let err = env.fails(&[
-        "restore",
-        "latest",
-        "--kubeconfig",
-        "/nonexistent/kubeconfig",
-        "--modifiers",
-        "/nonexistent/rules.yaml",
-    ]);
+    let err = restore_with("/nonexistent/rules.yaml");
     assert!(one_line(&err).contains("cannot read it"), "{err}");
 }

@@ -56,7 +56,9 @@ pub(super) fn differences(
     out
 }
 
-fn paths(a: &Value, b: &Value, prefix: &str, out: &mut Vec<String>) {
+/// The dotted paths at which `a` and `b` differ (lists as a whole), in
+/// key order; used for existing objects and for what a merge patch changed.
+pub(super) fn paths(a: &Value, b: &Value, prefix: &str, out: &mut Vec<String>) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();

@@ -257,7 +257,7 @@ impl Modifiers {
                 let before = obj.clone();
                 json_patch::merge(obj, m);
                 let mut changed = Vec::new();
-                changed_fields(&before, obj, "", &mut changed);
+                super::drift::paths(&before, obj, "", &mut changed);
                 changes.extend(changed.into_iter().map(|f| format!("merge patch: {f}")));
             }
             out.push(Applied {
@@ -279,30 +279,4 @@ fn describe_op(op: &PatchOperation) -> Option<String> {
         PatchOperation::Copy(o) => format!("copy {} to {}", o.from, o.path),
         PatchOperation::Test(_) => return None,
     })
-}
-
-/// The dotted paths at which `a` and `b` differ (arrays as a whole).
-fn changed_fields(a: &Value, b: &Value, prefix: &str, out: &mut Vec<String>) {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                let path = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                match (x.get(k), y.get(k)) {
-                    (Some(v), Some(w)) => changed_fields(v, w, &path, out),
-                    _ => out.push(path),
-                }
-            }
-        }
-        _ if a == b => {}
-        _ => out.push(if prefix.is_empty() {
-            "(the whole object)".into()
-        } else {
-            prefix.to_string()
-        }),
-    }
 }
