@@ -4,7 +4,8 @@ use crate::eks_token;
 use crate::error::{from_sdk, region_name, AwsError};
 use aws_config::SdkConfig;
 use base64::Engine;
-use lifeboat_kube::Cluster;
+use lifeboat_kube::{Cluster, ExpiringToken, KubeError, TokenSource};
+use std::sync::Arc;
 
 /// Where an EKS cluster's API server is and which CA signed its certificate.
 #[derive(Clone, PartialEq, Eq)]
@@ -78,22 +79,42 @@ pub async fn describe_cluster(sdk: &SdkConfig, name: &str) -> Result<EksEndpoint
 }
 
 /// Connect to the EKS cluster `name`: its endpoint and CA from
-/// DescribeCluster, a fresh EKS token from the credentials of `sdk`.
-///
-/// The token lasts about 15 minutes and is not renewed: connect again for
-/// work that may take longer.
+/// DescribeCluster, EKS tokens from the credentials of `sdk`. A token lasts
+/// about 15 minutes; the client renews it before then for as long as it
+/// lives, so a long run (a local workflow, a large restore) keeps working.
 pub async fn connect_eks(sdk: &SdkConfig, name: &str) -> Result<Cluster, AwsError> {
     let endpoint = describe_cluster(sdk, name).await?;
-    let token = eks_token::get_token(sdk, name).await?;
-    Cluster::with_token(
-        &endpoint.endpoint,
-        Some(&endpoint.ca_pem),
-        token.into_string(),
-        name,
-    )
-    .await
-    .map_err(|source| AwsError::Cluster {
-        what: format!("EKS cluster {name:?} in {}", region_name(sdk)),
-        source,
-    })
+    let tokens = Arc::new(EksTokens {
+        sdk: sdk.clone(),
+        cluster: name.to_string(),
+    });
+    Cluster::with_renewed_token(&endpoint.endpoint, Some(&endpoint.ca_pem), tokens, name)
+        .await
+        .map_err(|source| AwsError::Cluster {
+            what: format!("EKS cluster {name:?} in {}", region_name(sdk)),
+            source,
+        })
+}
+
+/// Fresh EKS tokens for one cluster (presigned locally: no request is made
+/// until the API server checks one).
+struct EksTokens {
+    sdk: SdkConfig,
+    cluster: String,
+}
+
+#[async_trait::async_trait]
+impl TokenSource for EksTokens {
+    async fn fetch(&self) -> Result<ExpiringToken, KubeError> {
+        let token = eks_token::get_token(&self.sdk, &self.cluster)
+            .await
+            .map_err(|e| KubeError::Credentials {
+                cluster: self.cluster.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(ExpiringToken {
+            expires_at: token.expires_at(),
+            token: token.into_string(),
+        })
+    }
 }

@@ -1,8 +1,10 @@
 //! Connecting to a cluster: from a kubeconfig, a token, or from inside a pod.
 
+use crate::renew::{self, BearerLayer, Renewal, TokenSource};
 use crate::KubeError;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 /// Where a pod's ServiceAccount token, CA and namespace are mounted.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -15,6 +17,9 @@ pub struct Cluster {
     pub server: String,
     /// The kubeconfig context used (or the current one).
     pub context: String,
+    /// Renews the token of a client made by [`Cluster::with_renewed_token`];
+    /// stops when the last clone is dropped.
+    renewal: Option<Arc<Renewal>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -69,51 +74,46 @@ impl Cluster {
     /// `name` becomes [`Cluster::context`] and names the cluster in errors.
     /// The token is held by the client only: it is never printed, and the
     /// [`Debug`](std::fmt::Debug) of a `Cluster` does not show the client. A
-    /// token that expires (an EKS token lasts 15 minutes) is not renewed: make
-    /// a new `Cluster` with a fresh one.
+    /// token that expires is not renewed here: see
+    /// [`Cluster::with_renewed_token`].
     pub async fn with_token(
         server: &str,
         ca_pem: Option<&[u8]>,
         token: String,
         name: &str,
     ) -> Result<Self, KubeError> {
-        let bad = |message: String| {
-            KubeError::InvalidInput(format!("cluster {name:?} at {server}: {message}"))
-        };
-        if name.is_empty() {
-            return Err(KubeError::InvalidInput(format!(
-                "the cluster at {server} needs a name"
-            )));
-        }
-        let mut cluster = serde_json::json!({ "server": server });
-        if let Some(pem) = ca_pem {
-            // Without this check, text with no certificate would leave the
-            // client trusting nothing, and every request would fail on TLS.
-            const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
-            if !pem.windows(BEGIN.len()).any(|w| w == BEGIN) {
-                return Err(bad(
-                    "the certificate authority holds no PEM certificate".into()
-                ));
-            }
-            // `certificate-authority-data` is base64 of the PEM text;
-            // ByteString serialises as exactly that (standard alphabet, padded).
-            let data = serde_json::to_value(k8s_openapi::ByteString(pem.to_vec()))
-                .map_err(|e| bad(format!("certificate authority: {e}")))?;
-            cluster["certificate-authority-data"] = data;
-        }
-        let kubeconfig = serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{ "name": name, "cluster": cluster }],
-            "users": [{ "name": name, "user": { "token": token } }],
-            "contexts": [{ "name": name, "context": { "cluster": name, "user": name } }],
-            "current-context": name,
-        });
-        // Deserialising keeps the token in kube's SecretString from here on.
-        // The error is not shown: serde may quote a value, and one is the token.
-        let kubeconfig: Kubeconfig = serde_json::from_value(kubeconfig)
-            .map_err(|_| bad("cannot make a kubeconfig of it".into()))?;
+        let (kubeconfig, bad) = token_kubeconfig(server, ca_pem, Some(token), name)?;
         Self::from_kubeconfig(kubeconfig, Some(name), &bad).await
+    }
+
+    /// Like [`Cluster::with_token`], with tokens from `source`, each renewed
+    /// before it expires for as long as the `Cluster` (or a clone) lives, so
+    /// that work longer than a token's life (an EKS token's 15 minutes)
+    /// keeps working. The first token is fetched here; an error fetching it
+    /// is this call's error.
+    pub async fn with_renewed_token(
+        server: &str,
+        ca_pem: Option<&[u8]>,
+        source: Arc<dyn TokenSource>,
+        name: &str,
+    ) -> Result<Self, KubeError> {
+        let first = source.fetch().await?;
+        let header = Arc::new(RwLock::new(renew::bearer(&first.token)?));
+        let (kubeconfig, bad) = token_kubeconfig(server, ca_pem, None, name)?;
+        let mut cluster = Self::connect_with(
+            kubeconfig,
+            Some(name),
+            &bad,
+            Some(BearerLayer(header.clone())),
+        )
+        .await?;
+        cluster.renewal = Some(Arc::new(renew::start(
+            header,
+            first.expires_at,
+            source,
+            name.to_string(),
+        )));
+        Ok(cluster)
     }
 
     /// Connect from inside a pod, as its ServiceAccount: the API server of
@@ -176,6 +176,17 @@ impl Cluster {
         context: Option<&str>,
         bad: &(dyn Fn(String) -> KubeError + Sync),
     ) -> Result<Self, KubeError> {
+        Self::connect_with(kubeconfig, context, bad, None).await
+    }
+
+    /// [`Cluster::from_kubeconfig`], with `bearer` putting a renewed token
+    /// on every request when given.
+    async fn connect_with(
+        kubeconfig: Kubeconfig,
+        context: Option<&str>,
+        bad: &(dyn Fn(String) -> KubeError + Sync),
+        bearer: Option<BearerLayer>,
+    ) -> Result<Self, KubeError> {
         let context = match context {
             Some(c) => {
                 if !kubeconfig.contexts.iter().any(|n| n.name == c) {
@@ -204,14 +215,20 @@ impl Cluster {
             .await
             .map_err(|e| bad(crate::error::error_chain(&e)))?;
         let server = config.cluster_url.to_string();
-        let client = kube::Client::try_from(config).map_err(|e| KubeError::Unreachable {
-            server: server.clone(),
-            message: crate::error::error_chain(&e),
-        })?;
+        let builder =
+            kube::client::ClientBuilder::try_from(config).map_err(|e| KubeError::Unreachable {
+                server: server.clone(),
+                message: crate::error::error_chain(&e),
+            })?;
+        let client = match bearer {
+            Some(layer) => builder.with_layer(&layer).build(),
+            None => builder.build(),
+        };
         Ok(Cluster {
             client,
             server,
             context,
+            renewal: None,
         })
     }
 
@@ -219,6 +236,64 @@ impl Cluster {
     pub fn err(&self, what: impl Into<String>, e: kube::Error) -> KubeError {
         KubeError::from_client(what, &self.server, e)
     }
+}
+
+/// The error maker for a cluster reached by token.
+type BadInput = Box<dyn Fn(String) -> KubeError + Send + Sync>;
+
+/// A one-context kubeconfig for the API server at `server`, trusting
+/// `ca_pem`, with `token` (none: a layer adds it), and the error maker that
+/// names the cluster.
+fn token_kubeconfig(
+    server: &str,
+    ca_pem: Option<&[u8]>,
+    token: Option<String>,
+    name: &str,
+) -> Result<(Kubeconfig, BadInput), KubeError> {
+    let (server_name, cluster_name) = (server.to_string(), name.to_string());
+    let bad: BadInput = Box::new(move |message: String| {
+        KubeError::InvalidInput(format!(
+            "cluster {cluster_name:?} at {server_name}: {message}"
+        ))
+    });
+    if name.is_empty() {
+        return Err(KubeError::InvalidInput(format!(
+            "the cluster at {server} needs a name"
+        )));
+    }
+    let mut cluster = serde_json::json!({ "server": server });
+    if let Some(pem) = ca_pem {
+        // Without this check, text with no certificate would leave the
+        // client trusting nothing, and every request would fail on TLS.
+        const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+        if !pem.windows(BEGIN.len()).any(|w| w == BEGIN) {
+            return Err(bad(
+                "the certificate authority holds no PEM certificate".into()
+            ));
+        }
+        // `certificate-authority-data` is base64 of the PEM text;
+        // ByteString serialises as exactly that (standard alphabet, padded).
+        let data = serde_json::to_value(k8s_openapi::ByteString(pem.to_vec()))
+            .map_err(|e| bad(format!("certificate authority: {e}")))?;
+        cluster["certificate-authority-data"] = data;
+    }
+    let user = match token {
+        Some(token) => serde_json::json!({ "token": token }),
+        None => serde_json::json!({}),
+    };
+    let kubeconfig = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{ "name": name, "cluster": cluster }],
+        "users": [{ "name": name, "user": user }],
+        "contexts": [{ "name": name, "context": { "cluster": name, "user": name } }],
+        "current-context": name,
+    });
+    // Deserialising keeps the token in kube's SecretString from here on.
+    // The error is not shown: serde may quote a value, and one is the token.
+    let kubeconfig: Kubeconfig = serde_json::from_value(kubeconfig)
+        .map_err(|_| bad("cannot make a kubeconfig of it".into()))?;
+    Ok((kubeconfig, bad))
 }
 
 /// A kubeconfig YAML error without any of the text: serde's messages quote
@@ -397,6 +472,83 @@ current-context: ctx-a
             head.contains(&format!("authorization: bearer {}", TOKEN.to_lowercase())),
             "{head}"
         );
+    }
+
+    /// Hands out `token-1`, `token-2`, ... each expiring `life` after it is made.
+    struct Counting {
+        n: std::sync::atomic::AtomicU32,
+        life: std::time::Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl TokenSource for Counting {
+        async fn fetch(&self) -> Result<crate::ExpiringToken, KubeError> {
+            let n = self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            Ok(crate::ExpiringToken {
+                token: format!("token-{n}"),
+                expires_at: std::time::SystemTime::now() + self.life,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_renewed_token_replaces_the_old_one_before_it_expires() {
+        // An HTTP server on loopback that answers every request (one per
+        // connection) and records each request's Authorization header.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let mut conn = conn.unwrap();
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = conn.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                }
+                let head = String::from_utf8_lossy(&head).to_lowercase();
+                let auth = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("authorization: "))
+                    .unwrap_or_default()
+                    .to_string();
+                record.lock().unwrap().push(auth);
+                let body = r#"{"major":"1","minor":"36","gitVersion":"v1.36.0","gitCommit":"","gitTreeState":"","buildDate":"","goVersion":"","compiler":"","platform":""}"#;
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        // 31 s of life: renewed 30 s ahead, i.e. after about a second.
+        let source = Arc::new(Counting {
+            n: Default::default(),
+            life: std::time::Duration::from_secs(31),
+        });
+        let c = Cluster::with_renewed_token(
+            &format!("http://127.0.0.1:{port}"),
+            None,
+            source.clone(),
+            "eks-prod",
+        )
+        .await
+        .unwrap();
+        c.client.apiserver_version().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+        c.clone().client.apiserver_version().await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen, ["bearer token-1", "bearer token-2"]);
+        // Dropping the last clone stops the renewals.
+        drop(c);
+        let fetched = source.n.load(std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert_eq!(source.n.load(std::sync::atomic::Ordering::SeqCst), fetched);
     }
 
     #[tokio::test]

@@ -26,6 +26,10 @@ pub enum KubeError {
     /// The caller asked for something impossible (a bad glob, a bad selector).
     #[error("{0}")]
     InvalidInput(String),
+    /// New credentials for the cluster could not be had (a token source
+    /// failed: STS, the credential chain); may pass.
+    #[error("cannot get credentials for cluster {cluster}: {message}")]
+    Credentials { cluster: String, message: String },
     /// A wait ran out of time.
     #[error("timed out after {secs} s waiting for {what}")]
     Timeout { what: String, secs: u64 },
@@ -64,7 +68,9 @@ impl KubeError {
     /// Whether the same request may succeed later.
     pub fn is_retryable(&self) -> bool {
         match self {
-            KubeError::Unreachable { .. } | KubeError::Timeout { .. } => true,
+            KubeError::Unreachable { .. }
+            | KubeError::Timeout { .. }
+            | KubeError::Credentials { .. } => true,
             KubeError::Api { code, .. } => *code == 429 || *code >= 500,
             _ => false,
         }
