@@ -147,6 +147,10 @@ pub async fn restore(g: &GlobalArgs, a: RestoreArgs) -> Result<u8> {
     let out = restore_cluster(&repo, id, &snap, &cluster, opts, progress).await?;
     drop(reporter);
     let r = &out.report;
+    // On stderr in both modes: usually a misspelt kind or namespace.
+    for rule in r.unused_rules() {
+        eprintln!("warning: modifier rule {rule:?} selected no object");
+    }
     if g.json {
         print_json(&with_store(
             serde_json::json!({
@@ -168,8 +172,7 @@ pub async fn restore(g: &GlobalArgs, a: RestoreArgs) -> Result<u8> {
 /// One line per object that was not simply created, or was created with a
 /// note (a claim provisioned anew, a volume re-attached) or changed on the
 /// way in (storage class map, modifiers; each change on a line below it);
-/// all of them with -v or in a dry run; then the rules that selected
-/// nothing, then the counts.
+/// all of them with -v or in a dry run; then the counts.
 fn print_report(r: &RestoreReport, all: bool) {
     for i in &r.items {
         let plain = i.outcome == Outcome::Created && i.reason.is_empty() && i.changes.is_empty();
@@ -199,9 +202,6 @@ fn print_report(r: &RestoreReport, all: bool) {
         for c in &i.changes {
             println!("{:<13}   changed: {c}", "");
         }
-    }
-    for rule in r.unused_rules() {
-        eprintln!("warning: modifier rule {rule:?} selected no object");
     }
     let counts: Vec<String> = r
         .counts

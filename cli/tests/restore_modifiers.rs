@@ -31,8 +31,30 @@ fn namespace_exists(name: &str) -> bool {
     kubectl("primary", &["get", "namespace", name, "-o", "name"], None).0
 }
 
-fn delete_namespaces(names: &[&str]) {
+/// Delete the namespaces; with `wait`, until they are gone (a namespace
+/// still terminating from an earlier run would look restored). The
+/// fixture's objects carry a finalizer nobody serves: taken off first.
+fn delete_namespaces(names: &[&str], wait: bool) {
+    let wait = if wait { "--wait=true" } else { "--wait=false" };
     for n in names {
+        for kind in ["configmaps", "secrets", "widgets.fixtures.lifeboat.dev"] {
+            let (_, objects) = kubectl("primary", &["get", kind, "-n", n, "-o", "name"], None);
+            for o in objects.lines().filter(|l| l.contains('/')) {
+                kubectl(
+                    "primary",
+                    &[
+                        "patch",
+                        o,
+                        "-n",
+                        n,
+                        "--type=merge",
+                        "-p",
+                        r#"{"metadata":{"finalizers":null}}"#,
+                    ],
+                    None,
+                );
+            }
+        }
         kubectl(
             "primary",
             &[
@@ -40,7 +62,8 @@ fn delete_namespaces(names: &[&str]) {
                 "namespace",
                 n,
                 "--ignore-not-found",
-                "--wait=false",
+                wait,
+                "--timeout=180s",
             ],
             None,
         );
@@ -77,7 +100,7 @@ fn modifiers_and_class_map_change_objects_and_the_report_says_what() {
     }
     apply_fixture();
     let targets = ["shop-mod", "payments-mod"];
-    delete_namespaces(&targets);
+    delete_namespaces(&targets, true);
     let env = Env::new();
     env.ok(&["repo", "init"]);
     let primary = kubeconfig("primary").display().to_string();
@@ -251,5 +274,5 @@ fn modifiers_and_class_map_change_objects_and_the_report_says_what() {
         None,
     );
     assert_ne!(source.trim(), "0", "the source deployment was changed");
-    delete_namespaces(&targets);
+    delete_namespaces(&targets, false);
 }
