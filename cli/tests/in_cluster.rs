@@ -36,18 +36,27 @@ fn write_overlay(dir: &Path, repo: &str) {
         format!(
             r#"apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
-namespace: {NAMESPACE}
 namePrefix: {PREFIX}
 resources: [../base]
+# Another namespace: with the binding's subject moved too.
+transformers: [namespace.yaml]
 images:
   - name: lifeboat
     newName: lifeboat.test/lifeboat
     newTag: dev
 patches:
+  # The test makes its own namespace; lifeboat-system is the movers'.
+  - patch: |
+      $patch: delete
+      apiVersion: v1
+      kind: Namespace
+      metadata: {{name: lifeboat-system}}
   - target: {{kind: ConfigMap, name: lifeboat-config}}
     patch: |
       - {{op: replace, path: /data/cluster-name, value: {CLUSTER_NAME}}}
-      - {{op: replace, path: /data/backup-schedule, value: "* * * * *"}}
+  - target: {{kind: CronJob, name: lifeboat-backup}}
+    patch: |
+      - {{op: replace, path: /spec/schedule, value: "* * * * *"}}
 secretGenerator:
   - name: lifeboat-repository
     options: {{disableNameSuffixHash: true}}
@@ -56,6 +65,14 @@ secretGenerator:
       - LIFEBOAT_PASSWORD={password}
 "#,
             password = common::PASSWORD
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        overlay.join("namespace.yaml"),
+        format!(
+            "apiVersion: builtin\nkind: NamespaceTransformer\nmetadata:\n  name: namespace\n  \
+             namespace: {NAMESPACE}\nsetRoleBindingSubjects: allServiceAccounts\n"
         ),
     )
     .unwrap();
@@ -71,7 +88,10 @@ fn cluster_snapshots(env: &Env) -> Vec<Value> {
         .collect()
 }
 
-fn cleanup() {
+/// Remove what the test installed; with `wait`, until the namespace is
+/// gone (one still terminating refuses new objects).
+fn cleanup(wait: bool) {
+    let wait = if wait { "--wait=true" } else { "--wait=false" };
     for args in [
         vec![
             "delete",
@@ -86,7 +106,8 @@ fn cleanup() {
             "namespace",
             NAMESPACE,
             "--ignore-not-found",
-            "--wait=false",
+            wait,
+            "--timeout=180s",
         ],
         vec![
             "delete",
@@ -110,7 +131,7 @@ fn the_cronjob_backs_up_the_cluster_as_its_read_only_service_account() {
     if common::skip_clusters() {
         return;
     }
-    cleanup();
+    cleanup(true);
     let env = Env::new();
     env.ok(&["repo", "init"]);
     write_overlay(env.dir.path(), &env.repo);
@@ -185,7 +206,7 @@ fn the_cronjob_backs_up_the_cluster_as_its_read_only_service_account() {
                 ],
                 None,
             );
-            cleanup();
+            cleanup(false);
             panic!("no in-cluster snapshot after 240 s:\n{state}\n{pods}");
         }
         std::thread::sleep(Duration::from_secs(5));
@@ -217,5 +238,5 @@ fn the_cronjob_backs_up_the_cluster_as_its_read_only_service_account() {
         assert!(resources.contains(&r), "{r} not in {resources:?}");
     }
     assert!(snap["summary"]["files"].as_u64().unwrap() > 80, "{snap}");
-    cleanup();
+    cleanup(false);
 }
