@@ -470,6 +470,79 @@ fn volumes_backed_up_incrementally_and_restored_into_another_region() {
         .filter(|p| original[p * 4096..(p + 1) * 4096] != restored_bytes[p * 4096..(p + 1) * 4096])
         .collect();
     assert!(differs.is_empty(), "restored pages differ: {differs:?}");
+
+    // A migration-style failover: into another namespace of dr, with a
+    // resource modifier. The volume data follows the objects there.
+    let moved = format!("{ns}-moved");
+    let _cleanup_moved = Cleanup(moved.clone());
+    let rules = env.path("rules.yaml");
+    std::fs::write(
+        &rules,
+        "version: 1\nrules:\n  - name: marked\n    match: {kind: PersistentVolumeClaim}\n    \
+         merge_patch: {metadata: {annotations: {lifeboat.dev/moved: \"yes\"}}}\n",
+    )
+    .unwrap();
+    let def = lifeboat_tests::repo_root().join("infra/statemachine/restore.asl.json");
+    let map = format!("{ns}={moved}");
+    let (code, execution) = run(
+        &env,
+        &[
+            "--json",
+            "failover",
+            "--from-region",
+            "us-east-1",
+            "--to-region",
+            "us-west-2",
+            "--cluster",
+            "dr",
+            "--source-cluster",
+            "primary",
+            "--fleet",
+            fleet.to_str().unwrap(),
+            "--definition",
+            def.to_str().unwrap(),
+            "--namespace-map",
+            &map,
+            "--modifiers",
+            rules.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{execution:#}");
+    let report = &execution["output"]["report"];
+    assert_eq!(report["outcome"], "succeeded", "{report:#}");
+    let restored = report["volumes_restored"].as_array().unwrap();
+    assert_eq!(restored.len(), 3, "{report:#}");
+    assert!(
+        restored
+            .iter()
+            .all(|r| r["matched"] == true && r["namespace"] == moved.as_str()),
+        "{report:#}"
+    );
+    let moved_files = csi_dr
+        .join("hostpath/volumes")
+        .join(bound_handle("dr", &moved, "files"));
+    let differences = lifeboat_ops::compare::compare_trees(&files_dir, &moved_files).unwrap();
+    assert!(differences.is_empty(), "{differences:#?}");
+    let moved_image = csi_dr
+        .join("ebs/volumes")
+        .join(bound_handle("dr", &moved, "data"));
+    assert!(
+        std::fs::read(&moved_image).unwrap() == original,
+        "the ebs volume differs in {moved}"
+    );
+    let (ok, marked) = kubectl(
+        "dr",
+        &[
+            "get",
+            "pvc",
+            "-n",
+            &moved,
+            "-o",
+            "jsonpath={.items[*].metadata.annotations.lifeboat\\.dev/moved}",
+        ],
+        None,
+    );
+    assert!(ok && marked.split_whitespace().count() == 3, "{marked}");
 }
 
 /// Lifeboat's namespace enforcing Pod Security "restricted" refuses the
