@@ -215,11 +215,11 @@ impl Cluster {
             .await
             .map_err(|e| bad(crate::error::error_chain(&e)))?;
         let server = config.cluster_url.to_string();
-        let builder =
-            kube::client::ClientBuilder::try_from(config).map_err(|e| KubeError::Unreachable {
-                server: server.clone(),
-                message: crate::error::error_chain(&e),
-            })?;
+        // An exec credential plugin runs here, for the first token: its
+        // failure is a credentials error, never quoted whole (its stdout
+        // may hold a credential).
+        let builder = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| KubeError::from_client("connect", &server, e))?;
         let client = match bearer {
             Some(layer) => builder.with_layer(&layer).build(),
             None => builder.build(),
@@ -598,5 +598,51 @@ current-context: ctx-a
             .unwrap_err()
             .to_string();
         assert!(!m.contains("c2VjcmV0"), "{m}");
+    }
+}
+
+#[cfg(test)]
+mod exec_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// A kubeconfig whose exec credential plugin fails the way kubelogin
+    /// does when its refresh token has expired: the error names the plugin
+    /// and its reason, and none of the request or the plugin's stdout.
+    #[tokio::test]
+    async fn a_failing_exec_plugin_is_named_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = dir.path().join("kubelogin");
+        std::fs::write(
+            &plugin,
+            "#!/bin/sh\necho 'token: s3cr3t-never-shown'\necho 'AADSTS700082: the refresh token has expired; run az login' >&2\nexit 1\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let yaml = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"https://127.0.0.1:1\"}}\n\
+             users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      \
+             command: {}\n      interactiveMode: Never\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\n\
+             current-context: c\n",
+            plugin.display()
+        );
+        let e = Cluster::from_kubeconfig_yaml(&yaml, None, "aks-prod")
+            .await
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(matches!(e, KubeError::Credentials { .. }), "{e:?}");
+        assert!(
+            m.contains("exec credential plugin") && m.contains("kubelogin"),
+            "{m}"
+        );
+        assert!(
+            m.contains("run az login") && m.contains("exit status: 1"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("s3cr3t") && !m.contains("KUBERNETES_EXEC_INFO"),
+            "{m}"
+        );
     }
 }

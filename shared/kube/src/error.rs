@@ -58,6 +58,22 @@ impl KubeError {
                 what,
                 message: e.to_string(),
             },
+            kube::Error::Auth(e) => KubeError::Credentials {
+                cluster: server.to_string(),
+                message: auth_failure(&e),
+            },
+            // The client's middleware hands the auth layer's error up boxed.
+            kube::Error::Service(boxed)
+                if boxed.downcast_ref::<kube::client::AuthError>().is_some() =>
+            {
+                KubeError::Credentials {
+                    cluster: server.to_string(),
+                    message: boxed
+                        .downcast_ref::<kube::client::AuthError>()
+                        .map(auth_failure)
+                        .unwrap_or_default(),
+                }
+            }
             other => KubeError::Unreachable {
                 server: server.to_string(),
                 message: error_chain(&other),
@@ -90,6 +106,39 @@ impl KubeError {
             KubeError::Api { reason, .. } => Some(reason),
             _ => None,
         }
+    }
+}
+
+/// What went wrong getting credentials from the kubeconfig, on one line.
+/// For an exec plugin (kubelogin, gke-gcloud-auth-plugin, `aws eks
+/// get-token`) that failed: the program, its exit status and the end of
+/// what it printed on stderr (its reason, e.g. "run az login"); never its
+/// stdout, which may hold a credential, nor the request it was given.
+fn auth_failure(e: &kube::client::AuthError) -> String {
+    match e {
+        kube::client::AuthError::AuthExecRun { cmd, out } => {
+            // `cmd` is `KUBERNETES_EXEC_INFO="{...}" "program" "arg"...`.
+            let program = cmd
+                .rsplit("}\" ")
+                .next()
+                .unwrap_or(cmd)
+                .split('"')
+                .find(|p| !p.trim().is_empty())
+                .unwrap_or("?");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let said: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+            let tail = said[said.len().saturating_sub(3)..].join(" / ");
+            format!(
+                "the kubeconfig's exec credential plugin {program} failed ({}){}",
+                out.status,
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {tail}")
+                }
+            )
+        }
+        other => error_chain(other),
     }
 }
 
