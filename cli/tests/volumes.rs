@@ -22,7 +22,9 @@
 
 mod common;
 
-use common::workflow::{kubectl, run, run_backup, run_failover, task_result, write_json, Cleanup};
+use common::workflow::{
+    kubectl, run, run_backup, run_failover, run_failover_with, task_result, write_json, Cleanup,
+};
 use common::{kubeconfig, Env};
 use serde_json::{json, Value};
 use std::os::unix::fs::FileExt;
@@ -482,25 +484,11 @@ fn volumes_backed_up_incrementally_and_restored_into_another_region() {
          merge_patch: {metadata: {annotations: {lifeboat.dev/moved: \"yes\"}}}\n",
     )
     .unwrap();
-    let def = lifeboat_tests::repo_root().join("infra/statemachine/restore.asl.json");
     let map = format!("{ns}={moved}");
-    let (code, execution) = run(
+    let (code, execution) = run_failover_with(
         &env,
+        &fleet,
         &[
-            "--json",
-            "failover",
-            "--from-region",
-            "us-east-1",
-            "--to-region",
-            "us-west-2",
-            "--cluster",
-            "dr",
-            "--source-cluster",
-            "primary",
-            "--fleet",
-            fleet.to_str().unwrap(),
-            "--definition",
-            def.to_str().unwrap(),
             "--namespace-map",
             &map,
             "--modifiers",

@@ -129,26 +129,34 @@ pub fn run_backup(env: &Env, input: &Path, fleet: &Path, replica: &str) -> (i32,
 /// `lifeboat --json failover` of primary (us-east-1) into dr (us-west-2)
 /// with the restore definition: exit code and execution.
 pub fn run_failover(env: &Env, fleet: &Path) -> (i32, Value) {
+    run_failover_with(env, fleet, &[])
+}
+
+/// `lifeboat --json failover` from us-east-1 to us-west-2, restoring
+/// primary's latest snapshot into dr, with `extra` arguments (maps,
+/// modifiers): exit code and execution.
+pub fn run_failover_with(env: &Env, fleet: &Path, extra: &[&str]) -> (i32, Value) {
     let def = lifeboat_tests::repo_root().join("infra/statemachine/restore.asl.json");
-    run(
-        env,
-        &[
-            "--json",
-            "failover",
-            "--from-region",
-            "us-east-1",
-            "--to-region",
-            "us-west-2",
-            "--cluster",
-            "dr",
-            "--source-cluster",
-            "primary",
-            "--fleet",
-            fleet.to_str().unwrap(),
-            "--definition",
-            def.to_str().unwrap(),
-        ],
-    )
+    let fleet = fleet.to_str().unwrap();
+    let def = def.to_str().unwrap();
+    let mut args = vec![
+        "--json",
+        "failover",
+        "--from-region",
+        "us-east-1",
+        "--to-region",
+        "us-west-2",
+        "--cluster",
+        "dr",
+        "--source-cluster",
+        "primary",
+        "--fleet",
+        fleet,
+        "--definition",
+        def,
+    ];
+    args.extend_from_slice(extra);
+    run(env, &args)
 }
 
 /// The Task states an execution entered, in order.

@@ -437,64 +437,10 @@ current-context: ctx-a
         );
     }
 
-    #[tokio::test]
-    async fn with_token_sends_the_token_as_a_bearer_token() {
-        // A one-request HTTP server on loopback that records the request head.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let (mut conn, _) = listener.accept().unwrap();
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = conn.read(&mut buf).unwrap();
-                if n == 0 {
-                    break;
-                }
-                head.extend_from_slice(&buf[..n]);
-            }
-            let body = r#"{"major":"1","minor":"36","gitVersion":"v1.36.0","gitCommit":"","gitTreeState":"","buildDate":"","goVersion":"","compiler":"","platform":""}"#;
-            write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .unwrap();
-            String::from_utf8_lossy(&head).to_lowercase()
-        });
-        let c = Cluster::with_token(&format!("http://127.0.0.1:{port}"), None, TOKEN.into(), "x")
-            .await
-            .unwrap();
-        let version = c.client.apiserver_version().await.unwrap();
-        assert_eq!(version.minor, "36");
-        let head = server.join().unwrap();
-        assert!(
-            head.contains(&format!("authorization: bearer {}", TOKEN.to_lowercase())),
-            "{head}"
-        );
-    }
-
-    /// Hands out `token-1`, `token-2`, ... each expiring `life` after it is made.
-    struct Counting {
-        n: std::sync::atomic::AtomicU32,
-        life: std::time::Duration,
-    }
-
-    #[async_trait::async_trait]
-    impl TokenSource for Counting {
-        async fn fetch(&self) -> Result<crate::ExpiringToken, KubeError> {
-            let n = self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            Ok(crate::ExpiringToken {
-                token: format!("token-{n}"),
-                expires_at: std::time::SystemTime::now() + self.life,
-            })
-        }
-    }
-
-    #[tokio::test]
-    async fn a_renewed_token_replaces_the_old_one_before_it_expires() {
-        // An HTTP server on loopback that answers every request (one per
-        // connection) and records each request's Authorization header.
+    /// An HTTP server on loopback answering every request (one per
+    /// connection) with an API server's version; returns its port and the
+    /// `Authorization` header of each request, lower-cased.
+    fn version_server() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -526,6 +472,41 @@ current-context: ctx-a
                 );
             }
         });
+        (port, seen)
+    }
+
+    #[tokio::test]
+    async fn with_token_sends_the_token_as_a_bearer_token() {
+        let (port, seen) = version_server();
+        let c = Cluster::with_token(&format!("http://127.0.0.1:{port}"), None, TOKEN.into(), "x")
+            .await
+            .unwrap();
+        let version = c.client.apiserver_version().await.unwrap();
+        assert_eq!(version.minor, "36");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen, [format!("bearer {}", TOKEN.to_lowercase())]);
+    }
+
+    /// Hands out `token-1`, `token-2`, ... each expiring `life` after it is made.
+    struct Counting {
+        n: std::sync::atomic::AtomicU32,
+        life: std::time::Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl TokenSource for Counting {
+        async fn fetch(&self) -> Result<crate::ExpiringToken, KubeError> {
+            let n = self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            Ok(crate::ExpiringToken {
+                token: format!("token-{n}"),
+                expires_at: std::time::SystemTime::now() + self.life,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_renewed_token_replaces_the_old_one_before_it_expires() {
+        let (port, seen) = version_server();
         // 31 s of life: renewed 30 s ahead, i.e. after about a second.
         let source = Arc::new(Counting {
             n: Default::default(),
