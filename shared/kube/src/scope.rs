@@ -196,15 +196,35 @@ impl Pattern {
 }
 
 fn globs(patterns: &[String], what: &str) -> Result<GlobSet, KubeError> {
+    glob_set(patterns).map_err(|bad| {
+        KubeError::InvalidInput(match bad.pattern {
+            Some(p) => format!("bad {what} pattern {p:?}: {}", bad.error),
+            None => format!("bad {what} patterns: {}", bad.error),
+        })
+    })
+}
+
+/// A glob that does not compile: the pattern (none: the set as a whole
+/// failed) and why. Callers word the message for their field.
+pub(crate) struct BadGlob<'a> {
+    pub(crate) pattern: Option<&'a str>,
+    pub(crate) error: globset::Error,
+}
+
+/// One matcher for all of `patterns` (the scope's namespace globs, a
+/// restore modifier's namespace and name globs).
+pub(crate) fn glob_set(patterns: &[String]) -> Result<GlobSet, BadGlob<'_>> {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
-        b.add(
-            Glob::new(p)
-                .map_err(|e| KubeError::InvalidInput(format!("bad {what} pattern {p:?}: {e}")))?,
-        );
+        b.add(Glob::new(p).map_err(|error| BadGlob {
+            pattern: Some(p),
+            error,
+        })?);
     }
-    b.build()
-        .map_err(|e| KubeError::InvalidInput(format!("bad {what} patterns: {e}")))
+    b.build().map_err(|error| BadGlob {
+        pattern: None,
+        error,
+    })
 }
 
 impl ScopeFilter {

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use serde_json::Value;
 
 use super::{MatchSpec, Source};
+use crate::scope::glob_set;
 
 #[derive(Debug, Clone)]
 pub(super) struct Selector {
@@ -60,10 +61,10 @@ fn globs(patterns: &[String], field: &str) -> Result<Option<GlobSet>, String> {
     if patterns.is_empty() {
         return Ok(None);
     }
-    let mut b = GlobSetBuilder::new();
-    for p in patterns {
-        let glob = Glob::new(p).map_err(|e| format!("{field}: {p:?} is not a glob: {e}"))?;
-        b.add(glob);
-    }
-    b.build().map(Some).map_err(|e| format!("{field}: {e}"))
+    glob_set(patterns)
+        .map(Some)
+        .map_err(|bad| match bad.pattern {
+            Some(p) => format!("{field}: {p:?} is not a glob: {}", bad.error),
+            None => format!("{field}: {}", bad.error),
+        })
 }
