@@ -13,14 +13,27 @@ pub async fn memory_repo(opts: InitOptions) -> Repository {
 
 /// [`memory_repo`] and its store, for tests that damage objects.
 pub async fn memory_repo_and_store(opts: InitOptions) -> (Arc<MemoryStore>, Repository) {
-    let cred = Credential::Passphrase("pw".into());
     let mem = Arc::new(MemoryStore::new());
-    let store: Arc<dyn ObjectStore> = mem.clone();
+    let repo = repo_on(mem.clone(), opts).await;
+    (mem, repo)
+}
+
+/// A new repository on `store` (a metered or tampered one), with
+/// passphrase `pw` and cheap key derivation; `opts` gives everything else.
+pub async fn repo_on(store: Arc<dyn ObjectStore>, opts: InitOptions) -> Repository {
+    let cred = Credential::Passphrase("pw".into());
     let opts = InitOptions {
         kdf: Some(KdfParams::weak_for_tests(&cred).unwrap()),
         ..opts
     };
-    (mem, Repository::init(store, &cred, opts).await.unwrap())
+    Repository::init(store, &cred, opts).await.unwrap()
+}
+
+/// `len` incompressible bytes, the same for the same `seed`.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut data = vec![0u8; len];
+    crate::sample_data::Rng::new(seed).fill(&mut data);
+    data
 }
 
 /// Store every indexed blob a second time, in one new pack under an index

@@ -6,24 +6,14 @@
 
 use super::*;
 use crate::backup::{backup, BackupOptions, ParentChoice};
-use lifeboat_repo::{Credential, InitOptions, KdfParams};
-use lifeboat_store::{MemoryStore, ObjectStore};
+use lifeboat_repo::InitOptions;
+use lifeboat_store::ObjectStore;
 use std::fs;
 use std::os::unix::fs::{symlink, FileTypeExt, PermissionsExt};
 use std::path::Path;
 
-async fn repo_on(store: Arc<MemoryStore>) -> Repository {
-    let cred = Credential::Passphrase("pw".into());
-    let opts = InitOptions {
-        kdf: Some(KdfParams::weak_for_tests(&cred).unwrap()),
-        ..InitOptions::default()
-    };
-    let store: Arc<dyn ObjectStore> = store;
-    Repository::init(store, &cred, opts).await.unwrap()
-}
-
 async fn repo() -> Repository {
-    repo_on(Arc::new(MemoryStore::new())).await
+    crate::testing::memory_repo(InitOptions::default()).await
 }
 
 async fn snapshot_of(repo: &Repository, path: &Path) -> Id {
@@ -271,21 +261,12 @@ async fn device_nodes_are_skipped_unless_asked_for() {
 
 #[tokio::test]
 async fn a_failed_file_leaves_the_old_one_and_names_the_file_and_the_pack() {
-    let store = Arc::new(MemoryStore::new());
-    let repo = repo_on(store.clone()).await;
+    let (store, repo) = crate::testing::memory_repo_and_store(InitOptions::default()).await;
     let src = tempfile::tempdir().unwrap();
     let s = src.path().join("src");
     fs::create_dir(&s).unwrap();
     // Incompressible, several content-defined chunks.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let data: Vec<u8> = (0..3_000_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let data = crate::testing::random_bytes(3_000_000, 11);
     fs::write(s.join("rand.bin"), &data).unwrap();
     let id = snapshot_of(&repo, &s).await;
 

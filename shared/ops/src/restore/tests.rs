@@ -33,6 +33,18 @@ async fn backed_up(repo: &Repository) -> (tempfile::TempDir, Id) {
     (dir, out.snapshot_id)
 }
 
+/// Restore `subtree` of snapshot `id` onto `target`, verified.
+async fn restore_to(repo: &Repository, id: &Id, target: &Path, subtree: &str) -> RestoreSummary {
+    restore(
+        repo,
+        id,
+        &opts(target, subtree),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap()
+}
+
 fn opts(target: &Path, subtree: &str) -> RestoreOptions {
     RestoreOptions {
         target: target.to_path_buf(),
@@ -49,14 +61,7 @@ async fn a_directorys_contents_go_into_the_target_with_its_metadata_and_verify()
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("mnt");
     fs::create_dir_all(&target).unwrap();
-    let s = restore(
-        &repo,
-        &id,
-        &opts(&target, "vol"),
-        Arc::new(Progress::default()),
-    )
-    .await
-    .unwrap();
+    let s = restore_to(&repo, &id, &target, "vol").await;
     assert!(
         crate::compare::compare_trees(&src.path().join("vol"), &target)
             .unwrap()
@@ -76,14 +81,7 @@ async fn a_files_data_goes_onto_the_target_itself() {
     let (src, id) = backed_up(&repo).await;
     let out = tempfile::tempdir().unwrap();
     let device = out.path().join("device");
-    let s = restore(
-        &repo,
-        &id,
-        &opts(&device, "vol/disk.img"),
-        Arc::new(Progress::default()),
-    )
-    .await
-    .unwrap();
+    let s = restore_to(&repo, &id, &device, "vol/disk.img").await;
     assert_eq!(
         fs::read(&device).unwrap(),
         fs::read(src.path().join("vol/disk.img")).unwrap()
@@ -112,14 +110,7 @@ async fn verification_names_what_differs() {
         .clone();
     let out = tempfile::tempdir().unwrap();
     let device = out.path().join("device");
-    restore(
-        &repo,
-        &id,
-        &opts(&device, "vol/disk.img"),
-        Arc::new(Progress::default()),
-    )
-    .await
-    .unwrap();
+    restore_to(&repo, &id, &device, "vol/disk.img").await;
     // Damage a chunk, and write into a hole.
     let f = OpenOptions::new().write(true).open(&device).unwrap();
     f.write_all_at(&[2u8], (3 << 20) + 10).unwrap();
@@ -169,9 +160,7 @@ async fn a_damaged_copy_of_a_blob_stored_twice_is_read_from_the_other() {
     let dir = tempfile::tempdir().unwrap();
     let vol = dir.path().join("vol");
     fs::create_dir_all(&vol).unwrap();
-    let mut rng = crate::sample_data::Rng::new(7);
-    let mut data = vec![0u8; 3 << 20];
-    rng.fill(&mut data);
+    let data = crate::testing::random_bytes(3 << 20, 7);
     fs::write(vol.join("data.bin"), &data).unwrap();
     let backup_opts = BackupOptions {
         paths: vec![vol.clone()],
@@ -211,14 +200,7 @@ async fn a_damaged_copy_of_a_blob_stored_twice_is_read_from_the_other() {
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("mnt");
     fs::create_dir_all(&target).unwrap();
-    let s = restore(
-        &repo,
-        &id,
-        &opts(&target, "vol"),
-        Arc::new(Progress::default()),
-    )
-    .await
-    .unwrap();
+    let s = restore_to(&repo, &id, &target, "vol").await;
     assert!(s.verification.unwrap().matched());
     assert_eq!(fs::read(target.join("data.bin")).unwrap(), data);
 }
@@ -228,27 +210,13 @@ async fn a_damaged_copy_of_a_blob_stored_twice_is_read_from_the_other() {
 /// makes a few ranged reads, not one per chunk, and the data is exact.
 #[tokio::test]
 async fn back_to_back_chunks_are_read_in_one_request() {
-    use lifeboat_repo::{Credential, KdfParams};
     use lifeboat_store::{MemoryStore, MeteredStore};
-    let cred = Credential::Passphrase("pw".into());
     let (store, meter) = MeteredStore::wrap(Arc::new(MemoryStore::new()));
-    let init = InitOptions {
-        kdf: Some(KdfParams::weak_for_tests(&cred).unwrap()),
-        ..InitOptions::default()
-    };
-    let repo = Repository::init(store, &cred, init).await.unwrap();
+    let repo = crate::testing::repo_on(store, InitOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let vol = dir.path().join("vol");
     fs::create_dir_all(&vol).unwrap();
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let data: Vec<u8> = (0..4 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let data = crate::testing::random_bytes(4 << 20, 11);
     fs::write(vol.join("disk.img"), &data).unwrap();
     let to_back_up = BackupOptions {
         paths: vec![vol],
@@ -263,14 +231,7 @@ async fn back_to_back_chunks_are_read_in_one_request() {
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("mnt");
     fs::create_dir_all(&target).unwrap();
-    restore(
-        &repo,
-        &id,
-        &opts(&target, "vol"),
-        Arc::new(Progress::default()),
-    )
-    .await
-    .unwrap();
+    restore_to(&repo, &id, &target, "vol").await;
     let reads = meter.usage().requests.get_range - before;
     assert_eq!(fs::read(target.join("disk.img")).unwrap(), data);
     // 64 chunks; the trees are a read or two more.
