@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{kubeconfig, Env};
+use common::{fixture, kubeconfig, Env};
 use lifeboat_kube::{api, Cluster, ResourceType};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -18,22 +18,6 @@ use std::sync::Mutex;
 static CLUSTERS: Mutex<()> = Mutex::new(());
 
 const FIXTURE_NAMESPACES: &str = "shop,payments,analytics,platform";
-
-fn fixture(script: &str, cluster: &str) {
-    let path = lifeboat_tests::repo_root()
-        .join("tests/fixtures/cluster-app")
-        .join(script);
-    let out = Command::new(&path)
-        .arg(kubeconfig(cluster))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script} {cluster} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn kubectl(cluster: &str, args: &[&str]) -> String {
     let out = Command::new(lifeboat_tests::repo_root().join("tests/substrate/clusters"))

@@ -18,16 +18,6 @@ const USER: &str = "lifeboat-exec-test";
 /// Seconds each token lives.
 const LIFETIME: u64 = 2;
 
-fn clusters_env() -> HashMap<String, String> {
-    let text =
-        std::fs::read_to_string(lifeboat_tests::substrate_dir().join("clusters.env")).unwrap();
-    text.lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 /// A kubeconfig for primary whose user is the exec plugin, or (with
 /// `token`) a fixed token.
 fn write_kubeconfig(path: &Path, vars: &HashMap<String, String>, user: &str) {
@@ -83,7 +73,7 @@ fn a_backup_outlives_several_short_lived_exec_credentials() {
     if common::skip_clusters() {
         return;
     }
-    let vars = clusters_env();
+    let vars = common::clusters_env();
     // What the plugin's user may do: read everything (a backup's needs).
     let rbac = format!(
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: {USER}}}\n\

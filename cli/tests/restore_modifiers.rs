@@ -10,22 +10,8 @@ mod common;
 use common::workflow::kubectl;
 use common::{kubeconfig, Env};
 use serde_json::Value;
-use std::process::Command;
 
 const SOURCE_NAMESPACES: &str = "shop,payments";
-
-fn apply_fixture() {
-    let script = lifeboat_tests::repo_root().join("tests/fixtures/cluster-app/apply");
-    let out = Command::new(script)
-        .arg(kubeconfig("primary"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "fixture apply failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn namespace_exists(name: &str) -> bool {
     kubectl("primary", &["get", "namespace", name, "-o", "name"], None).0
@@ -98,7 +84,7 @@ fn modifiers_and_class_map_change_objects_and_the_report_says_what() {
     if common::skip_clusters() {
         return;
     }
-    apply_fixture();
+    common::fixture("apply", "primary");
     let targets = ["shop-mod", "payments-mod"];
     delete_namespaces(&targets, true);
     let env = Env::new();

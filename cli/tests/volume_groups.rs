@@ -27,12 +27,8 @@ use std::time::{Duration, Instant};
 static GROUP_CLASS: Mutex<()> = Mutex::new(());
 
 fn csi_dir(cluster: &str) -> PathBuf {
-    let text = std::fs::read_to_string(lifeboat_tests::substrate_dir().join("clusters.env"))
-        .expect("the clusters are not running: start them with tests/substrate/clusters up");
     let key = format!("CSI_DIR_{}", cluster.to_ascii_uppercase());
-    let env = lifeboat_tests::parse_env(&text);
-    let dir = env.iter().find(|(k, _)| *k == key).unwrap().1.clone();
-    PathBuf::from(dir.trim_matches('"'))
+    PathBuf::from(&common::clusters_env()[&key])
 }
 
 /// A namespace with claims: `(name, storage class, mode, labels)`.

@@ -31,25 +31,6 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// `tests/substrate/clusters`' environment file.
-fn clusters_env() -> Vec<(String, String)> {
-    let path = lifeboat_tests::substrate_dir().join("clusters.env");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "the clusters are not running: start them with tests/substrate/clusters up [{}: {e}]",
-            path.display()
-        )
-    });
-    lifeboat_tests::parse_env(&text)
-}
-
-fn env_value(env: &[(String, String)], key: &str) -> String {
-    env.iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.trim_matches('"').to_string())
-        .unwrap_or_default()
-}
-
 fn app(ns: &str) -> String {
     format!(
         r#"
@@ -210,14 +191,14 @@ fn volumes_backed_up_incrementally_and_restored_into_another_region() {
     if common::skip_clusters() {
         return;
     }
-    let cenv = clusters_env();
+    let cenv = common::clusters_env();
     assert_eq!(
-        env_value(&cenv, "CSI_EBS_PRIMARY"),
+        cenv.get("CSI_EBS_PRIMARY").map_or("", String::as_str),
         "1",
         "the ebs CSI driver is not running on primary: start moto (tests/substrate/aws up) before the clusters"
     );
-    let csi_primary = PathBuf::from(env_value(&cenv, "CSI_DIR_PRIMARY"));
-    let csi_dr = PathBuf::from(env_value(&cenv, "CSI_DIR_DR"));
+    let csi_primary = PathBuf::from(cenv["CSI_DIR_PRIMARY"].as_str());
+    let csi_dr = PathBuf::from(cenv["CSI_DIR_DR"].as_str());
 
     let mut env = Env::new();
     env.extra_env = lifeboat_tests::aws_env();
@@ -451,21 +432,23 @@ fn volumes_backed_up_incrementally_and_restored_into_another_region() {
         "{in_dr:?}"
     );
 
+    // Where a claim restored in dr keeps its data: <driver>/volumes/<handle>.
+    let in_dr = |driver: &str, ns: &str, claim: &str| {
+        csi_dr
+            .join(driver)
+            .join("volumes")
+            .join(bound_handle("dr", ns, claim))
+    };
     // The filesystem and block volumes, through restore Jobs.
-    let dr_files = csi_dr
-        .join("hostpath/volumes")
-        .join(bound_handle("dr", &ns, "files"));
+    let dr_files = in_dr("hostpath", &ns, "files");
     let differences = lifeboat_ops::compare::compare_trees(&files_dir, &dr_files).unwrap();
     assert!(differences.is_empty(), "{differences:#?}");
-    let dr_raw = csi_dr
-        .join("hostpath/volumes")
-        .join(bound_handle("dr", &ns, "raw"));
+    let dr_raw = in_dr("hostpath", &ns, "raw");
     assert!(
         std::fs::read(&raw_image).unwrap() == std::fs::read(&dr_raw).unwrap(),
         "the block volume differs in dr"
     );
-    let dr_handle = bound_handle("dr", &ns, "data");
-    let dr_image = csi_dr.join("ebs/volumes").join(&dr_handle);
+    let dr_image = in_dr("ebs", &ns, "data");
     let restored_bytes = std::fs::read(&dr_image).unwrap();
     assert_eq!(restored_bytes.len(), original.len());
     let differs: Vec<usize> = (0..original.len() / 4096)
@@ -506,14 +489,10 @@ fn volumes_backed_up_incrementally_and_restored_into_another_region() {
             .all(|r| r["matched"] == true && r["namespace"] == moved.as_str()),
         "{report:#}"
     );
-    let moved_files = csi_dr
-        .join("hostpath/volumes")
-        .join(bound_handle("dr", &moved, "files"));
+    let moved_files = in_dr("hostpath", &moved, "files");
     let differences = lifeboat_ops::compare::compare_trees(&files_dir, &moved_files).unwrap();
     assert!(differences.is_empty(), "{differences:#?}");
-    let moved_image = csi_dr
-        .join("ebs/volumes")
-        .join(bound_handle("dr", &moved, "data"));
+    let moved_image = in_dr("ebs", &moved, "data");
     assert!(
         std::fs::read(&moved_image).unwrap() == original,
         "the ebs volume differs in {moved}"

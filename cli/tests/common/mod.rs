@@ -5,6 +5,7 @@
 pub mod stores;
 pub mod workflow;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -162,4 +163,35 @@ pub fn kubeconfig(cluster: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// `tests/substrate/clusters`' environment file (`clusters.env`): kubeconfigs,
+/// CSI directories, the OIDC issuers, ...
+pub fn clusters_env() -> HashMap<String, String> {
+    let path = lifeboat_tests::substrate_dir().join("clusters.env");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the clusters are not running: start them with tests/substrate/clusters up [{}: {e}]",
+            path.display()
+        )
+    });
+    lifeboat_tests::parse_env(&text).into_iter().collect()
+}
+
+/// Run a script of the cluster-app fixture (`apply`, `delete`) on a test
+/// cluster; its output is the failure message.
+pub fn fixture(script: &str, cluster: &str) {
+    let path = lifeboat_tests::repo_root()
+        .join("tests/fixtures/cluster-app")
+        .join(script);
+    let out = Command::new(&path)
+        .arg(kubeconfig(cluster))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} {cluster} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
