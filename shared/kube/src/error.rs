@@ -63,21 +63,14 @@ impl KubeError {
                 message: auth_failure(&e),
             },
             // The client's middleware hands the auth layer's error up boxed.
-            kube::Error::Service(boxed)
-                if boxed.downcast_ref::<kube::client::AuthError>().is_some() =>
-            {
-                KubeError::Credentials {
+            kube::Error::Service(boxed) => match boxed.downcast::<kube::client::AuthError>() {
+                Ok(auth) => KubeError::Credentials {
                     cluster: server.to_string(),
-                    message: boxed
-                        .downcast_ref::<kube::client::AuthError>()
-                        .map(auth_failure)
-                        .unwrap_or_default(),
-                }
-            }
-            other => KubeError::Unreachable {
-                server: server.to_string(),
-                message: error_chain(&other),
+                    message: auth_failure(&auth),
+                },
+                Err(boxed) => unreachable(server, &kube::Error::Service(boxed)),
             },
+            other => unreachable(server, &other),
         }
     }
 
@@ -106,6 +99,13 @@ impl KubeError {
             KubeError::Api { reason, .. } => Some(reason),
             _ => None,
         }
+    }
+}
+
+fn unreachable(server: &str, e: &kube::Error) -> KubeError {
+    KubeError::Unreachable {
+        server: server.to_string(),
+        message: error_chain(e),
     }
 }
 
