@@ -128,11 +128,21 @@ pub fn prepare(
     ctx: &FixupContext,
 ) -> Result<Prepared, FixupError> {
     let object = identify(resource, obj);
-    let labels = obj
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .cloned();
-    let classes = storage_class_map::classes(obj);
+    let transform = ctx.transform;
+    // Read before the fix-ups change them, and only when something uses
+    // them: the labels rules select on, the classes a map may change.
+    let labels = if transform.modifiers.is_empty() {
+        None
+    } else {
+        obj.pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .cloned()
+    };
+    let classes = if transform.storage_class_map.is_empty() {
+        Vec::new()
+    } else {
+        storage_class_map::classes(obj)
+    };
     let fixup = apply_all(resource, obj, ctx, object.namespace.as_deref()).map_err(|e| {
         FixupError::Malformed {
             object: object.to_string(),
@@ -148,16 +158,18 @@ pub fn prepare(
             rules: Vec::new(),
         });
     }
-    let mut changes =
-        storage_class_map::describe_changes(&classes, &storage_class_map::classes(obj));
+    let mut changes = if classes.is_empty() {
+        Vec::new()
+    } else {
+        storage_class_map::describe_changes(&classes, &storage_class_map::classes(obj))
+    };
     let source = Source {
         resource,
         namespace: object.namespace.as_deref(),
         name: &object.name,
         labels: labels.as_ref(),
     };
-    let applied = ctx
-        .transform
+    let applied = transform
         .modifiers
         .apply(source, obj)
         .map_err(|f| FixupError::Modifier {
