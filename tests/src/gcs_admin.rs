@@ -26,11 +26,35 @@ pub fn emulator() -> Result<String, String> {
         .ok_or_else(|| "gcs.env has no STORAGE_EMULATOR_HOST".to_string())
 }
 
-/// One request to the emulator; the status and the (de-chunked) body.
+/// One request to the emulator; the status and the (de-chunked) body. A
+/// read (GET) whose connection fails is sent again, twice at most: the
+/// emulator sometimes resets a connection under load (seen in CI), and a
+/// read changes nothing.
 fn call(method: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    let base = emulator()?;
+    let attempts = if method == "GET" { 3 } else { 1 };
+    let mut last = String::new();
+    for _ in 0..attempts {
+        match call_once(method, path, body) {
+            Ok(answer) => return Ok(answer),
+            Err(CallError::Io(e)) => last = e,
+            Err(CallError::Answer(e)) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// Why a call failed: the connection (may pass), or the answer (will not).
+enum CallError {
+    Io(String),
+    Answer(String),
+}
+
+fn call_once(method: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), CallError> {
+    let base = emulator().map_err(CallError::Answer)?;
     let addr = base.trim_start_matches("http://");
-    let io = |e: std::io::Error| format!("{method} {path} on fake-gcs-server at {addr}: {e}");
+    let io = |e: std::io::Error| {
+        CallError::Io(format!("{method} {path} on fake-gcs-server at {addr}: {e}"))
+    };
     let mut conn = TcpStream::connect(addr).map_err(io)?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
@@ -44,17 +68,22 @@ fn call(method: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String>
     let split = answer
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("{method} {path}: no end of headers in the answer"))?;
+        .ok_or_else(|| {
+            CallError::Answer(format!("{method} {path}: no end of headers in the answer"))
+        })?;
     let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("{method} {path}: no status in the answer"))?;
+        .ok_or_else(|| CallError::Answer(format!("{method} {path}: no status in the answer")))?;
     let mut body = answer[split + 4..].to_vec();
     if head.contains("transfer-encoding: chunked") {
-        body = crate::fault_proxy::dechunk(&body)
-            .ok_or_else(|| format!("{method} {path}: a chunked body that does not parse"))?;
+        body = crate::fault_proxy::dechunk(&body).ok_or_else(|| {
+            CallError::Answer(format!(
+                "{method} {path}: a chunked body that does not parse"
+            ))
+        })?;
     }
     Ok((status, body))
 }
