@@ -65,6 +65,20 @@ fn names(cluster: &str, what: &str, ns: &str) -> Vec<String> {
     object_lines(&out).collect()
 }
 
+/// What of `whats` is still in `ns` once deletions have had up to 60 s to
+/// finish (a VolumeSnapshot waits for the snapshot controller's and the
+/// provisioner's finalizers after Lifeboat deletes it).
+fn left_after_deletion(cluster: &str, whats: &[&str], ns: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left: Vec<String> = whats.iter().flat_map(|w| names(cluster, w, ns)).collect();
+        if left.is_empty() || Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// Watches two namespaces while a workflow runs: everything seen in the
 /// application's, and the Jobs seen in Lifeboat's (to prove the watch saw
 /// the mover at work).
@@ -275,9 +289,15 @@ fn movers_leave_nothing_in_the_application_namespace_and_refuse_a_planted_job() 
     let dr_files = csi_dir("dr").join("hostpath/volumes").join(dr_handle);
     let differences = lifeboat_ops::compare::compare_trees(&files, &dr_files).unwrap();
     assert!(differences.is_empty(), "{differences:#?}");
-    for what in ["jobs", "secrets", "pvc", "volumesnapshots"] {
-        assert_eq!(names("dr", what, &lifeboat_ns), Vec::<String>::new());
-    }
+    // The staged snapshot, too, may wait a moment for its finalizers.
+    assert_eq!(
+        left_after_deletion(
+            "dr",
+            &["jobs", "secrets", "pvc", "volumesnapshots"],
+            &lifeboat_ns
+        ),
+        Vec::<String>::new()
+    );
 
     // 3. A Job planted under the next run's mover Job's name is refused.
     let run = format!("iso-planted-{pid}");
@@ -333,17 +353,7 @@ fn movers_leave_nothing_in_the_application_namespace_and_refuse_a_planted_job() 
     );
     // Deleted, though a snapshot may wait a moment for the provisioner to
     // drop its source-protection finalizer (the staging claim went first).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let left = loop {
-        let left: Vec<String> = ["pvc", "volumesnapshots"]
-            .iter()
-            .flat_map(|w| names("primary", w, &lifeboat_ns))
-            .collect();
-        if left.is_empty() || Instant::now() >= deadline {
-            break left;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let left = left_after_deletion("primary", &["pvc", "volumesnapshots"], &lifeboat_ns);
     assert!(
         left.is_empty(),
         "Lifeboat's own objects are cleaned up: {left:?}"
